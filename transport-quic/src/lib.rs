@@ -1,0 +1,2 @@
+//! QUIC transport for gen-paxos (work in progress).
+#![warn(missing_docs)]
