@@ -39,6 +39,10 @@ impl Ballot {
 
 impl fmt::Display for Ballot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:x}.{}", self.counter, self.incarnation.0, self.node.0)
+        write!(
+            f,
+            "{}.{:x}.{}",
+            self.counter, self.incarnation.0, self.node.0
+        )
     }
 }

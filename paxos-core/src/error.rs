@@ -12,6 +12,9 @@ pub enum Error {
     /// The voter set is empty.
     #[error("the voter set is empty")]
     NoVoters,
+    /// More voters than the protocol supports.
+    #[error("at most 64 voters are supported, got {0}")]
+    TooManyVoters(usize),
     /// A node id appears twice among the voters and observers.
     #[error("node {0} is listed twice among voters and observers")]
     DuplicateMember(NodeId),
@@ -47,6 +50,9 @@ pub enum Error {
     /// The lease was not joined on this node.
     #[error("lease {0} was not joined on this node")]
     UnknownLease(LeaseName),
+    /// A candidate priority above the maximum.
+    #[error("priority must be at most 3, got {0}")]
+    InvalidPriority(u8),
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,

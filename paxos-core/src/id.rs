@@ -45,7 +45,9 @@ impl LeaseName {
     pub fn new(name: impl AsRef<str>) -> Result<Self, crate::Error> {
         let name = name.as_ref();
         if name.is_empty() || name.len() > Self::MAX_LEN || name.chars().any(char::is_control) {
-            return Err(crate::Error::InvalidLeaseName(name.chars().take(64).collect()));
+            return Err(crate::Error::InvalidLeaseName(
+                name.chars().take(64).collect(),
+            ));
         }
         Ok(LeaseName(Arc::from(name)))
     }

@@ -1,14 +1,119 @@
+//! Deterministic, sans-IO PaxosLease: lease ownership per term for many named leases.
+//!
+//! `paxos-core` decides which node holds each named lease, following the corrected
+//! PaxosLease rules of the project's `PROTOCOL.md` (P1–P6, A1–A4, L1, T1–T4). It reads no
+//! clock, opens no socket and spawns no task: every input carries the node's local
+//! monotonic time, and everything the node wants done is pulled from it, in the style of
+//! `quinn-proto`. The `election` crate wraps it in a tokio runtime; tests and the
+//! simulator drive it by hand.
+//!
+//! # Driving a node by hand
+//!
+//! ```
+//! use std::time::Duration;
+//! use paxos_core::{Config, Event, Incarnation, LeaseName, Node, NodeId, Timestamp};
+//!
+//! // A one-voter cluster, so no network is needed: the node is its own majority.
+//! let mut config = Config::new(NodeId(1), vec![NodeId(1)]);
+//! config.set_lease_duration(Duration::from_secs(1));
+//! let start = Timestamp::ZERO;
+//! let mut node = Node::new(config, start, Incarnation(7), 0, 42)?;
+//! let lease = LeaseName::new("db-primary")?;
+//! node.join(start, lease.clone(), Some(0))?;
+//!
+//! // Nothing happens during the restart quarantine (A4); then the node elects itself.
+//! let mut now = start;
+//! let (token, deadline) = loop {
+//!     now = node.poll_timeout().expect("a candidate always has a timer");
+//!     node.handle_timeout(now);
+//!     assert!(node.poll_transmit().is_none(), "nobody else to talk to");
+//!     if let Some(Event::Elected { token, deadline, .. }) = node.poll_event() {
+//!         break (token, deadline);
+//!     }
+//! };
+//! assert!(now >= node.quarantine_until());
+//! assert!(node.is_master(now, &lease));
+//! assert_eq!(node.master(&lease).map(|m| m.token), Some(token));
+//! // Authority ends a safety margin before the lease deadline, one lease after Prepare.
+//! assert!(deadline < now + Duration::from_secs(1));
+//! # Ok::<(), paxos_core::Error>(())
+//! ```
 #![warn(missing_docs)]
+
+mod acceptor;
 mod ballot;
+mod config;
 mod error;
+mod event;
 mod id;
+mod lease;
+mod message;
+mod node;
+mod rng;
 mod time;
 
-pub use ballot::Ballot;
-pub use error::Error;
-pub use id::{Incarnation, LeaseName, NodeId, Owner};
+#[cfg(feature = "sim")]
+pub mod sim;
 
-/// Counters (placeholder).
-#[derive(Debug, Default, Clone)]
-pub struct Stats;
+pub use ballot::Ballot;
+pub use config::{Config, MAX_PRIORITY, MAX_VOTERS, Timing, acceptor_duration};
+pub use error::Error;
+pub use event::{Event, Master, SurrenderReason};
+pub use id::{Incarnation, LeaseName, NodeId, Owner};
+pub use message::{Envelope, LiveLease, Message, Transmit};
+pub use node::{Node, Stats};
+pub use rng::Rng;
 pub use time::Timestamp;
+
+/// Test-only switches that each break one rule of `PROTOCOL.md` ("Known ways to get it
+/// wrong"), so the simulator can prove that its checker finds the resulting violations.
+/// Only built with the non-default `unsafe-rules` feature; never use it in production.
+#[cfg(feature = "unsafe-rules")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnsafeRule {
+    /// Rule 1: the proposer's deadline starts when the prepare quorum arrives.
+    LateTimer,
+    /// Rule 2: a restarted acceptor answers at once (no quarantine).
+    NoQuarantine,
+    /// Rule 3: count responses instead of distinct acceptors.
+    CountDuplicates,
+    /// Rule 4: a release clears any lease of the same owner.
+    OwnerOnlyRelease,
+    /// Rule 5: a self-owned lease under another ballot counts as open.
+    StaleOwnerOpen,
+    /// Rule 6: the deadline is enforced by timer dispatch order, not checked in P4.
+    TimerOrder,
+    /// Real clock drift beyond the configured `rho` (a simulator setting).
+    ClockRate,
+    /// Rule 9: a restarted proposer reuses its incarnation and counter (a simulator setting).
+    ReuseBallot,
+}
+
+#[cfg(feature = "unsafe-rules")]
+impl UnsafeRule {
+    /// Every switch, with its command-line name.
+    pub const ALL: [(&'static str, UnsafeRule); 8] = [
+        ("late-timer", UnsafeRule::LateTimer),
+        ("no-quarantine", UnsafeRule::NoQuarantine),
+        ("count-duplicates", UnsafeRule::CountDuplicates),
+        ("owner-only-release", UnsafeRule::OwnerOnlyRelease),
+        ("stale-owner-open", UnsafeRule::StaleOwnerOpen),
+        ("timer-order", UnsafeRule::TimerOrder),
+        ("clock-rate", UnsafeRule::ClockRate),
+        ("reuse-ballot", UnsafeRule::ReuseBallot),
+    ];
+
+    /// Parses a command-line name such as `late-timer`.
+    pub fn from_name(name: &str) -> Option<UnsafeRule> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+    }
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("?", |(n, _)| n)
+    }
+}

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 /// paxos-core never reads a clock: every input carries a `Timestamp`. Timestamps of
 /// different nodes are not comparable. Arithmetic saturates and comparisons come before any
 /// subtraction, so nothing wraps (PROTOCOL.md "Timing").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Timestamp(u64);
 
 impl Timestamp {

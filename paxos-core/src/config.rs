@@ -1,0 +1,168 @@
+//! Node configuration and the timing derived from it (T2, T3).
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::id::NodeId;
+use crate::time::nanos;
+
+/// Highest candidate priority; see [`Config::priority_step`].
+pub const MAX_PRIORITY: u8 = 3;
+
+/// Most voters a cluster may have (promise and accept sets are bit sets).
+pub const MAX_VOTERS: usize = 64;
+
+/// How one node takes part in the cluster. Start from [`Config::new`] and change fields.
+///
+/// All nodes of a cluster must use the same `lease_duration` and `rho`: the acceptor
+/// exclusion and the quarantine are derived from them. (An `Accept` carries the proposer's
+/// lease duration and acceptors never exclude for less than it needs, as a defence.)
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This node.
+    pub node: NodeId,
+    /// The fixed voter set: every voter is an acceptor and a learner for every lease.
+    pub voters: Vec<NodeId>,
+    /// Learner-only nodes: they are told who is master but never vote or stand.
+    pub observers: Vec<NodeId>,
+    /// `D_P`: how long a lease lasts on the owner's clock, from the moment Prepare is sent.
+    pub lease_duration: Duration,
+    /// Maximum clock-rate error of any node: local clocks run at `[1 - rho, 1 + rho]` of
+    /// real time. Default 0.001 (0.1%).
+    pub rho: f64,
+    /// The owner stops acting (surrenders) this long before its lease deadline `d`.
+    pub surrender_margin: Duration,
+    /// Renewal starts when this fraction of the lease has elapsed. Default 1/3.
+    pub renew_fraction: f64,
+    /// Unanswered Prepare/Accept messages are re-sent this often within an attempt.
+    pub retransmit_interval: Duration,
+    /// Random spread added to attempts so candidates rarely collide; also the step between
+    /// candidate priorities.
+    pub jitter: Duration,
+    /// Most protocol messages in one batch to one peer.
+    pub max_batch: usize,
+    /// Test-only: deliberately break one protocol rule. See [`crate::UnsafeRule`].
+    #[cfg(feature = "unsafe-rules")]
+    pub unsafe_rule: Option<crate::UnsafeRule>,
+}
+
+impl Config {
+    /// Defaults for a node of the given voter set: lease 2 s, `rho` 0.1%, margin 5% of the
+    /// lease, renewal after a third, retransmit every 5% of the lease, jitter 0.1% of the
+    /// lease (at least 1 ms).
+    pub fn new(node: NodeId, voters: Vec<NodeId>) -> Self {
+        let mut config = Config {
+            node,
+            voters,
+            observers: Vec::new(),
+            lease_duration: Duration::from_secs(2),
+            rho: 0.001,
+            surrender_margin: Duration::ZERO,
+            renew_fraction: 1.0 / 3.0,
+            retransmit_interval: Duration::ZERO,
+            jitter: Duration::ZERO,
+            max_batch: 64,
+            #[cfg(feature = "unsafe-rules")]
+            unsafe_rule: None,
+        };
+        config.set_lease_duration(Duration::from_secs(2));
+        config
+    }
+
+    /// Sets the lease duration and the settings that scale with it (margin, retransmit
+    /// interval, jitter) to their defaults for that duration.
+    pub fn set_lease_duration(&mut self, lease: Duration) -> &mut Self {
+        self.lease_duration = lease;
+        self.surrender_margin = lease / 20;
+        self.retransmit_interval = (lease / 20).max(Duration::from_millis(1));
+        self.jitter = (lease / 1000).max(Duration::from_millis(1));
+        self
+    }
+
+    /// Checks the configuration and derives the protocol timing.
+    pub fn timing(&self) -> Result<Timing, Error> {
+        if self.voters.is_empty() {
+            return Err(Error::NoVoters);
+        }
+        if self.voters.len() > MAX_VOTERS {
+            return Err(Error::TooManyVoters(self.voters.len()));
+        }
+        let mut all: Vec<NodeId> = self.voters.iter().chain(&self.observers).copied().collect();
+        all.sort_unstable();
+        if let Some(w) = all.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::DuplicateMember(w[0]));
+        }
+        if !all.contains(&self.node) {
+            return Err(Error::SelfNotMember(self.node));
+        }
+        if !(self.rho.is_finite() && (0.0..1.0).contains(&self.rho)) {
+            return Err(Error::InvalidRho(self.rho));
+        }
+        let lease = self.lease_duration;
+        if lease < Duration::from_millis(1) || lease > Duration::from_secs(86_400) {
+            return Err(Error::InvalidLeaseDuration(lease));
+        }
+        if self.surrender_margin >= lease {
+            return Err(Error::InvalidMargin {
+                margin: self.surrender_margin,
+                lease,
+            });
+        }
+        if !(self.renew_fraction.is_finite()
+            && self.renew_fraction > 0.0
+            && self.renew_fraction < 1.0)
+        {
+            return Err(Error::InvalidRenewFraction(self.renew_fraction));
+        }
+        let renew_after = lease.mul_f64(self.renew_fraction);
+        if renew_after >= lease - self.surrender_margin {
+            return Err(Error::InvalidRenewFraction(self.renew_fraction));
+        }
+        if self.retransmit_interval.is_zero() {
+            return Err(Error::ZeroDuration("retransmit interval"));
+        }
+        if self.max_batch == 0 {
+            return Err(Error::ZeroDuration("max batch"));
+        }
+        let exclusion = acceptor_duration(lease, self.rho);
+        Ok(Timing {
+            lease,
+            exclusion,
+            // T3: Q >= D_P (1 + rho) / (1 - rho), the same bound as D_A.
+            quarantine: exclusion,
+            margin: self.surrender_margin,
+            renew_after,
+            retransmit: self.retransmit_interval,
+            jitter: self.jitter,
+            rho: self.rho,
+        })
+    }
+}
+
+/// T2: the shortest acceptor exclusion `D_A` with `D_P (1 + rho) <= D_A (1 - rho)`,
+/// rounded up to the next nanosecond (plus one, against floating-point rounding).
+pub fn acceptor_duration(lease: Duration, rho: f64) -> Duration {
+    let scaled = (nanos(lease) as f64) * (1.0 + rho) / (1.0 - rho);
+    Duration::from_nanos((scaled.ceil() as u64).saturating_add(1))
+}
+
+/// The protocol timing of a validated [`Config`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// `D_P`, the proposer's lease duration.
+    pub lease: Duration,
+    /// `D_A`, how long an acceptor excludes other owners after accepting (T2).
+    pub exclusion: Duration,
+    /// `Q`, how long a (re)started acceptor stays silent (T3).
+    pub quarantine: Duration,
+    /// How long before `d` the owner surrenders.
+    pub margin: Duration,
+    /// When renewal starts, after the lease's Prepare was sent.
+    pub renew_after: Duration,
+    /// Retransmission interval within an attempt.
+    pub retransmit: Duration,
+    /// Random spread and priority step.
+    pub jitter: Duration,
+    /// The clock-rate bound.
+    pub rho: f64,
+}

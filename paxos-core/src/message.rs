@@ -1,0 +1,101 @@
+//! Protocol messages and the batches that carry them.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ballot::Ballot;
+use crate::id::{LeaseName, NodeId};
+
+/// A lease an acceptor holds, as reported in a promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveLease {
+    /// The accepted ballot (which names the owner).
+    pub ballot: Ballot,
+    /// How much longer the acceptor excludes other owners, on its own clock.
+    pub remaining: Duration,
+}
+
+/// One PaxosLease message for one lease name.
+///
+/// The owner a ballot proposes is the ballot's own `(node, incarnation)`, so messages carry
+/// no separate owner field. Receivers check that `ballot.node` is the authenticated sender
+/// wherever a message speaks for its ballot's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// P1: proposer to acceptors.
+    Prepare {
+        /// The attempt's ballot.
+        ballot: Ballot,
+    },
+    /// A1: acceptor to proposer, with the acceptor's live lease if any.
+    Promise {
+        /// The ballot promised.
+        ballot: Ballot,
+        /// The live accepted lease (an expired one is reported as none).
+        lease: Option<LiveLease>,
+    },
+    /// P3: proposer to acceptors.
+    Accept {
+        /// The attempt's ballot.
+        ballot: Ballot,
+        /// The proposer's lease duration `D_P`, so an acceptor never excludes for too short.
+        lease_duration: Duration,
+    },
+    /// A2: acceptor to proposer.
+    Accepted {
+        /// The ballot accepted.
+        ballot: Ballot,
+    },
+    /// A1/A2 refusal, carrying what the acceptor has promised (T4: raise above it).
+    Reject {
+        /// The refused ballot.
+        ballot: Ballot,
+        /// The acceptor's promised ballot (or the live lease's, if higher).
+        promised: Ballot,
+    },
+    /// P4: the new owner tells learners; `remaining` is on the owner's clock.
+    Learn {
+        /// The active lease's ballot (its fencing token).
+        ballot: Ballot,
+        /// Time left until the owner's deadline `d`, when it was sent.
+        remaining: Duration,
+    },
+    /// P6: the owner gives the lease up.
+    Release {
+        /// The exact lease released.
+        ballot: Ballot,
+    },
+}
+
+impl Message {
+    /// A ballot of another proposer this message shows (not the replies to one's own).
+    pub(crate) fn ballot_heard(&self) -> Option<Ballot> {
+        match self {
+            Message::Prepare { ballot }
+            | Message::Accept { ballot, .. }
+            | Message::Learn { ballot, .. }
+            | Message::Release { ballot } => Some(*ballot),
+            Message::Promise { lease, .. } => lease.map(|l| l.ballot),
+            Message::Accepted { .. } | Message::Reject { .. } => None,
+        }
+    }
+}
+
+/// A message addressed to one lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The lease the message is about.
+    pub lease: LeaseName,
+    /// The message.
+    pub message: Message,
+}
+
+/// Messages for one peer, batched over any number of leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The addressee.
+    pub to: NodeId,
+    /// The batch, in the order the node produced it.
+    pub messages: Vec<Envelope>,
+}

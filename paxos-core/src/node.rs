@@ -1,0 +1,1073 @@
+//! The node: every lease's acceptor, proposer and learner, driven by inputs that carry `now`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::acceptor::Acceptor;
+use crate::ballot::Ballot;
+use crate::config::{Config, MAX_PRIORITY, Timing, acceptor_duration};
+use crate::error::Error;
+use crate::event::{Event, Master, SurrenderReason};
+use crate::id::{Incarnation, LeaseName, NodeId, Owner};
+use crate::lease::{Active, Attempt, LeaseState, Remote};
+use crate::message::{Envelope, LiveLease, Message, Transmit};
+use crate::rng::Rng;
+use crate::time::Timestamp;
+
+/// Counters of what a node did and dropped. Bad input from the network is counted here,
+/// never returned as an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Protocol messages handled (from peers and from itself).
+    pub messages_received: u64,
+    /// Protocol messages queued for peers.
+    pub messages_sent: u64,
+    /// Batches dropped because the sender is not a configured member.
+    pub dropped_unknown_sender: u64,
+    /// Messages dropped because their ballot names another node than the sender.
+    pub dropped_spoofed: u64,
+    /// Messages dropped as malformed (bad lease name, a voter message from an observer...).
+    pub dropped_invalid: u64,
+    /// Acceptor messages ignored during the restart quarantine (A4).
+    pub dropped_quarantined: u64,
+    /// Responses to attempts that are over (P5: ignored).
+    pub stale_responses: u64,
+    /// Attempts started (P1).
+    pub attempts: u64,
+    /// Times this node became master.
+    pub elections: u64,
+    /// Successful renewals.
+    pub renewals: u64,
+}
+
+/// Why an attempt ended without activating (P5).
+#[derive(Debug, Clone, Copy)]
+enum Abandon {
+    /// An acceptor reported a live lease this attempt may not override.
+    Blocked(Duration),
+    /// An acceptor had promised a higher ballot.
+    Rejected,
+    /// The attempt reached its deadline `d`.
+    TimedOut,
+}
+
+/// One gen-paxos node: acceptor and learner for every lease name, proposer for the leases it
+/// stands for.
+///
+/// Sans-IO: feed it messages ([`Node::handle_message`]), timeouts ([`Node::handle_timeout`])
+/// and commands ([`Node::join`], [`Node::resign`], [`Node::shutdown`]), each with the local
+/// monotonic time; then pull what it wants done: events first ([`Node::poll_event`]), then
+/// transmits ([`Node::poll_transmit`]), then the next wake-up ([`Node::poll_timeout`]).
+#[derive(Debug)]
+pub struct Node {
+    id: NodeId,
+    incarnation: Incarnation,
+    timing: Timing,
+    max_batch: usize,
+    #[cfg(feature = "unsafe-rules")]
+    unsafe_rule: Option<crate::UnsafeRule>,
+    /// Sorted voters; a voter's index is its bit in promise/accept sets.
+    voters: Vec<NodeId>,
+    /// Sorted voters and observers; a member's index is its outbox.
+    members: Vec<NodeId>,
+    is_voter: bool,
+    majority: usize,
+    counter: u64,
+    quarantine_until: Timestamp,
+    acceptors: HashMap<LeaseName, Acceptor>,
+    leases: Vec<LeaseState>,
+    by_name: HashMap<LeaseName, usize>,
+    timers: BinaryHeap<Reverse<(Timestamp, usize, u64)>>,
+    outbox: Vec<Vec<Envelope>>,
+    dirty: VecDeque<usize>,
+    local: VecDeque<Envelope>,
+    events: VecDeque<Event>,
+    rng: Rng,
+    stats: Stats,
+    shutting_down: bool,
+    /// Every acceptance by this node's acceptor, for the simulator's quorum check.
+    #[cfg(feature = "sim")]
+    accept_log: Vec<(LeaseName, Ballot)>,
+}
+
+impl Node {
+    /// Starts a node at local time `now`.
+    ///
+    /// `incarnation` must differ on every process start; `ballot_floor` should be the wall
+    /// clock in milliseconds since the Unix epoch, so fencing tokens keep increasing across
+    /// restarts (T4); `seed` drives the jitter. The node's acceptor stays silent until
+    /// `now + Q` (A4).
+    pub fn new(
+        config: Config,
+        now: Timestamp,
+        incarnation: Incarnation,
+        ballot_floor: u64,
+        seed: u64,
+    ) -> Result<Node, Error> {
+        let timing = config.timing()?;
+        let mut voters = config.voters.clone();
+        voters.sort_unstable();
+        let mut members: Vec<NodeId> = voters.iter().chain(&config.observers).copied().collect();
+        members.sort_unstable();
+        let is_voter = voters.binary_search(&config.node).is_ok();
+        let majority = voters.len() / 2 + 1;
+        #[cfg(feature = "unsafe-rules")]
+        let no_quarantine = config.unsafe_rule == Some(crate::UnsafeRule::NoQuarantine);
+        #[cfg(not(feature = "unsafe-rules"))]
+        let no_quarantine = false;
+        Ok(Node {
+            id: config.node,
+            incarnation,
+            timing,
+            max_batch: config.max_batch,
+            #[cfg(feature = "unsafe-rules")]
+            unsafe_rule: config.unsafe_rule,
+            outbox: vec![Vec::new(); members.len()],
+            voters,
+            members,
+            is_voter,
+            majority,
+            counter: ballot_floor,
+            quarantine_until: if no_quarantine {
+                now
+            } else {
+                now + timing.quarantine
+            },
+            acceptors: HashMap::new(),
+            leases: Vec::new(),
+            by_name: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: VecDeque::new(),
+            local: VecDeque::new(),
+            events: VecDeque::new(),
+            rng: Rng::new(seed ^ incarnation.0.rotate_left(17) ^ config.node.0),
+            stats: Stats::default(),
+            shutting_down: false,
+            #[cfg(feature = "sim")]
+            accept_log: Vec::new(),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// This process run's incarnation.
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
+    }
+
+    /// The owner identity of this process run.
+    pub fn owner(&self) -> Owner {
+        Owner {
+            node: self.id,
+            incarnation: self.incarnation,
+        }
+    }
+
+    /// The derived protocol timing.
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    /// The sorted voter set.
+    pub fn voters(&self) -> &[NodeId] {
+        &self.voters
+    }
+
+    /// Voters and observers, sorted.
+    pub fn members(&self) -> &[NodeId] {
+        &self.members
+    }
+
+    /// Whether this node votes (is an acceptor).
+    pub fn is_voter(&self) -> bool {
+        self.is_voter
+    }
+
+    /// Until when this node's acceptor stays silent after start (A4).
+    pub fn quarantine_until(&self) -> Timestamp {
+        self.quarantine_until
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Names of the leases joined on this node.
+    pub fn leases(&self) -> impl Iterator<Item = &LeaseName> {
+        self.leases.iter().map(|l| &l.name)
+    }
+
+    /// Raises the ballot counter to at least `floor` (T4). Call it with the wall clock in
+    /// milliseconds since the Unix epoch before each input: ballots then follow real time
+    /// even between nodes that never heard of each other's ballots, so fencing tokens keep
+    /// increasing across handovers whose quorums overlapped only in a restarted acceptor.
+    /// A wall clock that steps back only slows that growth; it is never used for deadlines.
+    pub fn raise_ballot_floor(&mut self, floor: u64) {
+        self.counter = self.counter.max(floor);
+    }
+
+    /// Joins the election for `lease`: as a candidate with `priority` (0 to 3, higher is
+    /// preferred: it waits less before trying for a free lease), or as a learner only with
+    /// `None`. Joining again changes the candidacy.
+    pub fn join(
+        &mut self,
+        now: Timestamp,
+        lease: LeaseName,
+        priority: Option<u8>,
+    ) -> Result<(), Error> {
+        if self.shutting_down {
+            return Err(Error::ShuttingDown);
+        }
+        if let Some(p) = priority {
+            if p > MAX_PRIORITY {
+                return Err(Error::InvalidPriority(p));
+            }
+            if !self.is_voter {
+                return Err(Error::ObserverCandidate(self.id));
+            }
+        }
+        let idx = match self.by_name.get(&lease) {
+            Some(&idx) => idx,
+            None => {
+                self.leases.push(LeaseState::new(lease.clone()));
+                self.by_name.insert(lease, self.leases.len() - 1);
+                self.leases.len() - 1
+            }
+        };
+        self.leases[idx].priority = priority;
+        if let Some(p) = priority {
+            let l = &self.leases[idx];
+            if l.active.is_none() && l.attempt.is_none() && l.master.is_none() {
+                let at = now.max(self.quarantine_until) + self.candidate_wait(p);
+                self.leases[idx].next_attempt = at;
+            }
+        }
+        self.schedule(idx);
+        self.tidy();
+        Ok(())
+    }
+
+    /// Resigns `lease`: stops acting (a `Surrendered` event with reason `Resigned`), then
+    /// releases it (P6) so another candidate takes over in a few message delays. This node
+    /// stays a candidate but holds off for one lease duration. Returns whether it was master.
+    pub fn resign(&mut self, now: Timestamp, lease: &LeaseName) -> Result<bool, Error> {
+        let idx = *self
+            .by_name
+            .get(lease)
+            .ok_or_else(|| Error::UnknownLease(lease.clone()))?;
+        let was_master = self.give_up(idx, SurrenderReason::Resigned);
+        if self.leases[idx].priority.is_some() {
+            self.leases[idx].next_attempt = now + self.timing.lease;
+        }
+        self.schedule(idx);
+        self.flush_local(now);
+        self.tidy();
+        Ok(was_master)
+    }
+
+    /// Shuts down: surrenders and releases every lease (reason `Shutdown`) and stands for
+    /// none again. The acceptor keeps answering until the node is dropped.
+    pub fn shutdown(&mut self, now: Timestamp) {
+        self.shutting_down = true;
+        for idx in 0..self.leases.len() {
+            self.give_up(idx, SurrenderReason::Shutdown);
+            self.leases[idx].priority = None;
+            self.leases[idx].next_attempt = Timestamp::MAX;
+            self.schedule(idx);
+        }
+        self.flush_local(now);
+        self.tidy();
+    }
+
+    /// Who is master of `lease` as this node sees it: itself (exact deadline), another node
+    /// (estimated expiry, L1), or `None`.
+    pub fn master(&self, lease: &LeaseName) -> Option<Master> {
+        let l = &self.leases[*self.by_name.get(lease)?];
+        if let Some(a) = &l.active {
+            return Some(self.own_master(a));
+        }
+        l.master.map(|m| Master {
+            node: m.owner.node,
+            token: m.ballot,
+            expires: m.expires.saturating_sub(self.timing.margin),
+            exact: false,
+        })
+    }
+
+    /// Whether this node holds `lease` with authority at `now` (before `d - margin`).
+    pub fn is_master(&self, now: Timestamp, lease: &LeaseName) -> bool {
+        self.by_name
+            .get(lease)
+            .and_then(|&idx| self.leases[idx].active)
+            .is_some_and(|a| now < a.surrender_at)
+    }
+
+    /// Handles a batch of messages from `from`, the authenticated sender.
+    pub fn handle_message(&mut self, now: Timestamp, from: NodeId, messages: Vec<Envelope>) {
+        if from == self.id || self.members.binary_search(&from).is_err() {
+            self.stats.dropped_unknown_sender += 1;
+            return;
+        }
+        for envelope in messages {
+            self.dispatch(now, from, envelope);
+        }
+        self.flush_local(now);
+        self.tidy();
+    }
+
+    /// Handles every timer due at `now`. Deadlines are checked against stored state, so a
+    /// late or early call is harmless (rule 6).
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        while let Some(&Reverse((at, idx, generation))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let lease = &mut self.leases[idx];
+            if lease.timer_gen != generation {
+                continue;
+            }
+            lease.scheduled = Timestamp::MAX;
+            self.tick(now, idx);
+            self.schedule(idx);
+        }
+        self.flush_local(now);
+        self.tidy();
+    }
+
+    /// The next local time at which [`Node::handle_timeout`] has work, if any.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Simulator only: the acceptances this node's acceptor made since the last call.
+    #[cfg(feature = "sim")]
+    pub fn take_accept_log(&mut self) -> Vec<(LeaseName, Ballot)> {
+        std::mem::take(&mut self.accept_log)
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next batch of messages to send to one peer.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let idx = self.dirty.pop_front()?;
+        let queue = &mut self.outbox[idx];
+        let messages = if queue.len() > self.max_batch {
+            let rest = queue.split_off(self.max_batch);
+            let batch = std::mem::replace(queue, rest);
+            self.dirty.push_back(idx);
+            batch
+        } else {
+            std::mem::take(queue)
+        };
+        Some(Transmit {
+            to: self.members[idx],
+            messages,
+        })
+    }
+
+    // ---- dispatch -------------------------------------------------------------------------
+
+    fn dispatch(&mut self, now: Timestamp, from: NodeId, envelope: Envelope) {
+        self.stats.messages_received += 1;
+        let Envelope { lease, message } = envelope;
+        if !lease.is_valid() {
+            self.stats.dropped_invalid += 1;
+            return;
+        }
+        if let Some(ballot) = message.ballot_heard() {
+            // T4, strengthened: never propose at or below a ballot seen anywhere.
+            self.counter = self.counter.max(ballot.counter);
+            if self.is_voter && !self.out_of_quarantine(now) && from == ballot.node {
+                self.acceptors
+                    .entry(lease.clone())
+                    .or_default()
+                    .observe_in_quarantine(ballot);
+            }
+        }
+        match message {
+            Message::Prepare { ballot } => {
+                if self.acceptor_may_answer(now, from, ballot) {
+                    let reply = self
+                        .acceptors
+                        .entry(lease.clone())
+                        .or_default()
+                        .handle_prepare(now, ballot);
+                    self.send(from, &lease, reply);
+                }
+            }
+            Message::Accept {
+                ballot,
+                lease_duration,
+            } => {
+                if self.acceptor_may_answer(now, from, ballot) {
+                    // Never exclude for less than the proposer's own lease needs (T2).
+                    let theirs = acceptor_duration(
+                        lease_duration.min(Duration::from_secs(86_400)),
+                        self.timing.rho,
+                    );
+                    let exclusion = self.timing.exclusion.max(theirs);
+                    let reply = self
+                        .acceptors
+                        .entry(lease.clone())
+                        .or_default()
+                        .handle_accept(now, ballot, exclusion);
+                    #[cfg(feature = "sim")]
+                    if matches!(reply, Message::Accepted { .. }) {
+                        self.accept_log.push((lease.clone(), ballot));
+                    }
+                    self.send(from, &lease, reply);
+                }
+            }
+            Message::Release { ballot } => {
+                if ballot.node != from {
+                    self.stats.dropped_spoofed += 1;
+                    return;
+                }
+                if self.is_voter && self.out_of_quarantine(now) {
+                    let owner_only = self.unsafe_rule_is(UnsafeRuleKind::OwnerOnlyRelease);
+                    if let Some(acceptor) = self.acceptors.get_mut(&lease) {
+                        acceptor.handle_release(ballot, owner_only);
+                    }
+                }
+                if let Some(&idx) = self.by_name.get(&lease) {
+                    self.learn_release(now, idx, ballot);
+                    self.schedule(idx);
+                }
+            }
+            Message::Learn { ballot, remaining } => {
+                if ballot.node != from {
+                    self.stats.dropped_spoofed += 1;
+                    return;
+                }
+                if let Some(&idx) = self.by_name.get(&lease) {
+                    self.learn(now, idx, ballot, remaining);
+                    self.schedule(idx);
+                }
+            }
+            Message::Promise {
+                ballot,
+                lease: live,
+            } => {
+                if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
+                    self.on_promise(now, idx, voter, ballot, live);
+                    self.schedule(idx);
+                }
+            }
+            Message::Accepted { ballot } => {
+                if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
+                    self.on_accepted(now, idx, voter, ballot);
+                    self.schedule(idx);
+                }
+            }
+            Message::Reject { ballot, promised } => {
+                // T4: never propose at or below a ballot seen in a rejection again.
+                self.counter = self.counter.max(promised.counter);
+                if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
+                    let minority = self.voters.len() - self.majority;
+                    match self.leases[idx]
+                        .attempt
+                        .as_mut()
+                        .filter(|a| a.ballot == ballot)
+                    {
+                        Some(att) => {
+                            // One refusal counts as a lost reply; give up once no majority is left.
+                            att.refused |= 1 << voter;
+                            if att.refused.count_ones() as usize > minority {
+                                self.abandon(now, idx, Abandon::Rejected);
+                                self.schedule(idx);
+                            }
+                        }
+                        None => self.stats.stale_responses += 1,
+                    }
+                }
+            }
+        }
+    }
+
+    fn out_of_quarantine(&self, now: Timestamp) -> bool {
+        now >= self.quarantine_until
+    }
+
+    /// A1/A2 preconditions: this node votes, the ballot is the sender's own, and the
+    /// restart quarantine is over (A4).
+    fn acceptor_may_answer(&mut self, now: Timestamp, from: NodeId, ballot: Ballot) -> bool {
+        if !self.is_voter {
+            self.stats.dropped_invalid += 1;
+            false
+        } else if ballot.node != from {
+            self.stats.dropped_spoofed += 1;
+            false
+        } else if !self.out_of_quarantine(now) {
+            self.stats.dropped_quarantined += 1;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// The lease and voter index an acceptor's response is for, if it answers one of this
+    /// run's ballots from a voter.
+    fn response_target(
+        &mut self,
+        lease: &LeaseName,
+        from: NodeId,
+        ballot: Ballot,
+    ) -> Option<(usize, usize)> {
+        let Ok(voter) = self.voters.binary_search(&from) else {
+            self.stats.dropped_invalid += 1;
+            return None;
+        };
+        if ballot.owner() != self.owner() {
+            self.stats.stale_responses += 1;
+            return None;
+        }
+        match self.by_name.get(lease) {
+            Some(&idx) => Some((idx, voter)),
+            None => {
+                self.stats.stale_responses += 1;
+                None
+            }
+        }
+    }
+
+    // ---- proposer -------------------------------------------------------------------------
+
+    /// P1: a fresh ballot, `d := now + D_P` stored with the attempt, Prepare to all voters.
+    fn start_attempt(&mut self, now: Timestamp, idx: usize, renewal_base: Option<Ballot>) {
+        self.counter += 1;
+        let ballot = Ballot {
+            counter: self.counter,
+            incarnation: self.incarnation,
+            node: self.id,
+        };
+        self.stats.attempts += 1;
+        let lease = &mut self.leases[idx];
+        lease.attempt = Some(Attempt {
+            ballot,
+            deadline: now + self.timing.lease,
+            renewal_base,
+            accepting: false,
+            promised: 0,
+            accepted: 0,
+            refused: 0,
+            blocked_for: Duration::ZERO,
+            responses: 0,
+            started: now,
+            next_retransmit: now + self.timing.retransmit,
+        });
+        lease.next_attempt = Timestamp::MAX;
+        let name = lease.name.clone();
+        self.send_to_voters(&name, &Message::Prepare { ballot });
+    }
+
+    /// P2/P3.
+    fn on_promise(
+        &mut self,
+        now: Timestamp,
+        idx: usize,
+        voter: usize,
+        ballot: Ballot,
+        live: Option<LiveLease>,
+    ) {
+        let owner = self.owner();
+        let stale_owner_open = self.unsafe_rule_is(UnsafeRuleKind::StaleOwnerOpen);
+        let count_duplicates = self.unsafe_rule_is(UnsafeRuleKind::CountDuplicates);
+        let late_timer = self.unsafe_rule_is(UnsafeRuleKind::LateTimer);
+        let majority = self.majority;
+        let lease = &mut self.leases[idx];
+        let Some(att) = lease
+            .attempt
+            .as_mut()
+            .filter(|a| a.ballot == ballot && !a.accepting)
+        else {
+            self.stats.stale_responses += 1;
+            return;
+        };
+        if let Some(l) = live {
+            // P2: only "no live lease", or the exact lease this attempt renews, is open.
+            // A self-owned lease under another ballot blocks too (rule 5). A blocking
+            // promise is not counted, exactly as if it had been lost; the attempt ends once
+            // the refusals leave no majority.
+            let open = att.renewal_base == Some(l.ballot)
+                || (stale_owner_open && l.ballot.owner() == owner);
+            if !open {
+                att.refused |= 1 << voter;
+                att.blocked_for = att.blocked_for.max(l.remaining);
+                if att.refused.count_ones() as usize > self.voters.len() - majority {
+                    let wait = att.blocked_for;
+                    self.abandon(now, idx, Abandon::Blocked(wait));
+                }
+                return;
+            }
+        }
+        let count = if count_duplicates {
+            att.responses += 1;
+            att.responses
+        } else {
+            att.promised |= 1 << voter;
+            att.promised.count_ones() as usize
+        };
+        if count < majority {
+            return;
+        }
+        if late_timer {
+            // Unsafe rule 1: the deadline restarts when the quorum arrives.
+            att.deadline = now + self.timing.lease;
+        }
+        if now < att.deadline {
+            att.accepting = true;
+            att.responses = 0;
+            att.next_retransmit = now + self.timing.retransmit;
+            let name = lease.name.clone();
+            let accept = Message::Accept {
+                ballot,
+                lease_duration: self.timing.lease,
+            };
+            self.send_to_voters(&name, &accept);
+        } else {
+            self.abandon(now, idx, Abandon::TimedOut);
+        }
+    }
+
+    /// P4: a majority of distinct acceptors accepted and `now < d` (checked here, rule 6).
+    fn on_accepted(&mut self, now: Timestamp, idx: usize, voter: usize, ballot: Ballot) {
+        let count_duplicates = self.unsafe_rule_is(UnsafeRuleKind::CountDuplicates);
+        let timer_order = self.unsafe_rule_is(UnsafeRuleKind::TimerOrder);
+        let majority = self.majority;
+        let Some(att) = self.leases[idx]
+            .attempt
+            .as_mut()
+            .filter(|a| a.ballot == ballot && a.accepting)
+        else {
+            self.stats.stale_responses += 1;
+            return;
+        };
+        let count = if count_duplicates {
+            att.responses += 1;
+            att.responses
+        } else {
+            att.accepted |= 1 << voter;
+            att.accepted.count_ones() as usize
+        };
+        if count < majority {
+            return;
+        }
+        let surrender_at = att.deadline.saturating_sub(self.timing.margin);
+        // Unsafe rule 6 trusts the (late) timer to have ended the attempt.
+        if timer_order || (now < att.deadline && now < surrender_at) {
+            self.activate(now, idx);
+        } else {
+            self.abandon(now, idx, Abandon::TimedOut);
+        }
+    }
+
+    fn activate(&mut self, now: Timestamp, idx: usize) {
+        let Some(att) = self.leases[idx].attempt.take() else {
+            return;
+        };
+        let renew_at = att.started + self.timing.renew_after;
+        let active = Active {
+            ballot: att.ballot,
+            deadline: att.deadline,
+            surrender_at: att.deadline.saturating_sub(self.timing.margin),
+        };
+        if let Some(old) = self.leases[idx].active.filter(|a| now >= a.surrender_at) {
+            // The old lease lapsed while the timer had not run yet: say so before anything new.
+            self.leases[idx].active = None;
+            let name = self.leases[idx].name.clone();
+            self.surrender_event(&name, old.ballot, SurrenderReason::Expired);
+        }
+        let lease = &mut self.leases[idx];
+        let renewal =
+            matches!((&lease.active, att.renewal_base), (Some(a), Some(base)) if a.ballot == base);
+        lease.active = Some(active);
+        lease.master = None;
+        lease.next_attempt = renew_at;
+        let name = lease.name.clone();
+        if renewal {
+            self.stats.renewals += 1;
+            self.events.push_back(Event::Renewed {
+                lease: name.clone(),
+                token: active.ballot,
+                deadline: active.surrender_at,
+            });
+        } else {
+            self.stats.elections += 1;
+            self.events.push_back(Event::Elected {
+                lease: name.clone(),
+                token: active.ballot,
+                deadline: active.surrender_at,
+            });
+            self.events.push_back(Event::MasterChanged {
+                lease: name.clone(),
+                master: Some(self.own_master(&active)),
+            });
+        }
+        let learn = Message::Learn {
+            ballot: active.ballot,
+            remaining: active.deadline.saturating_duration_since(now),
+        };
+        self.send_to_members(&name, &learn, false);
+    }
+
+    /// P5: back to idle, with the next attempt scheduled. A failed renewal extends nothing.
+    fn abandon(&mut self, now: Timestamp, idx: usize, why: Abandon) {
+        let jitter = self.timing.jitter;
+        let retransmit = self.timing.retransmit;
+        let spread = self.rng.duration(jitter);
+        let wait = self.leases[idx]
+            .priority
+            .map(|p| self.candidate_wait(p))
+            .unwrap_or_default();
+        let not_before = self.leases[idx]
+            .master
+            .filter(|m| now < m.expires)
+            .map(|m| m.expires + self.timing.exclusion.saturating_sub(self.timing.lease) + wait);
+        let lease = &mut self.leases[idx];
+        let no_lease = lease.active.is_none();
+        if let Some(att) = lease
+            .attempt
+            .take()
+            .filter(|a| a.accepting && a.renewal_base.is_none() && no_lease)
+        {
+            // Some acceptors may hold this never-activated ballot and would exclude everyone
+            // (this node's fresh attempts too, rule 5) for D_A. Nobody acted under it, so
+            // release exactly it (A3). Never a renewal's ballot: an acceptor that accepted
+            // it no longer holds the active lease, and releasing it would end the active
+            // lease's exclusion there while the owner still acts.
+            let name = lease.name.clone();
+            self.send_to_members(&name, &Message::Release { ballot: att.ballot }, true);
+        }
+        let lease = &mut self.leases[idx];
+        lease.next_attempt = if lease.active.is_some() {
+            // Keep renewing until the surrender point; the old deadline stands.
+            match why {
+                Abandon::Blocked(_) => now + retransmit,
+                Abandon::Rejected | Abandon::TimedOut => now + jitter + spread,
+            }
+        } else {
+            match why {
+                // Try again just after the blocking acceptor's exclusion runs out.
+                Abandon::Blocked(remaining) => now + remaining + spread + wait,
+                // Someone with a higher ballot is trying: give it time to finish (its Learn
+                // reschedules us) rather than duelling with it.
+                Abandon::Rejected => now + jitter * 4 + self.rng.duration(retransmit) + wait,
+                Abandon::TimedOut => now + spread + wait,
+            }
+            // Never before a known master's lease is over (L1: the hint times attempts).
+            .max(not_before.unwrap_or(Timestamp::ZERO))
+        };
+    }
+
+    /// Surrenders (if active) and releases the active lease and any attempt (P6: the
+    /// `Surrendered` event is queued before the `Release` transmits).
+    fn give_up(&mut self, idx: usize, reason: SurrenderReason) -> bool {
+        let lease = &mut self.leases[idx];
+        let active = lease.active.take();
+        let attempt = lease.attempt.take();
+        let name = lease.name.clone();
+        if let Some(a) = &active {
+            self.surrender_event(&name, a.ballot, reason);
+        }
+        for ballot in active
+            .map(|a| a.ballot)
+            .into_iter()
+            .chain(attempt.map(|a| a.ballot))
+        {
+            self.send_to_members(&name, &Message::Release { ballot }, true);
+        }
+        active.is_some()
+    }
+
+    fn surrender_event(&mut self, name: &LeaseName, token: Ballot, reason: SurrenderReason) {
+        self.events.push_back(Event::Surrendered {
+            lease: name.clone(),
+            token,
+            reason,
+        });
+        self.events.push_back(Event::MasterChanged {
+            lease: name.clone(),
+            master: None,
+        });
+    }
+
+    /// Timer work for one lease, each deadline compared with stored state.
+    fn tick(&mut self, now: Timestamp, idx: usize) {
+        // Authority ends at d - margin whatever else is pending.
+        if let Some(a) = self.leases[idx].active.filter(|a| now >= a.surrender_at) {
+            self.leases[idx].active = None;
+            let name = self.leases[idx].name.clone();
+            self.surrender_event(&name, a.ballot, SurrenderReason::Expired);
+            if let Some(p) = self.leases[idx].priority {
+                // The acceptors exclude others (and this node's fresh attempts) until about
+                // D_A after they accepted; try again then.
+                let after =
+                    self.timing.margin + self.timing.exclusion.saturating_sub(self.timing.lease);
+                self.leases[idx].next_attempt = now + after + self.candidate_wait(p);
+            }
+        }
+        if self.leases[idx]
+            .attempt
+            .as_ref()
+            .is_some_and(|a| now >= a.deadline)
+        {
+            self.abandon(now, idx, Abandon::TimedOut);
+        }
+        let lease = &self.leases[idx];
+        if lease.attempt.is_none()
+            && lease.stands()
+            && now >= lease.next_attempt
+            && !self.shutting_down
+        {
+            let base = lease.active.map(|a| a.ballot);
+            self.start_attempt(now, idx, base);
+        }
+        if let Some(m) = self.leases[idx].master.filter(|m| now >= m.expires) {
+            let _ = m;
+            self.leases[idx].master = None;
+            let name = self.leases[idx].name.clone();
+            self.events.push_back(Event::MasterChanged {
+                lease: name,
+                master: None,
+            });
+        }
+        self.retransmit(now, idx);
+    }
+
+    /// Re-sends Prepare / Accept to the voters that have not answered this attempt yet.
+    fn retransmit(&mut self, now: Timestamp, idx: usize) {
+        let interval = self.timing.retransmit;
+        let Some(att) = self.leases[idx]
+            .attempt
+            .as_mut()
+            .filter(|a| now >= a.next_retransmit)
+        else {
+            return;
+        };
+        att.next_retransmit = now + interval;
+        let (answered, message) = if att.accepting {
+            (
+                att.accepted,
+                Message::Accept {
+                    ballot: att.ballot,
+                    lease_duration: self.timing.lease,
+                },
+            )
+        } else {
+            (att.promised, Message::Prepare { ballot: att.ballot })
+        };
+        let name = self.leases[idx].name.clone();
+        for (i, &voter) in self.voters.clone().iter().enumerate() {
+            if answered & (1 << i) == 0 {
+                self.send(voter, &name, message.clone());
+            }
+        }
+    }
+
+    // ---- learner --------------------------------------------------------------------------
+
+    /// L1: another node activated; remember it as a hint and plan the next attempt for
+    /// about when the acceptors' exclusion of it runs out.
+    fn learn(&mut self, now: Timestamp, idx: usize, ballot: Ballot, remaining: Duration) {
+        let owner = ballot.owner();
+        if owner == self.owner() {
+            return;
+        }
+        if let Some(a) = self.leases[idx].active {
+            if ballot > a.ballot {
+                // Another owner holds a newer lease: whatever this node believed, stop now.
+                self.leases[idx].active = None;
+                let name = self.leases[idx].name.clone();
+                self.surrender_event(&name, a.ballot, SurrenderReason::Lost);
+            } else {
+                self.stats.stale_responses += 1;
+                return;
+            }
+        }
+        let expires = now + remaining.min(self.timing.lease);
+        let lease = &self.leases[idx];
+        let (newer, changed) = match lease.master {
+            None => (true, true),
+            Some(m) => (ballot >= m.ballot || now >= m.expires, m.owner != owner),
+        };
+        if !newer {
+            self.stats.stale_responses += 1;
+            return;
+        }
+        self.leases[idx].master = Some(Remote {
+            owner,
+            ballot,
+            expires,
+        });
+        if changed {
+            let master = self.master(&self.leases[idx].name.clone());
+            self.events.push_back(Event::MasterChanged {
+                lease: self.leases[idx].name.clone(),
+                master,
+            });
+        }
+        if let Some(p) = self.leases[idx].priority {
+            // A fresh acquisition now would only be blocked, and its higher ballot would
+            // disturb the master's renewals: drop it (P5) and wait for the lease to end.
+            if self.leases[idx]
+                .attempt
+                .as_ref()
+                .is_some_and(|a| a.renewal_base.is_none())
+            {
+                self.leases[idx].attempt = None;
+            }
+            if self.leases[idx].attempt.is_none() {
+                let after = self.timing.exclusion.saturating_sub(self.timing.lease);
+                self.leases[idx].next_attempt = expires + after + self.candidate_wait(p);
+            }
+        }
+    }
+
+    /// A master released its lease: forget it and, if standing, try at once.
+    fn learn_release(&mut self, now: Timestamp, idx: usize, ballot: Ballot) {
+        let lease = &self.leases[idx];
+        let Some(m) = lease
+            .master
+            .filter(|m| m.owner == ballot.owner() && ballot >= m.ballot)
+        else {
+            return;
+        };
+        let _ = m;
+        self.leases[idx].master = None;
+        self.events.push_back(Event::MasterChanged {
+            lease: self.leases[idx].name.clone(),
+            master: None,
+        });
+        let lease = &self.leases[idx];
+        if let Some(p) = lease
+            .priority
+            .filter(|_| lease.attempt.is_none() && lease.active.is_none())
+        {
+            let at = now + self.candidate_wait(p);
+            self.leases[idx].next_attempt = at;
+        }
+    }
+
+    // ---- plumbing -------------------------------------------------------------------------
+
+    fn own_master(&self, a: &Active) -> Master {
+        Master {
+            node: self.id,
+            token: a.ballot,
+            expires: a.surrender_at,
+            exact: true,
+        }
+    }
+
+    /// How long a candidate of priority `p` waits before trying for a free lease: one jitter
+    /// step per priority level below the maximum, plus a random part.
+    fn candidate_wait(&mut self, p: u8) -> Duration {
+        let steps = u32::from(MAX_PRIORITY.saturating_sub(p));
+        self.timing.jitter * steps + self.rng.duration(self.timing.jitter)
+    }
+
+    fn send(&mut self, to: NodeId, lease: &LeaseName, message: Message) {
+        let envelope = Envelope {
+            lease: lease.clone(),
+            message,
+        };
+        if to == self.id {
+            self.local.push_back(envelope);
+            return;
+        }
+        let Ok(idx) = self.members.binary_search(&to) else {
+            return;
+        };
+        self.stats.messages_sent += 1;
+        if self.outbox[idx].is_empty() {
+            self.dirty.push_back(idx);
+        }
+        self.outbox[idx].push(envelope);
+    }
+
+    fn send_to_voters(&mut self, lease: &LeaseName, message: &Message) {
+        for i in 0..self.voters.len() {
+            self.send(self.voters[i], lease, message.clone());
+        }
+    }
+
+    fn send_to_members(&mut self, lease: &LeaseName, message: &Message, include_self: bool) {
+        for i in 0..self.members.len() {
+            let to = self.members[i];
+            if include_self || to != self.id {
+                self.send(to, lease, message.clone());
+            }
+        }
+    }
+
+    /// Handles messages this node sent itself, with the same `now` (one clock read per
+    /// handler, rule 7).
+    fn flush_local(&mut self, now: Timestamp) {
+        while let Some(envelope) = self.local.pop_front() {
+            self.dispatch(now, self.id, envelope);
+        }
+    }
+
+    /// Queues the lease's next wake-up if it changed.
+    fn schedule(&mut self, idx: usize) {
+        let lease = &mut self.leases[idx];
+        let at = lease.next_wakeup();
+        if at == lease.scheduled {
+            return;
+        }
+        lease.timer_gen += 1;
+        lease.scheduled = at;
+        if at != Timestamp::MAX {
+            self.timers.push(Reverse((at, idx, lease.timer_gen)));
+        }
+    }
+
+    /// Drops superseded timer entries from the top so `poll_timeout` is exact.
+    fn tidy(&mut self) {
+        while let Some(&Reverse((_, idx, generation))) = self.timers.peek() {
+            if self.leases[idx].timer_gen == generation {
+                break;
+            }
+            self.timers.pop();
+        }
+    }
+
+    #[cfg(feature = "unsafe-rules")]
+    fn unsafe_rule_is(&self, kind: UnsafeRuleKind) -> bool {
+        use crate::UnsafeRule as R;
+        matches!(
+            (self.unsafe_rule, kind),
+            (Some(R::LateTimer), UnsafeRuleKind::LateTimer)
+                | (Some(R::CountDuplicates), UnsafeRuleKind::CountDuplicates)
+                | (Some(R::OwnerOnlyRelease), UnsafeRuleKind::OwnerOnlyRelease)
+                | (Some(R::StaleOwnerOpen), UnsafeRuleKind::StaleOwnerOpen)
+                | (Some(R::TimerOrder), UnsafeRuleKind::TimerOrder)
+        )
+    }
+
+    #[cfg(not(feature = "unsafe-rules"))]
+    #[inline(always)]
+    fn unsafe_rule_is(&self, _kind: UnsafeRuleKind) -> bool {
+        false
+    }
+}
+
+/// The rules the core itself can weaken (compiled to constant `false` without the feature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UnsafeRuleKind {
+    LateTimer,
+    CountDuplicates,
+    OwnerOnlyRelease,
+    StaleOwnerOpen,
+    TimerOrder,
+}
