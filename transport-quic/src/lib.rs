@@ -1,2 +1,155 @@
-//! QUIC transport for gen-paxos (work in progress).
+//! The gen-paxos node-to-node transport: QUIC (quinn) with mutual TLS (rustls), and the
+//! rcgen tooling that makes the cluster's certificates.
+//!
+//! Nobody without a certificate from the cluster's CA gets a word in, and a peer's
+//! identity is its certificate, not what it claims: every message handed to the runtime
+//! carries the [`NodeId`](paxos_core::NodeId) bound in the sender's verified certificate.
+//! [`QuicTransport`] implements [`election::Transport`].
+//!
+//! ```no_run
+//! use election::{Delivery, Transport};
+//! use paxos_core::NodeId;
+//! use transport_quic::{ClusterCa, Config, QuicTransport};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Normally: `write_cluster_certs` once, then `Identity::load` / `CaCertificate::load`.
+//! let ca = ClusterCa::generate("example")?;
+//! let config = Config::new(
+//!     NodeId(1),
+//!     "127.0.0.1:7001".parse()?,
+//!     ca.issue_node(NodeId(1))?.identity()?,
+//!     ca.certificate(),
+//! )
+//! .with_peer(NodeId(2), "127.0.0.1:7002".parse()?);
+//! let transport = QuicTransport::<String>::bind(config)?;
+//! transport.send(NodeId(2), "hello".to_string(), Delivery::BestEffort);
+//! if let Some(incoming) = transport.recv().await {
+//!     println!("{} says {}", incoming.from, incoming.message);
+//! }
+//! transport.close().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! And the smallest thing that runs: certificates bind the identity.
+//!
+//! ```
+//! use paxos_core::NodeId;
+//! use transport_quic::{ClusterCa, PeerIdentity};
+//!
+//! let ca = ClusterCa::generate("example").unwrap();
+//! let node = ca.issue_node(NodeId(3)).unwrap().identity().unwrap();
+//! assert_eq!(node.peer_identity().unwrap(), PeerIdentity::Node(NodeId(3)));
+//! ```
+//!
+//! # Certificates
+//!
+//! [`ClusterCa`] creates the cluster CA and issues node certificates (identity URI
+//! `gen-paxos://node/<id>` plus DNS name `node-<id>.gen-paxos`, both server and client
+//! authentication) and client certificates (`gen-paxos://client`, client authentication
+//! only); see [`identity`]. [`write_cluster_certs`] writes a whole set to a directory with
+//! owner-only private keys and refuses to overwrite without `force`.
+//!
+//! # Authentication
+//!
+//! TLS 1.3 only, ring provider passed explicitly, ALPN [`tls::ALPN`], no resumption, no
+//! 0-RTT. An accepting node requires a client certificate that chains to the CA and binds
+//! a configured peer's id (or "client", if [`Settings::accept_clients`]); its own id and
+//! unknown ids are refused during the handshake. A dialling node requires the server's
+//! certificate to chain to the CA and bind the id it dialled. Refusals are logged at debug
+//! level and counted in [`Stats::rejected_handshakes`].
+//!
+//! # Wire format
+//!
+//! A frame is a version byte ([`codec::WIRE_VERSION`]) followed by the bincode 2 encoding
+//! of the message; frames are limited to [`Settings::max_frame_len`] (1 MiB by default).
+//!
+//! - [`Delivery::BestEffort`](election::Delivery::BestEffort) messages go as one QUIC
+//!   datagram each when the frame fits the connection's current maximum datagram size,
+//!   and otherwise on the stream below. Lease messages are small, latency-sensitive and
+//!   retransmitted by the protocol itself, so a datagram is the right fit: it is sent
+//!   at once, never retransmitted, never waits behind a lost packet of another message,
+//!   and a lost one costs nothing later. A stream would add retransmission of stale
+//!   lease messages and head-of-line blocking, which is exactly what a lease does not want.
+//! - [`Delivery::Reliable`](election::Delivery::Reliable) messages go on one long-lived
+//!   unidirectional stream per connection and direction, each frame preceded by its length
+//!   (4 bytes, big-endian). Reliable messages on one connection therefore arrive complete
+//!   and in order while it lives; if the connection is replaced, later ones take the new
+//!   connection.
+//!
+//! # Connections
+//!
+//! One quinn endpoint per node serves and dials. A peer is dialled lazily, on the first
+//! message for it, and the connection is reused for everything in both directions: a node
+//! that already has a connection its peer dialled sends on that one. If both dial at once
+//! (the two connections are established within [`Settings::connect_timeout`] of each
+//! other), both connections are kept and read from, and both ends send on the one dialled
+//! by the lower node id, so they converge. Otherwise the newer connection wins: a peer dials
+//! only when it has no live connection to us (it restarted, or its end died), so its new
+//! connection replaces both the older accepted one and an older one we dialled, which are
+//! closed. Failed dials are retried with capped exponential backoff and jitter
+//! ([`Settings::reconnect_backoff_min`] .. [`Settings::reconnect_backoff_max`]); dials
+//! and handshakes time out after [`Settings::connect_timeout`]. Keep-alive and idle
+//! timeout are settings; [`Settings::for_lease`] derives them from the lease duration.
+//!
+//! A node that crashes and restarts on the same address with the same key is noticed at
+//! once by peers still holding connections to its previous run: the QUIC stateless-reset
+//! key and connection-id key are derived from the node's private key, so the new run
+//! answers packets for old connections with a reset the peers trust, and they redial
+//! instead of waiting out the idle timeout.
+//!
+//! Nothing queues without bound: each peer has a send queue of
+//! [`Settings::send_queue_len`] messages that drops its oldest message when full
+//! ([`Stats::dropped_queue_full`]); received messages wait in a queue of
+//! [`Settings::recv_queue_len`] (datagrams are dropped when it is full, streams wait,
+//! which pushes back on that peer only); handshakes in progress, status clients, streams
+//! per connection and flow-control windows are bounded.
+//!
+//! # Bad input
+//!
+//! Garbage datagrams never get past quinn's packet parsing; failed handshakes are refused
+//! and counted. A frame from an authenticated node that does not decode (unknown version,
+//! bad encoding, trailing bytes) or is longer than the limit is dropped and counted
+//! ([`Stats::malformed_frames`], [`Stats::oversized_frames`]); an oversized stream frame
+//! is skipped without being buffered, so the stream stays usable.
+//!
+//! **The bad-frame rule:** a connection that delivers more than
+//! [`Settings::bad_frame_limit`] bad frames (default 16) within one
+//! [`Settings::bad_frame_window`] (default 10 s; windows are fixed, starting at the first
+//! bad frame) is closed with application error [`code::BAD_FRAMES`]
+//! ([`Stats::closed_for_bad_frames`]). The peer may reconnect; its certificate still
+//! admits it.
+//!
+//! # Status clients
+//!
+//! A tool holding `client.pem` can ask a node one question at a time with
+//! [`StatusClient`]; the runtime answers [`ClientRequest`]s taken from
+//! [`QuicTransport::client_requests`]. See [`client`].
+//!
+//! # Observability
+//!
+//! Each peer's driver runs in a `peer` span (fields `node`, `peer`), each connection in a
+//! `connection` span; [`QuicTransport::stats`] returns a [`Stats`] snapshot.
 #![warn(missing_docs)]
+
+pub mod certs;
+pub mod client;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod identity;
+mod peer;
+pub mod stats;
+pub mod tls;
+pub mod transport;
+
+pub use certs::{
+    CaCertificate, ClusterCa, Identity, IssuedCert, Validity, node_file_names, write_cluster_certs,
+};
+pub use client::{ClientRequest, ClientRequests, StatusClient};
+pub use codec::CodecError;
+pub use config::{Config, Settings};
+pub use error::{CertError, Error};
+pub use identity::PeerIdentity;
+pub use stats::Stats;
+pub use transport::{QuicTransport, code};

@@ -1,0 +1,196 @@
+//! What a node needs to start its transport, and the tunables.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use paxos_core::NodeId;
+
+use crate::certs::{CaCertificate, Identity};
+use crate::codec::{DEFAULT_MAX_FRAME_LEN, MAX_FRAME_LEN_CAP};
+use crate::error::Error;
+
+/// A node's transport configuration.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// This node's id; must be the id bound in `identity`'s certificate.
+    pub local_id: NodeId,
+    /// The UDP address to listen on (and dial from).
+    pub listen: SocketAddr,
+    /// The other nodes of the cluster and their addresses. Only these may connect as nodes;
+    /// an entry for `local_id` is ignored.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// This node's certificate and key.
+    pub identity: Identity,
+    /// The cluster CA certificate.
+    pub ca: CaCertificate,
+    /// Tunables.
+    pub settings: Settings,
+}
+
+impl Config {
+    /// A configuration with no peers and default [`Settings`].
+    pub fn new(
+        local_id: NodeId,
+        listen: SocketAddr,
+        identity: Identity,
+        ca: CaCertificate,
+    ) -> Self {
+        Config {
+            local_id,
+            listen,
+            peers: BTreeMap::new(),
+            identity,
+            ca,
+            settings: Settings::default(),
+        }
+    }
+
+    /// Adds (or moves) peer `id` at `addr`.
+    pub fn with_peer(mut self, id: NodeId, addr: SocketAddr) -> Self {
+        self.peers.insert(id, addr);
+        self
+    }
+
+    /// Replaces the settings.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+}
+
+/// Tunables of the transport. Start from [`Settings::default`] or
+/// [`Settings::for_lease`] and change fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Longest frame sent or accepted, version byte included (default 1 MiB, at most
+    /// [`MAX_FRAME_LEN_CAP`]).
+    pub max_frame_len: usize,
+    /// Messages queued per peer before the oldest is dropped (default 1024).
+    pub send_queue_len: usize,
+    /// Received messages waiting for [`election::Transport::recv`] (default 4096). When
+    /// full, datagrams are dropped (counted) and streams wait.
+    pub recv_queue_len: usize,
+    /// QUIC keep-alive interval; must be shorter than `idle_timeout` (default 1 s).
+    pub keep_alive_interval: Duration,
+    /// A connection silent for this long is closed (default 5 s).
+    pub idle_timeout: Duration,
+    /// The round-trip time assumed before one is measured (default 100 ms; 10 ms suits
+    /// loopback and a LAN). It sets the handshake's first retransmission timers.
+    pub initial_rtt: Duration,
+    /// How long a dial (or a status request) may take before it is abandoned
+    /// (default 2 s).
+    pub connect_timeout: Duration,
+    /// First delay before redialling a peer after a failed dial (default 20 ms).
+    pub reconnect_backoff_min: Duration,
+    /// Longest delay between redials; the delay doubles up to this, with jitter
+    /// (default 1 s).
+    pub reconnect_backoff_max: Duration,
+    /// An authenticated connection that sends more than this many bad frames
+    /// (malformed or oversized) within `bad_frame_window` is closed (default 16).
+    pub bad_frame_limit: u32,
+    /// The window of `bad_frame_limit` (default 10 s).
+    pub bad_frame_window: Duration,
+    /// Whether status clients (identity "client") may connect (default false).
+    pub accept_clients: bool,
+    /// Status-client connections served at once; more are closed (default 8).
+    pub max_client_connections: usize,
+    /// Status requests waiting to be answered before new ones are refused (default 16).
+    pub client_queue_len: usize,
+    /// Handshakes in progress at once; further connection attempts are refused
+    /// (default 64).
+    pub max_handshakes: usize,
+    /// How long [`election::Transport::close`] may spend flushing (default 500 ms).
+    pub close_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            send_queue_len: 1024,
+            recv_queue_len: 4096,
+            keep_alive_interval: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(5),
+            initial_rtt: Duration::from_millis(100),
+            connect_timeout: Duration::from_secs(2),
+            reconnect_backoff_min: Duration::from_millis(20),
+            reconnect_backoff_max: Duration::from_secs(1),
+            bad_frame_limit: 16,
+            bad_frame_window: Duration::from_secs(10),
+            accept_clients: false,
+            max_client_connections: 8,
+            client_queue_len: 16,
+            max_handshakes: 64,
+            close_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Settings {
+    /// Settings derived from the lease duration: the idle timeout is two leases (at least
+    /// 1 s, at most 60 s), keep-alives go every quarter of that, a dial may take one lease
+    /// (between 200 ms and 5 s), and redials back off to at most half a lease (at least
+    /// 100 ms).
+    ///
+    /// QUIC liveness is not the lease: a dead connection only costs reconnects, and the
+    /// lease protocol keeps its own clock discipline.
+    pub fn for_lease(lease: Duration) -> Settings {
+        let idle = (lease * 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        Settings {
+            idle_timeout: idle,
+            keep_alive_interval: idle / 4,
+            connect_timeout: lease.clamp(Duration::from_millis(200), Duration::from_secs(5)),
+            reconnect_backoff_max: (lease / 2).max(Duration::from_millis(100)),
+            ..Settings::default()
+        }
+    }
+
+    /// Checks that the values make sense together.
+    pub fn validate(&self) -> Result<(), Error> {
+        let fail = |msg: &str| Err(Error::InvalidSettings(msg.to_string()));
+        if self.max_frame_len < 16 || self.max_frame_len > MAX_FRAME_LEN_CAP {
+            return fail("max_frame_len must be between 16 bytes and 16 MiB");
+        }
+        if self.send_queue_len == 0 || self.recv_queue_len == 0 || self.client_queue_len == 0 {
+            return fail("queue lengths must be at least 1");
+        }
+        if self.idle_timeout.is_zero() || self.keep_alive_interval >= self.idle_timeout {
+            return fail("keep_alive_interval must be shorter than a non-zero idle_timeout");
+        }
+        if self.initial_rtt.is_zero() || self.connect_timeout.is_zero() {
+            return fail("initial_rtt and connect_timeout must be non-zero");
+        }
+        if self.reconnect_backoff_min.is_zero()
+            || self.reconnect_backoff_min > self.reconnect_backoff_max
+        {
+            return fail("reconnect backoff must satisfy 0 < min <= max");
+        }
+        if self.bad_frame_window.is_zero() {
+            return fail("bad_frame_window must be non-zero");
+        }
+        if self.max_handshakes == 0 {
+            return fail("max_handshakes must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_lease_derived_settings_are_valid() -> Result<(), Error> {
+        Settings::default().validate()?;
+        for ms in [1, 50, 2_000, 3_600_000] {
+            Settings::for_lease(Duration::from_millis(ms)).validate()?;
+        }
+        let mut bad = Settings::default();
+        bad.keep_alive_interval = bad.idle_timeout;
+        assert!(bad.validate().is_err());
+        Ok(())
+    }
+}

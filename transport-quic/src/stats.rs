@@ -1,0 +1,107 @@
+//! Counters of what the transport did, dropped and refused.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of the transport's counters, from [`crate::QuicTransport::stats`].
+/// Every counter only grows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Messages sent as QUIC datagrams.
+    pub sent_datagrams: u64,
+    /// Messages written to a stream.
+    pub sent_stream_frames: u64,
+    /// Messages received, decoded and handed to `recv`.
+    pub received: u64,
+    /// Messages dropped because a peer's send queue was full (the oldest goes).
+    pub dropped_queue_full: u64,
+    /// Messages addressed to a node that is not a configured peer.
+    pub dropped_unknown_peer: u64,
+    /// Messages that could not be encoded or exceeded the frame limit.
+    pub dropped_unencodable: u64,
+    /// Messages lost because their connection or stream failed while sending.
+    pub dropped_send_failed: u64,
+    /// Messages sent after `close`.
+    pub dropped_closed: u64,
+    /// Received datagrams dropped because the receive queue was full.
+    pub dropped_recv_full: u64,
+    /// Received frames that did not decode (bad version, bad encoding, trailing bytes).
+    pub malformed_frames: u64,
+    /// Received frames longer than the frame limit.
+    pub oversized_frames: u64,
+    /// Connections closed because they kept sending bad frames.
+    pub closed_for_bad_frames: u64,
+    /// Connection attempts refused: failed handshakes (no certificate, wrong CA, expired,
+    /// identity not in the cluster, ...), over-limit attempts, handshake timeouts.
+    pub rejected_handshakes: u64,
+    /// Connections this node dialled successfully.
+    pub connections_dialled: u64,
+    /// Node connections this node accepted.
+    pub connections_accepted: u64,
+    /// Dials that failed or timed out.
+    pub dial_failures: u64,
+    /// Status requests handed to the runtime.
+    pub client_requests: u64,
+    /// Status requests refused (nobody listening, queue full, bad request frame).
+    pub client_requests_refused: u64,
+}
+
+impl Stats {
+    /// All messages dropped on the sending side, whatever the reason.
+    pub fn dropped_sending(&self) -> u64 {
+        self.dropped_queue_full
+            + self.dropped_unknown_peer
+            + self.dropped_unencodable
+            + self.dropped_send_failed
+            + self.dropped_closed
+    }
+
+    /// All received frames dropped, whatever the reason.
+    pub fn dropped_receiving(&self) -> u64 {
+        self.dropped_recv_full + self.malformed_frames + self.oversized_frames
+    }
+}
+
+macro_rules! counters {
+    ($($field:ident),* $(,)?) => {
+        /// The live counters behind [`Stats`].
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters {
+            $(pub(crate) $field: AtomicU64,)*
+        }
+
+        impl Counters {
+            pub(crate) fn snapshot(&self) -> Stats {
+                Stats {
+                    $($field: self.$field.load(Ordering::Relaxed),)*
+                }
+            }
+        }
+    };
+}
+
+counters!(
+    sent_datagrams,
+    sent_stream_frames,
+    received,
+    dropped_queue_full,
+    dropped_unknown_peer,
+    dropped_unencodable,
+    dropped_send_failed,
+    dropped_closed,
+    dropped_recv_full,
+    malformed_frames,
+    oversized_frames,
+    closed_for_bad_frames,
+    rejected_handshakes,
+    connections_dialled,
+    connections_accepted,
+    dial_failures,
+    client_requests,
+    client_requests_refused,
+);
+
+/// Adds one to a counter.
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}

@@ -1,0 +1,213 @@
+//! Two nodes with valid certificates talk both ways; status clients get answers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Msg, node, recv_within, send_until_received, socket, stats_eventually};
+use election::{Delivery, Transport};
+use paxos_core::NodeId;
+use transport_quic::{ClusterCa, StatusClient};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_exchange_messages_both_ways_attributed_by_certificate() -> anyhow::Result<()> {
+    let ca = ClusterCa::generate("test")?;
+    let (s1, s2) = (socket()?, socket()?);
+    let (a1, a2) = (s1.local_addr()?, s2.local_addr()?);
+    let n1 = node(&ca, 1, s1, &[(2, a2)])?;
+    let n2 = node(&ca, 2, s2, &[(1, a1)])?;
+    assert_eq!(n1.local_id(), NodeId(1));
+
+    let got = send_until_received(&n1, 2, &n2, Msg::Ping(12), Delivery::BestEffort).await?;
+    assert_eq!((got.from, got.message), (NodeId(1), Msg::Ping(12)));
+    let got = send_until_received(&n2, 1, &n1, Msg::Ping(21), Delivery::BestEffort).await?;
+    assert_eq!((got.from, got.message), (NodeId(2), Msg::Ping(21)));
+
+    // Reliable messages arrive, in order, on the stream.
+    for i in 0..50 {
+        n1.send(NodeId(2), Msg::Ping(i), Delivery::Reliable);
+    }
+    for i in 0..50 {
+        let got = recv_within(&n2, Duration::from_secs(2)).await;
+        let got = got.ok_or_else(|| anyhow::anyhow!("reliable message {i} missing"))?;
+        assert_eq!((got.from, got.message), (NodeId(1), Msg::Ping(i)));
+    }
+    n2.send(NodeId(1), Msg::Ping(99), Delivery::Reliable);
+    let got = recv_within(&n1, Duration::from_secs(2)).await;
+    assert_eq!(
+        got.map(|g| (g.from, g.message)),
+        Some((NodeId(2), Msg::Ping(99)))
+    );
+
+    // A best-effort message too big for a datagram falls back to the stream.
+    let blob = Msg::Blob(vec![7; 8 * 1024]);
+    n1.send(NodeId(2), blob.clone(), Delivery::BestEffort);
+    let got = recv_within(&n2, Duration::from_secs(2)).await;
+    assert_eq!(got.map(|g| (g.from, g.message)), Some((NodeId(1), blob)));
+
+    let s1 = n1.stats();
+    assert!(s1.sent_datagrams >= 1, "{s1:?}");
+    assert!(s1.sent_stream_frames >= 51, "{s1:?}");
+    // One connection serves both directions: node 2 answered on the one node 1 dialled.
+    let s2 = n2.stats();
+    assert_eq!(
+        s1.connections_dialled + s2.connections_dialled,
+        1,
+        "{s1:?} {s2:?}"
+    );
+    assert_eq!(s2.connections_accepted, 1, "{s2:?}");
+    assert_eq!(
+        s2.malformed_frames + s2.oversized_frames + s2.rejected_handshakes,
+        0
+    );
+
+    // Unknown peers and over-limit messages are dropped and counted, never sent.
+    n1.send(NodeId(7), Msg::Ping(0), Delivery::Reliable);
+    n1.send(NodeId(2), Msg::Blob(vec![0; 2 << 20]), Delivery::Reliable);
+    let s1 = n1.stats();
+    assert_eq!((s1.dropped_unknown_peer, s1.dropped_unencodable), (1, 1));
+
+    n1.close().await;
+    n2.close().await;
+    assert!(n1.recv().await.is_none());
+    n1.send(NodeId(2), Msg::Ping(0), Delivery::Reliable);
+    assert_eq!(n1.stats().dropped_closed, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_dials_both_deliver() -> anyhow::Result<()> {
+    let ca = ClusterCa::generate("test")?;
+    let (s1, s2) = (socket()?, socket()?);
+    let (a1, a2) = (s1.local_addr()?, s2.local_addr()?);
+    let n1 = node(&ca, 1, s1, &[(2, a2)])?;
+    let n2 = node(&ca, 2, s2, &[(1, a1)])?;
+    // Both queue before either is connected: both dial at once.
+    n1.send(NodeId(2), Msg::Ping(1), Delivery::Reliable);
+    n2.send(NodeId(1), Msg::Ping(2), Delivery::Reliable);
+    let at2 = recv_within(&n2, Duration::from_secs(2)).await;
+    let at1 = recv_within(&n1, Duration::from_secs(2)).await;
+    assert_eq!(
+        at2.map(|g| (g.from, g.message)),
+        Some((NodeId(1), Msg::Ping(1)))
+    );
+    assert_eq!(
+        at1.map(|g| (g.from, g.message)),
+        Some((NodeId(2), Msg::Ping(2)))
+    );
+    // Whatever happened, at most one connection per direction, and traffic keeps flowing.
+    for i in 0..20 {
+        n1.send(NodeId(2), Msg::Ping(i), Delivery::Reliable);
+        n2.send(NodeId(1), Msg::Ping(i), Delivery::Reliable);
+    }
+    for i in 0..20 {
+        let a = recv_within(&n2, Duration::from_secs(2))
+            .await
+            .map(|g| g.message);
+        let b = recv_within(&n1, Duration::from_secs(2))
+            .await
+            .map(|g| g.message);
+        assert_eq!((a, b), (Some(Msg::Ping(i)), Some(Msg::Ping(i))));
+    }
+    let (x, y) = (n1.stats(), n2.stats());
+    assert!(
+        x.connections_dialled <= 1 && y.connections_dialled <= 1,
+        "{x:?} {y:?}"
+    );
+    n1.close().await;
+    n2.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_client_gets_one_answer_and_cannot_speak_the_protocol() -> anyhow::Result<()> {
+    let ca = ClusterCa::generate("test")?;
+    let s1 = socket()?;
+    let a1 = s1.local_addr()?;
+    let mut settings = common::settings();
+    settings.accept_clients = true;
+    let identity = ca.issue_node(NodeId(1))?.identity()?;
+    let n1 = common::node_with(
+        1,
+        identity,
+        ca.certificate(),
+        s1,
+        &[(2, "127.0.0.1:9".parse()?)],
+        settings.clone(),
+    )?;
+    let mut requests = n1
+        .client_requests()
+        .ok_or_else(|| anyhow::anyhow!("no requests"))?;
+    assert!(n1.client_requests().is_none(), "handed out twice");
+    let server = tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            match request.decode::<String>() {
+                Ok(question) => {
+                    let _ = request.respond(&format!("node 1 heard {question:?}"));
+                }
+                Err(_) => drop(request),
+            }
+        }
+    });
+
+    let client_identity = ca.issue_client()?.identity()?;
+    let client = StatusClient::connect(
+        a1,
+        NodeId(1),
+        &client_identity,
+        &ca.certificate(),
+        &settings,
+    )
+    .await?;
+    let answer: String = client.request(&"status?".to_string()).await?;
+    assert_eq!(answer, "node 1 heard \"status?\"");
+    // A question the node cannot decode is refused, and the client is told so.
+    assert!(client.request::<_, String>(&12345u64).await.is_err());
+    let answer: String = client.request(&"again".to_string()).await?;
+    assert_eq!(answer, "node 1 heard \"again\"");
+
+    // The client's identity is not a node: protocol frames from it are never delivered.
+    let (_endpoint, raw) = common::raw_connect(&client_identity, &ca.certificate(), a1, 1).await?;
+    let frame = transport_quic::codec::encode(&Msg::Ping(1), 1 << 20)?;
+    let _ = raw.send_datagram(frame.clone().into());
+    if let Ok(mut uni) = raw.open_uni().await {
+        let _ = uni.write_all(&common::stream_frame(&frame)).await;
+        let _ = uni.finish();
+    }
+    assert!(recv_within(&n1, Duration::from_millis(300)).await.is_none());
+    client.close().await;
+    assert_eq!(n1.stats().client_requests, 3);
+    n1.close().await;
+    server.await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_without_accept_clients_refuses_status_clients() -> anyhow::Result<()> {
+    let ca = ClusterCa::generate("test")?;
+    let s1 = socket()?;
+    let a1 = s1.local_addr()?;
+    let n1 = node(&ca, 1, s1, &[(2, "127.0.0.1:9".parse()?)])?;
+    let client_identity = ca.issue_client()?.identity()?;
+    let settings = common::settings();
+    // The refusal shows either at connect or at the first request (TLS 1.3 client auth).
+    let outcome = match StatusClient::connect(
+        a1,
+        NodeId(1),
+        &client_identity,
+        &ca.certificate(),
+        &settings,
+    )
+    .await
+    {
+        Ok(client) => client
+            .request::<_, String>(&"status?".to_string())
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(outcome.is_err());
+    stats_eventually(&n1, "a rejected handshake", |s| s.rejected_handshakes >= 1).await?;
+    n1.close().await;
+    Ok(())
+}
