@@ -53,10 +53,12 @@ impl Acceptor {
         now: Timestamp,
         ballot: Ballot,
         exclusion: Duration,
+        overwrite_live: bool,
     ) -> Message {
-        let other_owner_live = self
-            .live(now)
-            .is_some_and(|a| a.ballot.owner() != ballot.owner());
+        let other_owner_live = !overwrite_live
+            && self
+                .live(now)
+                .is_some_and(|a| a.ballot.owner() != ballot.owner());
         if !self.admits(ballot) || other_owner_live {
             return self.reject(ballot);
         }
@@ -129,7 +131,7 @@ mod tests {
         let mut a = Acceptor::default();
         assert!(a.is_blank());
         assert_eq!(
-            a.handle_accept(t(0), b(5, 1, 1), DA),
+            a.handle_accept(t(0), b(5, 1, 1), DA, false),
             Message::Accepted { ballot: b(5, 1, 1) }
         );
         match a.handle_prepare(t(100), b(6, 2, 1)) {
@@ -159,25 +161,25 @@ mod tests {
     #[test]
     fn accept_refuses_other_owner_while_live_but_allows_same_owner() {
         let mut a = Acceptor::default();
-        a.handle_accept(t(0), b(5, 1, 1), DA);
+        a.handle_accept(t(0), b(5, 1, 1), DA, false);
         // Another owner with a higher ballot is still excluded.
         assert!(matches!(
-            a.handle_accept(t(10), b(9, 2, 1), DA),
+            a.handle_accept(t(10), b(9, 2, 1), DA, false),
             Message::Reject { .. }
         ));
         // The same node in another incarnation is another owner.
         assert!(matches!(
-            a.handle_accept(t(10), b(9, 1, 2), DA),
+            a.handle_accept(t(10), b(9, 1, 2), DA, false),
             Message::Reject { .. }
         ));
         // The same owner renews.
         assert_eq!(
-            a.handle_accept(t(10), b(9, 1, 1), DA),
+            a.handle_accept(t(10), b(9, 1, 1), DA, false),
             Message::Accepted { ballot: b(9, 1, 1) }
         );
         // After the exclusion runs out another owner may take it.
         assert_eq!(
-            a.handle_accept(t(1012), b(10, 2, 1), DA),
+            a.handle_accept(t(1012), b(10, 2, 1), DA, false),
             Message::Accepted {
                 ballot: b(10, 2, 1)
             }
@@ -187,8 +189,8 @@ mod tests {
     #[test]
     fn release_clears_only_the_exact_lease() {
         let mut a = Acceptor::default();
-        a.handle_accept(t(0), b(5, 1, 1), DA);
-        a.handle_accept(t(1), b(6, 1, 1), DA);
+        a.handle_accept(t(0), b(5, 1, 1), DA, false);
+        a.handle_accept(t(1), b(6, 1, 1), DA, false);
         a.handle_release(b(5, 1, 1), false);
         assert!(matches!(
             a.handle_prepare(t(2), b(7, 2, 1)),

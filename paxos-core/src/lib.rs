@@ -72,7 +72,8 @@ pub use time::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum UnsafeRule {
-    /// Rule 1: the proposer's deadline starts when the prepare quorum arrives.
+    /// Rule 1: the proposer's deadline starts when the prepare quorum arrives. Applied to
+    /// the [`UnsafeRule::Baseline`] protocol, since gen-paxos's defences in depth mask it.
     LateTimer,
     /// Rule 2: a restarted acceptor answers at once (no quarantine).
     NoQuarantine,
@@ -80,20 +81,39 @@ pub enum UnsafeRule {
     CountDuplicates,
     /// Rule 4: a release clears any lease of the same owner.
     OwnerOnlyRelease,
-    /// Rule 5: a self-owned lease under another ballot counts as open.
+    /// Rule 5: a self-owned lease under another ballot counts as open. Applied to the
+    /// [`UnsafeRule::Baseline`] protocol, since gen-paxos's defences in depth mask it.
     StaleOwnerOpen,
     /// Rule 6: the deadline is enforced by timer dispatch order, not checked in P4.
     TimerOrder,
     /// Real clock drift beyond the configured `rho` (a simulator setting).
     ClockRate,
-    /// Rule 9: a restarted proposer reuses its incarnation and counter (a simulator setting).
+    /// Rule 9: a restarted proposer reuses its incarnation and counter, with no wall-clock
+    /// floor (a simulator setting).
     ReuseBallot,
+    /// Control, expected to stay safe: the corrected PaxosLease of the 2026 contract
+    /// without gen-paxos's three defences in depth: acceptors overwrite live leases of
+    /// other owners (A2 without its refusal), ballots follow the wall clock only from
+    /// process start, and abandoned attempts are not released. Shows that the violations
+    /// of `late-timer` and `stale-owner-open` come from the rule they name.
+    Baseline,
+}
+
+#[cfg(feature = "unsafe-rules")]
+impl UnsafeRule {
+    /// Whether this switch runs on the [`UnsafeRule::Baseline`] protocol.
+    pub fn on_baseline(self) -> bool {
+        matches!(
+            self,
+            UnsafeRule::Baseline | UnsafeRule::LateTimer | UnsafeRule::StaleOwnerOpen
+        )
+    }
 }
 
 #[cfg(feature = "unsafe-rules")]
 impl UnsafeRule {
     /// Every switch, with its command-line name.
-    pub const ALL: [(&'static str, UnsafeRule); 8] = [
+    pub const ALL: [(&'static str, UnsafeRule); 9] = [
         ("late-timer", UnsafeRule::LateTimer),
         ("no-quarantine", UnsafeRule::NoQuarantine),
         ("count-duplicates", UnsafeRule::CountDuplicates),
@@ -102,6 +122,7 @@ impl UnsafeRule {
         ("timer-order", UnsafeRule::TimerOrder),
         ("clock-rate", UnsafeRule::ClockRate),
         ("reuse-ballot", UnsafeRule::ReuseBallot),
+        ("baseline", UnsafeRule::Baseline),
     ];
 
     /// Parses a command-line name such as `late-timer`.

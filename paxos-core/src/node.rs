@@ -416,11 +416,12 @@ impl Node {
                         self.timing.rho,
                     );
                     let exclusion = self.timing.exclusion.max(theirs);
+                    let overwrite = self.unsafe_rule_is(UnsafeRuleKind::Baseline);
                     let reply = self
                         .acceptors
                         .entry(lease.clone())
                         .or_default()
-                        .handle_accept(now, ballot, exclusion);
+                        .handle_accept(now, ballot, exclusion, overwrite);
                     #[cfg(feature = "sim")]
                     if matches!(reply, Message::Accepted { .. }) {
                         self.accept_log.push((lease.clone(), ballot));
@@ -733,8 +734,9 @@ impl Node {
             .master
             .filter(|m| now < m.expires)
             .map(|m| m.expires + self.timing.exclusion.saturating_sub(self.timing.lease) + wait);
+        let baseline = self.unsafe_rule_is(UnsafeRuleKind::Baseline);
         let lease = &mut self.leases[idx];
-        let no_lease = lease.active.is_none();
+        let no_lease = lease.active.is_none() && !baseline;
         if let Some(att) = lease
             .attempt
             .take()
@@ -1052,7 +1054,7 @@ impl Node {
                 | (Some(R::OwnerOnlyRelease), UnsafeRuleKind::OwnerOnlyRelease)
                 | (Some(R::StaleOwnerOpen), UnsafeRuleKind::StaleOwnerOpen)
                 | (Some(R::TimerOrder), UnsafeRuleKind::TimerOrder)
-        )
+        ) || (self.unsafe_rule.is_some_and(R::on_baseline) && kind == UnsafeRuleKind::Baseline)
     }
 
     #[cfg(not(feature = "unsafe-rules"))]
@@ -1070,4 +1072,7 @@ enum UnsafeRuleKind {
     OwnerOnlyRelease,
     StaleOwnerOpen,
     TimerOrder,
+    /// The defences in depth are off (acceptors overwrite live leases; abandoned attempts
+    /// are not released).
+    Baseline,
 }

@@ -77,6 +77,17 @@ impl SimConfig {
         }
     }
 
+    fn on_baseline(&self) -> bool {
+        #[cfg(feature = "unsafe-rules")]
+        {
+            self.unsafe_rule.is_some_and(UnsafeRule::on_baseline)
+        }
+        #[cfg(not(feature = "unsafe-rules"))]
+        {
+            false
+        }
+    }
+
     fn unsafe_is(&self, _rule: &str) -> bool {
         #[cfg(feature = "unsafe-rules")]
         {
@@ -174,6 +185,8 @@ struct Host {
     timer_at: u64,
     /// This host's wall clock minus real time, in ms (NTP-grade: within 100 ms).
     wall_skew_ms: i64,
+    /// When it last sent a Prepare (real time): it is probably mid-attempt.
+    last_prepare: u64,
 }
 
 #[derive(Debug)]
@@ -300,6 +313,7 @@ impl<'a> Sim<'a> {
                     timer_gen: 0,
                     timer_at: u64::MAX,
                     wall_skew_ms: rng.below(201) as i64 - 100,
+                    last_prepare: 0,
                 }
             })
             .collect();
@@ -492,8 +506,13 @@ impl<'a> Sim<'a> {
     fn node_mut(&mut self, host: usize) -> Option<&mut Node> {
         let wall = (WALL_EPOCH_MS + self.now / 1_000_000)
             .saturating_add_signed(self.hosts[host].wall_skew_ms);
+        // The baseline protocol's ballots follow the wall clock only from process start
+        // (PROTOCOL.md T4 as written), and a naive restart reuses its ballots.
+        let naive = self.cfg.unsafe_is("reuse-ballot") || self.cfg.on_baseline();
         let node = self.hosts[host].node.as_mut()?;
-        node.raise_ballot_floor(wall);
+        if !naive {
+            node.raise_ballot_floor(wall);
+        }
         Some(node)
     }
 
@@ -699,6 +718,12 @@ impl<'a> Sim<'a> {
             }
         }
         let n = self.hosts.len();
+        if t.messages
+            .iter()
+            .any(|e| matches!(e.message, crate::message::Message::Prepare { .. }))
+        {
+            self.hosts[from].last_prepare = self.now;
+        }
         if self.cut[from * n + to] || self.rng.chance(self.loss) {
             return;
         }
@@ -810,9 +835,19 @@ impl<'a> Sim<'a> {
         let _ = n;
     }
 
-    /// The master of a random lease most of the time, else any node.
+    /// The master of a random lease most of the time, sometimes a node in the middle of an
+    /// attempt, else any node.
     fn pick_target(&mut self) -> usize {
         let n = self.hosts.len();
+        if self.rng.chance(0.3) {
+            let recent = self.now.saturating_sub(50_000_000);
+            let busy: Vec<usize> = (0..n)
+                .filter(|&h| self.hosts[h].last_prepare > recent)
+                .collect();
+            if !busy.is_empty() {
+                return busy[self.rng.below(busy.len() as u64) as usize];
+            }
+        }
         if self.rng.chance(0.6) {
             let lease = self.leases[self.rng.below(self.leases.len() as u64) as usize].clone();
             if let Some(h) = (0..n).find(|&h| self.checker.holds(self.now, h, &lease)) {
