@@ -6,7 +6,8 @@ use crate::error::Error;
 use crate::id::NodeId;
 use crate::time::nanos;
 
-/// Highest candidate priority; see [`Config::priority_step`].
+/// Highest candidate priority: each level below it waits one [`Config::jitter`] step longer
+/// before trying for a free lease.
 pub const MAX_PRIORITY: u8 = 3;
 
 /// Most voters a cluster may have (promise and accept sets are bit sets).

@@ -1046,15 +1046,28 @@ impl Node {
 
     #[cfg(feature = "unsafe-rules")]
     fn unsafe_rule_is(&self, kind: UnsafeRuleKind) -> bool {
-        use crate::UnsafeRule as R;
+        use crate::UnsafeRule as UnsafeRuleAlias;
         matches!(
             (self.unsafe_rule, kind),
-            (Some(R::LateTimer), UnsafeRuleKind::LateTimer)
-                | (Some(R::CountDuplicates), UnsafeRuleKind::CountDuplicates)
-                | (Some(R::OwnerOnlyRelease), UnsafeRuleKind::OwnerOnlyRelease)
-                | (Some(R::StaleOwnerOpen), UnsafeRuleKind::StaleOwnerOpen)
-                | (Some(R::TimerOrder), UnsafeRuleKind::TimerOrder)
-        ) || (self.unsafe_rule.is_some_and(R::on_baseline) && kind == UnsafeRuleKind::Baseline)
+            (Some(UnsafeRuleAlias::LateTimer), UnsafeRuleKind::LateTimer)
+                | (
+                    Some(UnsafeRuleAlias::CountDuplicates),
+                    UnsafeRuleKind::CountDuplicates
+                )
+                | (
+                    Some(UnsafeRuleAlias::OwnerOnlyRelease),
+                    UnsafeRuleKind::OwnerOnlyRelease
+                )
+                | (
+                    Some(UnsafeRuleAlias::StaleOwnerOpen),
+                    UnsafeRuleKind::StaleOwnerOpen
+                )
+                | (
+                    Some(UnsafeRuleAlias::TimerOrder),
+                    UnsafeRuleKind::TimerOrder
+                )
+        ) || (self.unsafe_rule.is_some_and(UnsafeRuleAlias::on_baseline)
+            && kind == UnsafeRuleKind::Baseline)
     }
 
     #[cfg(not(feature = "unsafe-rules"))]

@@ -111,10 +111,12 @@ impl Checker {
 
     /// A node stopped acting for `lease` (surrendered, crashed).
     pub(crate) fn end_claim(&mut self, now: u64, host: usize, lease: &LeaseName) {
-        if let Some(h) = self.leases.get_mut(lease) {
-            if let Some(c) = h.claims.get_mut(&host) {
-                c.end = c.end.min(now);
-            }
+        if let Some(c) = self
+            .leases
+            .get_mut(lease)
+            .and_then(|h| h.claims.get_mut(&host))
+        {
+            c.end = c.end.min(now);
         }
     }
 

@@ -1,0 +1,164 @@
+//! Invalid configurations and commands are refused with a clear error, never a panic.
+
+use std::time::Duration;
+
+use paxos_core::{
+    Config, Error, Incarnation, LeaseName, Node, NodeId, Timestamp, acceptor_duration,
+};
+
+fn voters(n: u64) -> Vec<NodeId> {
+    (1..=n).map(NodeId).collect()
+}
+
+fn refused(config: Config) -> Error {
+    Node::new(config, Timestamp::ZERO, Incarnation(1), 0, 0)
+        .expect_err("configuration must be refused")
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let ok = Config::new(NodeId(1), voters(3));
+    assert!(ok.timing().is_ok());
+
+    assert_eq!(refused(Config::new(NodeId(1), vec![])), Error::NoVoters);
+    assert_eq!(
+        refused(Config::new(NodeId(9), voters(3))),
+        Error::SelfNotMember(NodeId(9))
+    );
+    assert_eq!(
+        refused(Config::new(
+            NodeId(1),
+            vec![NodeId(1), NodeId(2), NodeId(1)]
+        )),
+        Error::DuplicateMember(NodeId(1))
+    );
+    let mut c = ok.clone();
+    c.observers = vec![NodeId(2)];
+    assert_eq!(refused(c), Error::DuplicateMember(NodeId(2)));
+    assert_eq!(
+        refused(Config::new(NodeId(1), voters(65))),
+        Error::TooManyVoters(65)
+    );
+    for rho in [1.0, 1.5, -0.1, f64::NAN, f64::INFINITY] {
+        let mut c = ok.clone();
+        c.rho = rho;
+        assert!(matches!(refused(c), Error::InvalidRho(_)), "rho {rho}");
+    }
+    for lease in [Duration::ZERO, Duration::from_secs(100_000)] {
+        let mut c = ok.clone();
+        c.lease_duration = lease;
+        assert_eq!(refused(c), Error::InvalidLeaseDuration(lease));
+    }
+    let mut c = ok.clone();
+    c.surrender_margin = c.lease_duration;
+    assert!(matches!(refused(c), Error::InvalidMargin { .. }));
+    for f in [0.0, 1.0, 0.99, f64::NAN] {
+        let mut c = ok.clone();
+        c.renew_fraction = f;
+        assert!(
+            matches!(refused(c), Error::InvalidRenewFraction(_)),
+            "fraction {f}"
+        );
+    }
+    let mut c = ok.clone();
+    c.retransmit_interval = Duration::ZERO;
+    assert_eq!(refused(c), Error::ZeroDuration("retransmit interval"));
+    // Messages are lowercase, one line.
+    let text = Error::InvalidRho(2.0).to_string();
+    assert!(text.starts_with("rho") && !text.contains('\n'));
+}
+
+#[test]
+fn timing_follows_t2_and_t3() {
+    for (lease_ms, rho) in [(1000, 0.001), (2000, 0.1), (50, 0.0), (1, 0.5)] {
+        let lease = Duration::from_millis(lease_ms);
+        let mut c = Config::new(NodeId(1), voters(3));
+        c.set_lease_duration(lease);
+        c.rho = rho;
+        let timing = c.timing().expect("valid");
+        assert_eq!(timing.exclusion, acceptor_duration(lease, rho));
+        // T2: D_P (1 + rho) <= D_A (1 - rho); T3: Q >= D_P (1 + rho) / (1 - rho).
+        assert!(lease.as_secs_f64() * (1.0 + rho) <= timing.exclusion.as_secs_f64() * (1.0 - rho));
+        assert!(timing.quarantine.as_secs_f64() >= lease.as_secs_f64() * (1.0 + rho) / (1.0 - rho));
+        assert!(timing.margin < lease && timing.renew_after < lease - timing.margin);
+    }
+}
+
+#[test]
+fn bad_commands_are_refused() {
+    let mut c = Config::new(NodeId(4), voters(3));
+    c.observers = vec![NodeId(4)];
+    let mut observer = Node::new(c, Timestamp::ZERO, Incarnation(1), 0, 0).expect("valid");
+    let x = LeaseName::new("x").expect("valid");
+    assert_eq!(
+        observer.join(Timestamp::ZERO, x.clone(), Some(0)),
+        Err(Error::ObserverCandidate(NodeId(4)))
+    );
+    assert!(observer.join(Timestamp::ZERO, x.clone(), None).is_ok());
+
+    let mut voter = Node::new(
+        Config::new(NodeId(1), voters(3)),
+        Timestamp::ZERO,
+        Incarnation(1),
+        0,
+        0,
+    )
+    .expect("valid");
+    assert_eq!(
+        voter.join(Timestamp::ZERO, x.clone(), Some(4)),
+        Err(Error::InvalidPriority(4))
+    );
+    let y = LeaseName::new("y").expect("valid");
+    assert_eq!(
+        voter.resign(Timestamp::ZERO, &y),
+        Err(Error::UnknownLease(y))
+    );
+    voter.shutdown(Timestamp::ZERO);
+    assert_eq!(
+        voter.join(Timestamp::ZERO, x, Some(0)),
+        Err(Error::ShuttingDown)
+    );
+
+    for bad in ["", "a\nb", &"n".repeat(256)] {
+        assert!(
+            matches!(LeaseName::new(bad), Err(Error::InvalidLeaseName(_))),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn messages_from_strangers_and_spoofers_are_dropped_and_counted() {
+    use paxos_core::{Ballot, Envelope, Message};
+    let now = Timestamp::from_nanos(3_000_000_000); // after the quarantine of a 2 s lease
+    let mut node = Node::new(
+        Config::new(NodeId(1), voters(3)),
+        Timestamp::ZERO,
+        Incarnation(1),
+        0,
+        0,
+    )
+    .expect("valid");
+    let x = LeaseName::new("x").expect("valid");
+    let prepare = |node_id| Envelope {
+        lease: x.clone(),
+        message: Message::Prepare {
+            ballot: Ballot {
+                counter: 5,
+                incarnation: Incarnation(9),
+                node: NodeId(node_id),
+            },
+        },
+    };
+    node.handle_message(now, NodeId(77), vec![prepare(77)]);
+    assert_eq!(node.stats().dropped_unknown_sender, 1);
+    // Node 2 speaking for node 3's ballot.
+    node.handle_message(now, NodeId(2), vec![prepare(3)]);
+    assert_eq!(node.stats().dropped_spoofed, 1);
+    assert!(node.poll_transmit().is_none(), "nothing answered");
+    node.handle_message(now, NodeId(2), vec![prepare(2)]);
+    assert!(
+        node.poll_transmit().is_some(),
+        "a genuine prepare is answered"
+    );
+}

@@ -1,0 +1,499 @@
+//! Deterministic scenarios for the nine known ways to get PaxosLease wrong (PROTOCOL.md).
+//! Each drives nodes by hand with explicit times and asserts the safe outcome; most also
+//! run the same steps with the rule weakened and assert the unsafe outcome, so the test
+//! proves it can tell the two apart.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use paxos_core::{
+    Ballot, Config, Envelope, Event, Incarnation, LeaseName, Message, Node, NodeId,
+    SurrenderReason, Timestamp, UnsafeRule,
+};
+
+const LEASE: Duration = Duration::from_secs(1);
+
+fn t(ms: u64) -> Timestamp {
+    Timestamp::from_nanos(ms * 1_000_000)
+}
+
+fn lease() -> LeaseName {
+    LeaseName::new("x").expect("valid name")
+}
+
+struct Wire {
+    from: NodeId,
+    to: NodeId,
+    envelope: Envelope,
+}
+
+/// A hand-driven cluster on one shared timeline: messages wait in `wire` until delivered.
+struct Cluster {
+    voters: Vec<NodeId>,
+    rule: Option<UnsafeRule>,
+    nodes: BTreeMap<NodeId, Node>,
+    wire: Vec<Wire>,
+    events: Vec<(NodeId, Event)>,
+}
+
+impl Cluster {
+    fn new(n: u64, rule: Option<UnsafeRule>) -> Self {
+        let voters: Vec<NodeId> = (1..=n).map(NodeId).collect();
+        let mut c = Cluster {
+            voters: voters.clone(),
+            rule,
+            nodes: BTreeMap::new(),
+            wire: Vec::new(),
+            events: Vec::new(),
+        };
+        for &id in &voters {
+            c.start(id, t(0), id.0 * 100);
+        }
+        c
+    }
+
+    fn config(&self, id: NodeId) -> Config {
+        let mut cfg = Config::new(id, self.voters.clone());
+        cfg.set_lease_duration(LEASE);
+        cfg.surrender_margin = Duration::ZERO;
+        cfg.unsafe_rule = self.rule;
+        cfg
+    }
+
+    /// (Re)starts a node at `now` with incarnation `inc`; it starts with counter 0.
+    fn start(&mut self, id: NodeId, now: Timestamp, inc: u64) {
+        let node = Node::new(self.config(id), now, Incarnation(inc), 0, 7).expect("valid config");
+        self.nodes.insert(id, node);
+    }
+
+    fn node(&mut self, id: u64) -> &mut Node {
+        self.nodes.get_mut(&NodeId(id)).expect("node exists")
+    }
+
+    fn collect(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        while let Some(e) = node.poll_event() {
+            self.events.push((id, e));
+        }
+        while let Some(tx) = node.poll_transmit() {
+            for envelope in tx.messages {
+                self.wire.push(Wire {
+                    from: id,
+                    to: tx.to,
+                    envelope,
+                });
+            }
+        }
+    }
+
+    /// Makes node `id` stand for the lease and fires its first attempt (within a jitter
+    /// step of `now`); returns when Prepare was sent.
+    fn campaign(&mut self, id: u64, now: Timestamp) -> Timestamp {
+        self.node(id).join(now, lease(), Some(3)).expect("join");
+        let at = self
+            .node(id)
+            .poll_timeout()
+            .expect("a candidate has a timer")
+            .max(now);
+        self.node(id).handle_timeout(at);
+        self.collect(NodeId(id));
+        at
+    }
+
+    fn timeout(&mut self, id: u64, now: Timestamp) {
+        self.node(id).handle_timeout(now);
+        self.collect(NodeId(id));
+    }
+
+    /// Delivers, at `now`, every queued message matching `pick` (one batch each).
+    fn deliver(&mut self, now: Timestamp, pick: impl Fn(&Wire) -> bool) -> usize {
+        let (chosen, rest): (Vec<Wire>, Vec<Wire>) =
+            std::mem::take(&mut self.wire).into_iter().partition(&pick);
+        self.wire = rest;
+        let n = chosen.len();
+        for w in chosen {
+            if let Some(node) = self.nodes.get_mut(&w.to) {
+                node.handle_message(now, w.from, vec![w.envelope]);
+                self.collect(w.to);
+            }
+        }
+        n
+    }
+
+    fn drop_where(&mut self, pick: impl Fn(&Wire) -> bool) {
+        self.wire.retain(|w| !pick(w));
+    }
+
+    fn elected(&self, id: u64) -> Vec<Ballot> {
+        self.events
+            .iter()
+            .filter_map(|(n, e)| match e {
+                Event::Elected { token, .. } if *n == NodeId(id) => Some(*token),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn masters(&self, now: Timestamp) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.is_master(now, &lease()))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+fn is(w: &Wire, from: u64, to: u64) -> bool {
+    w.from == NodeId(from) && w.to == NodeId(to)
+}
+fn kind(w: &Wire) -> &'static str {
+    match w.envelope.message {
+        Message::Prepare { .. } => "prepare",
+        Message::Promise { .. } => "promise",
+        Message::Accept { .. } => "accept",
+        Message::Accepted { .. } => "accepted",
+        Message::Reject { .. } => "reject",
+        Message::Learn { .. } => "learn",
+        Message::Release { .. } => "release",
+    }
+}
+
+// Past every node's quarantine (Q is about 1002 ms for a 1 s lease).
+const START: u64 = 1100;
+
+/// Rule 1 / T1: `d` is fixed when Prepare is sent. Promises processed after `d` must not
+/// lead to Accept, even though they form a majority.
+fn late_promises(rule: Option<UnsafeRule>) -> (usize, Vec<Ballot>) {
+    let mut c = Cluster::new(3, rule);
+    c.campaign(1, t(START));
+    // Node 1's own acceptor promised at once; the others' promises are stuck in the network.
+    c.deliver(t(START), |w| kind(w) == "prepare");
+    let accepts_before = c.wire.iter().filter(|w| kind(w) == "accept").count();
+    assert_eq!(accepts_before, 0);
+    // The promises arrive (the proposer processes them) after d = START + 1000 ms, before
+    // its timer ran.
+    c.deliver(t(START + 1200), |w| kind(w) == "promise");
+    let accepts = c.wire.iter().filter(|w| kind(w) == "accept").count();
+    c.deliver(t(START + 1201), |w| kind(w) == "accept");
+    c.deliver(t(START + 1202), |w| kind(w) == "accepted");
+    (accepts, c.elected(1))
+}
+
+#[test]
+fn rule1_deadline_is_fixed_when_prepare_is_sent() {
+    let (accepts, elected) = late_promises(None);
+    assert_eq!(accepts, 0, "no Accept after d");
+    assert!(elected.is_empty());
+    let (accepts, elected) = late_promises(Some(UnsafeRule::LateTimer));
+    assert!(
+        accepts > 0 && !elected.is_empty(),
+        "the weakened rule activates on stale promises"
+    );
+}
+
+/// Rule 2 / A4: a restarted acceptor is silent for Q, then answers.
+fn restarted_acceptor_answers(rule: Option<UnsafeRule>) -> (usize, usize) {
+    let mut c = Cluster::new(3, rule);
+    c.start(NodeId(3), t(START), 301);
+    c.campaign(1, t(START + 10));
+    c.drop_where(|w| !is(w, 1, 3));
+    c.deliver(t(START + 20), |w| is(w, 1, 3));
+    let during = c.wire.iter().filter(|w| is(w, 3, 1)).count();
+    c.wire.clear();
+    // A retransmission after the quarantine (Q = D_A, just over 1 s) is answered.
+    c.timeout(1, t(START + 100));
+    c.drop_where(|w| !is(w, 1, 3));
+    c.deliver(t(START + 1010), |w| is(w, 1, 3));
+    let after = c.wire.iter().filter(|w| is(w, 3, 1)).count();
+    (during, after)
+}
+
+#[test]
+fn rule2_restarted_acceptor_is_silent_during_quarantine() {
+    assert_eq!(restarted_acceptor_answers(None), (0, 1));
+    assert_eq!(
+        restarted_acceptor_answers(Some(UnsafeRule::NoQuarantine)).0,
+        1
+    );
+}
+
+/// Rule 3: one acceptor's duplicated promise is one vote, not a majority.
+fn duplicated_promises(rule: Option<UnsafeRule>) -> usize {
+    let mut c = Cluster::new(5, rule);
+    c.campaign(1, t(START));
+    c.deliver(t(START + 1), |w| is(w, 1, 2));
+    // Node 2's promise arrives three times; nodes 3-5 never answer.
+    let promise = c
+        .wire
+        .iter()
+        .position(|w| is(w, 2, 1))
+        .expect("node 2 promised");
+    let w = c.wire.remove(promise);
+    for _ in 0..3 {
+        c.node(1)
+            .handle_message(t(START + 2), w.from, vec![w.envelope.clone()]);
+        c.collect(NodeId(1));
+    }
+    c.wire.iter().filter(|w| kind(w) == "accept").count()
+}
+
+#[test]
+fn rule3_duplicates_do_not_make_a_quorum() {
+    assert_eq!(duplicated_promises(None), 0, "self + node 2 is 2 of 5");
+    assert!(duplicated_promises(Some(UnsafeRule::CountDuplicates)) > 0);
+}
+
+/// Rule 4 / A3: a late Release of an old ballot must not erase the owner's newer lease.
+fn stale_release_then_prepare(rule: Option<UnsafeRule>) -> Option<Ballot> {
+    let mut c = Cluster::new(3, rule);
+    let b = |counter| Ballot {
+        counter,
+        incarnation: Incarnation(100),
+        node: NodeId(1),
+    };
+    // Node 1 (incarnation 100) had lease b(5) accepted at node 2, then renewed with b(6).
+    let accept = |ballot| Envelope {
+        lease: lease(),
+        message: Message::Accept {
+            ballot,
+            lease_duration: LEASE,
+        },
+    };
+    c.node(2)
+        .handle_message(t(START), NodeId(1), vec![accept(b(5))]);
+    c.node(2)
+        .handle_message(t(START + 300), NodeId(1), vec![accept(b(6))]);
+    // The Release of b(5), delayed, arrives now.
+    let release = Envelope {
+        lease: lease(),
+        message: Message::Release { ballot: b(5) },
+    };
+    c.node(2)
+        .handle_message(t(START + 310), NodeId(1), vec![release]);
+    // Node 3 prepares: what live lease does node 2 report?
+    let prepare = Envelope {
+        lease: lease(),
+        message: Message::Prepare {
+            ballot: Ballot {
+                counter: 9,
+                incarnation: Incarnation(300),
+                node: NodeId(3),
+            },
+        },
+    };
+    c.node(2)
+        .handle_message(t(START + 320), NodeId(3), vec![prepare]);
+    c.collect(NodeId(2));
+    c.wire.iter().find_map(|w| match &w.envelope.message {
+        Message::Promise { lease: l, .. } => Some(l.map(|l| l.ballot)),
+        _ => None,
+    })?
+}
+
+#[test]
+fn rule4_release_matches_owner_and_ballot() {
+    assert_eq!(
+        stale_release_then_prepare(None),
+        Some(Ballot {
+            counter: 6,
+            incarnation: Incarnation(100),
+            node: NodeId(1)
+        })
+    );
+    assert_eq!(
+        stale_release_then_prepare(Some(UnsafeRule::OwnerOnlyRelease)),
+        None
+    );
+}
+
+/// Rule 5 / P2: a fresh attempt must not treat the node's own lease under another ballot
+/// (left by an abandoned attempt) as open.
+fn fresh_attempt_over_own_stale_lease(rule: Option<UnsafeRule>) -> usize {
+    let mut c = Cluster::new(3, rule);
+    // A stale Accept of node 1's earlier attempt (ballot counter 0 < anything it will use
+    // next) reached nodes 2 and 3.
+    let stale = Ballot {
+        counter: 0,
+        incarnation: Incarnation(100),
+        node: NodeId(1),
+    };
+    for to in [2, 3] {
+        let accept = Envelope {
+            lease: lease(),
+            message: Message::Accept {
+                ballot: stale,
+                lease_duration: LEASE,
+            },
+        };
+        c.node(to).handle_message(t(START), NodeId(1), vec![accept]);
+    }
+    c.campaign(1, t(START + 10));
+    c.deliver(t(START + 11), |w| kind(w) == "prepare");
+    c.deliver(t(START + 12), |w| kind(w) == "promise");
+    c.wire.iter().filter(|w| kind(w) == "accept").count()
+}
+
+#[test]
+fn rule5_own_stale_lease_blocks_a_fresh_attempt() {
+    assert_eq!(fresh_attempt_over_own_stale_lease(None), 0);
+    assert!(fresh_attempt_over_own_stale_lease(Some(UnsafeRule::StaleOwnerOpen)) > 0);
+}
+
+/// Rule 6: the event loop stalls after Accept went out; on resume the Accepted replies are
+/// handled before the timer. P4 must check `now < d` itself.
+fn accepted_after_a_stall(rule: Option<UnsafeRule>) -> Vec<Ballot> {
+    let mut c = Cluster::new(3, rule);
+    c.campaign(1, t(START));
+    c.deliver(t(START + 1), |w| kind(w) == "prepare");
+    c.deliver(t(START + 2), |w| kind(w) == "promise");
+    c.deliver(t(START + 3), |w| kind(w) == "accept");
+    // Node 1 stalls until after d = START + 1000; the replies are handled first on resume.
+    c.deliver(t(START + 1500), |w| kind(w) == "accepted");
+    c.elected(1)
+}
+
+#[test]
+fn rule6_activation_checks_the_stored_deadline() {
+    assert!(accepted_after_a_stall(None).is_empty());
+    assert!(!accepted_after_a_stall(Some(UnsafeRule::TimerOrder)).is_empty());
+}
+
+/// Rule 7: one `now` per handler and no unsigned wraparound. Activation exactly at `d` is
+/// refused (compare before subtract), one nanosecond earlier it succeeds with a tiny,
+/// non-wrapped remaining time.
+#[test]
+fn rule7_deadline_boundary_has_no_wraparound() {
+    for expect in [false, true] {
+        let mut c = Cluster::new(3, None);
+        let sent = c.campaign(1, t(START));
+        c.deliver(sent, |w| kind(w) == "prepare");
+        c.deliver(sent, |w| kind(w) == "promise");
+        c.deliver(sent, |w| kind(w) == "accept");
+        let d = sent + LEASE;
+        let now = if expect {
+            Timestamp::from_nanos(d.as_nanos() - 1)
+        } else {
+            d
+        };
+        c.deliver(now, |w| kind(w) == "accepted");
+        assert_eq!(!c.elected(1).is_empty(), expect, "activation at {now:?}");
+        if expect {
+            let learn = c.wire.iter().find_map(|w| match w.envelope.message {
+                Message::Learn { remaining, .. } => Some(remaining),
+                _ => None,
+            });
+            let remaining = learn.expect("a Learn went out");
+            assert!(
+                remaining < Duration::from_millis(2),
+                "remaining {remaining:?} did not wrap"
+            );
+        }
+    }
+}
+
+/// Rule 8: deadlines live on the monotonic input clock. A wall clock stepping back (the
+/// ballot floor input) changes neither the deadline nor the order of tokens.
+#[test]
+fn rule8_wall_clock_steps_do_not_touch_deadlines() {
+    let mut c = Cluster::new(1, None);
+    c.node(1).raise_ballot_floor(1_700_000_000_000);
+    let sent = c.campaign(1, t(START));
+    let Some((
+        _,
+        Event::Elected {
+            token, deadline, ..
+        },
+    )) = c.events.first().cloned()
+    else {
+        panic!("a single voter elects itself: {:?}", c.events);
+    };
+    assert_eq!(deadline, sent + LEASE);
+    // The wall clock steps back an hour.
+    c.node(1).raise_ballot_floor(1_700_000_000_000 - 3_600_000);
+    assert!(
+        c.node(1)
+            .is_master(sent + Duration::from_millis(999), &lease())
+    );
+    assert!(!c.node(1).is_master(sent + LEASE, &lease()));
+    // Renewal keeps the token increasing.
+    c.timeout(1, sent + Duration::from_millis(334));
+    let renewed = c.events.iter().find_map(|(_, e)| match e {
+        Event::Renewed { token, .. } => Some(*token),
+        _ => None,
+    });
+    assert!(renewed.is_some_and(|r| r > token));
+}
+
+/// Rule 9: a restarted proposer never reuses a ballot, and a late Accepted for its previous
+/// run's ballot counts for nothing.
+#[test]
+fn rule9_restarted_proposer_never_reuses_a_ballot() {
+    let mut c = Cluster::new(3, None);
+    c.campaign(1, t(START));
+    let old = c.wire.iter().find_map(|w| match w.envelope.message {
+        Message::Prepare { ballot } => Some(ballot),
+        _ => None,
+    });
+    let old = old.expect("a prepare");
+    c.deliver(t(START + 1), |w| kind(w) == "prepare");
+    c.deliver(t(START + 2), |w| kind(w) == "promise");
+    c.drop_where(|w| kind(w) == "accept" && w.to != NodeId(2));
+    c.deliver(t(START + 3), |w| kind(w) == "accept");
+    // Node 1 crashes before the Accepted replies arrive, and restarts (new incarnation).
+    c.start(NodeId(1), t(START + 4), 101);
+    c.campaign(1, t(START + 1100));
+    let new = c.wire.iter().find_map(|w| match w.envelope.message {
+        Message::Prepare { ballot } if w.from == NodeId(1) => Some(ballot),
+        _ => None,
+    });
+    let new = new.expect("a prepare");
+    assert_ne!(new, old);
+    assert_ne!(new.owner(), old.owner(), "a restart is a new owner");
+    // The old run's Accepted arrives now: it is stale, not a vote.
+    let before = c.node(1).stats().stale_responses;
+    c.deliver(t(START + 1101), |w| kind(w) == "accepted");
+    assert!(c.node(1).stats().stale_responses > before);
+    assert!(c.elected(1).is_empty());
+}
+
+/// The happy path, as a baseline for the above: three nodes, one master, a resignation
+/// hands over, and tokens increase.
+#[test]
+fn election_resign_and_handover() {
+    let mut c = Cluster::new(3, None);
+    c.campaign(1, t(START));
+    for step in 0..4 {
+        c.deliver(t(START + 1 + step), |_| true);
+    }
+    let first = c.elected(1);
+    assert_eq!(first.len(), 1);
+    assert_eq!(c.masters(t(START + 10)), vec![NodeId(1)]);
+    // Node 2 stands too, learns node 1 is master and waits; node 1 resigns.
+    c.node(2)
+        .join(t(START + 20), lease(), Some(0))
+        .expect("join");
+    assert!(c.node(1).resign(t(START + 30), &lease()).expect("joined"));
+    c.collect(NodeId(1));
+    assert!(c.events.iter().any(|(n, e)| *n == NodeId(1)
+        && matches!(
+            e,
+            Event::Surrendered {
+                reason: SurrenderReason::Resigned,
+                ..
+            }
+        )));
+    c.deliver(t(START + 31), |_| true);
+    let at = c.node(2).poll_timeout().expect("node 2 plans an attempt");
+    assert!(
+        at < t(START + 40),
+        "after a release the next candidate tries at once"
+    );
+    c.timeout(2, at);
+    for step in 0..4 {
+        c.deliver(at + Duration::from_millis(1 + step), |_| true);
+    }
+    let second = c.elected(2);
+    assert_eq!(second.len(), 1);
+    assert!(second[0] > first[0], "fencing tokens increase");
+    assert_eq!(c.masters(at + Duration::from_millis(10)), vec![NodeId(2)]);
+}
