@@ -45,13 +45,24 @@ fn parse_demo(args: &[String]) -> Result<(u64, usize), String> {
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
-            "--seeds" => seeds = value.parse().map_err(|_| format!("--seeds: not a number: {value:?}"))?,
-            "--nodes" => nodes = value.parse().map_err(|_| format!("--nodes: not a number: {value:?}"))?,
+            "--seeds" => {
+                seeds = value
+                    .parse()
+                    .map_err(|_| format!("--seeds: not a number: {value:?}"))?
+            }
+            "--nodes" => {
+                nodes = value
+                    .parse()
+                    .map_err(|_| format!("--nodes: not a number: {value:?}"))?
+            }
             other => return Err(format!("unknown option {other:?}")),
         }
     }
     if !(1..=paxos_core::MAX_VOTERS).contains(&nodes) {
-        return Err(format!("--nodes must be between 1 and {}", paxos_core::MAX_VOTERS));
+        return Err(format!(
+            "--nodes must be between 1 and {}",
+            paxos_core::MAX_VOTERS
+        ));
     }
     Ok((seeds, nodes))
 }
@@ -86,5 +97,9 @@ fn demo(seeds: u64, nodes: usize) -> ExitCode {
         liveness_bound(example.lease_duration, example.rho)
     );
     println!("seeds={seeds} violations={violations} liveness_failures={liveness}");
-    if violations + liveness == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if violations + liveness == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
