@@ -497,3 +497,99 @@ fn election_resign_and_handover() {
     assert!(second[0] > first[0], "fencing tokens increase");
     assert_eq!(c.masters(at + Duration::from_millis(10)), vec![NodeId(2)]);
 }
+
+/// Rule 1, the model checker's two-owner trace (counterexample-latetimer-3acceptors),
+/// on colocated nodes and the baseline acceptor (which overwrites live leases):
+/// nodes 1 and 2 prepare concurrently and both get node 3's promise; node 3 restarts; the
+/// promises are processed only after the attempts' deadlines; node 3 accepts both in turn.
+fn late_timer_trace(rule: UnsafeRule) -> Vec<NodeId> {
+    let mut c = Cluster::new(3, Some(rule));
+    let s1 = c.campaign(1, t(START));
+    let s2 = c.campaign(2, t(START));
+    let (b1, b2) = (
+        c.wire[0].envelope.message.clone(),
+        c.wire.last().map(|w| w.envelope.message.clone()),
+    );
+    assert!(matches!(b1, Message::Prepare { .. }) && matches!(b2, Some(Message::Prepare { .. })));
+    // Only node 3 hears the prepares; it promises both.
+    c.drop_where(|w| kind(w) == "prepare" && w.to != NodeId(3));
+    c.deliver(t(START + 2), |w| kind(w) == "prepare");
+    assert_eq!(c.wire.iter().filter(|w| kind(w) == "promise").count(), 2);
+    // Node 3 crashes with its promises and restarts; its quarantine ends near START + 1012.
+    c.start(NodeId(3), t(START + 10), 301);
+    // The promises reach nodes 1 and 2 after their deadlines (their timers had not run).
+    let late = s1.max(s2) + Duration::from_millis(1100);
+    c.deliver(late, |w| is(w, 3, 1));
+    c.drop_where(|w| kind(w) == "accept" && w.to == NodeId(2));
+    c.deliver(late, |w| kind(w) == "accept" && is(w, 1, 3));
+    c.deliver(late, |w| kind(w) == "accepted" && w.to == NodeId(1));
+    c.deliver(late, |w| is(w, 3, 2));
+    c.drop_where(|w| kind(w) == "accept" && w.to == NodeId(1));
+    c.deliver(late, |w| kind(w) == "accept" && is(w, 2, 3));
+    c.deliver(late, |w| kind(w) == "accepted" && w.to == NodeId(2));
+    c.masters(late)
+}
+
+#[test]
+fn rule1_two_owner_trace_needs_the_late_timer() {
+    assert_eq!(
+        late_timer_trace(UnsafeRule::Baseline).len(),
+        0,
+        "no attempt outlives its d"
+    );
+    assert_eq!(
+        late_timer_trace(UnsafeRule::LateTimer),
+        vec![NodeId(1), NodeId(2)]
+    );
+}
+
+/// Rule 5, the model checker's two-owner trace (counterexample-staleowneropen), on
+/// colocated nodes and the baseline acceptor: node 2's Accept is delayed and its attempt
+/// abandoned; nodes 1 and 3 restart; node 1 becomes master with a lower ballot; node 2's
+/// stale Accept overwrites node 1's lease at the acceptors; node 2's fresh attempt then sees
+/// its own stale lease.
+fn stale_owner_trace(rule: UnsafeRule) -> Vec<NodeId> {
+    let mut c = Cluster::new(3, Some(rule));
+    let s2 = c.campaign(2, t(START));
+    c.deliver(s2, |w| kind(w) == "prepare");
+    c.deliver(s2, |w| kind(w) == "promise");
+    // Node 2's Accept to nodes 1 and 3 is stuck in the network; the attempt times out.
+    let stale: Vec<Wire> = std::mem::take(&mut c.wire)
+        .into_iter()
+        .filter(|w| kind(w) == "accept")
+        .collect();
+    assert_eq!(stale.len(), 2);
+    c.timeout(2, s2 + LEASE);
+    c.wire.clear();
+    // Nodes 1 and 3 crash and restart (incarnation 101 < 200: node 1's ballots rank below).
+    c.start(NodeId(1), t(START + 10), 101);
+    c.start(NodeId(3), t(START + 10), 301);
+    // After the quarantine node 1 acquires with nodes 1 and 3; node 2 hears nothing.
+    let s1 = c.campaign(1, t(START + 1100));
+    // Prepare, Promise, Accept, Accepted.
+    for _ in 0..4 {
+        c.drop_where(|w| w.to == NodeId(2));
+        c.deliver(s1, |_| true);
+    }
+    assert_eq!(c.masters(s1), vec![NodeId(1)]);
+    // The stale Accept arrives at nodes 1 and 3.
+    c.wire.extend(stale);
+    c.deliver(s1 + Duration::from_millis(5), |w| kind(w) == "accept");
+    c.drop_where(|w| w.to == NodeId(2));
+    // Node 2 tries afresh.
+    let s3 = c.campaign(2, s1 + Duration::from_millis(10));
+    for _ in 0..4 {
+        c.drop_where(|w| w.to == NodeId(1) && w.from == NodeId(2) && kind(w) == "learn");
+        c.deliver(s3, |w| w.from == NodeId(2) || w.to == NodeId(2));
+    }
+    c.masters(s3 + Duration::from_millis(1))
+}
+
+#[test]
+fn rule5_two_owner_trace_needs_the_stale_owner_rule() {
+    assert_eq!(stale_owner_trace(UnsafeRule::Baseline), vec![NodeId(1)]);
+    assert_eq!(
+        stale_owner_trace(UnsafeRule::StaleOwnerOpen),
+        vec![NodeId(1), NodeId(2)]
+    );
+}
