@@ -1,0 +1,4 @@
+//! The subcommands of the `gen-paxos` tool.
+
+pub mod certs;
+pub mod demo;
