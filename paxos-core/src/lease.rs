@@ -28,6 +28,25 @@ pub(crate) struct Attempt {
     pub(crate) next_retransmit: Timestamp,
 }
 
+impl Attempt {
+    /// Records a promise (preparing) or an acceptance (accepting) from voter index `voter`
+    /// and returns the votes so far: distinct acceptors (rule 3), or raw responses under the
+    /// `count-duplicates` unsafe rule.
+    pub(crate) fn vote(&mut self, voter: usize, count_duplicates: bool) -> usize {
+        if count_duplicates {
+            self.responses += 1;
+            return self.responses;
+        }
+        let set = if self.accepting {
+            &mut self.accepted
+        } else {
+            &mut self.promised
+        };
+        *set |= 1 << voter;
+        set.count_ones() as usize
+    }
+}
+
 /// The lease this node holds.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Active {

@@ -611,14 +611,7 @@ impl Node {
                 return;
             }
         }
-        let count = if count_duplicates {
-            att.responses += 1;
-            att.responses
-        } else {
-            att.promised |= 1 << voter;
-            att.promised.count_ones() as usize
-        };
-        if count < majority {
+        if att.vote(voter, count_duplicates) < majority {
             return;
         }
         if late_timer {
@@ -653,14 +646,7 @@ impl Node {
             self.stats.stale_responses += 1;
             return;
         };
-        let count = if count_duplicates {
-            att.responses += 1;
-            att.responses
-        } else {
-            att.accepted |= 1 << voter;
-            att.accepted.count_ones() as usize
-        };
-        if count < majority {
+        if att.vote(voter, count_duplicates) < majority {
             return;
         }
         let surrender_at = att.deadline.saturating_sub(self.timing.margin);
