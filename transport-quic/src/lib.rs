@@ -134,7 +134,8 @@
 
 pub mod certs;
 pub mod client;
-pub mod codec;
+/// The frame codec, shared with the runtime (it lives in [`election::codec`]).
+pub use election::codec;
 pub mod config;
 pub mod error;
 pub mod identity;

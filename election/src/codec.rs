@@ -2,8 +2,10 @@
 //!
 //! Every byte that arrives from a peer goes through [`decode`], which never panics, never
 //! allocates more than the frame it was given allows, and rejects trailing bytes. bincode
-//! stays behind this module (and the version byte) so the format can change later without
-//! touching the transport.
+//! stays behind this one module (and the version byte) so the format can change later
+//! without touching the transports or the runtime: transports (e.g. `transport-quic`)
+//! frame their messages with it, and the runtime uses it to carry the user payloads of
+//! leader calls, casts, broadcasts and sync payloads inside its wire messages.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -103,7 +105,7 @@ pub fn decode<T: DeserializeOwned>(frame: &[u8], max_len: usize) -> Result<T, Co
 }
 
 /// The limit actually applied: `max_len`, capped at [`MAX_FRAME_LEN_CAP`].
-pub(crate) fn effective_max(max_len: usize) -> usize {
+pub fn effective_max(max_len: usize) -> usize {
     max_len.min(MAX_FRAME_LEN_CAP)
 }
 

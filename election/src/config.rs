@@ -1,0 +1,363 @@
+//! Node configuration: protocol timing plus the runtime's own bounds, with defaults,
+//! validation and `serde` support (e.g. from a TOML file).
+
+use std::time::Duration;
+
+use paxos_core::NodeId;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{DEFAULT_MAX_FRAME_LEN, MAX_FRAME_LEN_CAP};
+
+/// How one node takes part in the cluster and how its runtime behaves.
+///
+/// Start from [`Config::new`] (or deserialize one: only `node` and `voters` are required)
+/// and change fields; every optional duration defaults to a value derived from
+/// `lease_duration`. Durations in files are strings with a unit (`"2s"`, `"150ms"`,
+/// `"1.5s"`, `"500us"`, `"1m"`) or integers of milliseconds.
+///
+/// ```
+/// let config: election::Config = toml::from_str(r#"
+///     node = 1
+///     voters = [1, 2, 3]
+///     lease_duration = "2s"
+///     surrender_margin = "150ms"
+/// "#)?;
+/// config.validate()?;
+/// assert_eq!(config.surrender_margin(), std::time::Duration::from_millis(150));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// All nodes of a cluster must agree on `voters`, `lease_duration` and `rho`. The voter
+/// set is fixed: to change it safely, stop the old cluster and wait out its leases (one
+/// acceptor exclusion `D_A` after the last renewal) before starting the new one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// This node.
+    pub node: NodeId,
+    /// The fixed voter set (every voter is an acceptor for every lease).
+    pub voters: Vec<NodeId>,
+    /// Learner-only nodes: told who is master, never vote, never stand.
+    #[serde(default)]
+    pub observers: Vec<NodeId>,
+    /// `D_P`, the lease duration on the owner's clock (default 2 s).
+    #[serde(default = "default_lease", with = "duration")]
+    pub lease_duration: Duration,
+    /// Renewal starts when this fraction of the lease has elapsed (default 1/3).
+    #[serde(default = "default_renew_fraction")]
+    pub renew_fraction: f64,
+    /// Maximum clock-rate error of any node (default 0.001, i.e. 0.1%).
+    #[serde(default = "default_rho")]
+    pub rho: f64,
+    /// The master stops acting this long before its lease deadline (default 5% of the
+    /// lease). `is_master()`, lease guards and `on_surrendered` all use this bound.
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub surrender_margin: Option<Duration>,
+    /// Retransmission interval of unanswered protocol messages (default 5% of the lease).
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub retransmit_interval: Option<Duration>,
+    /// Random spread of attempts and step between candidate priorities (default 0.1% of
+    /// the lease, at least 1 ms).
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Duration>,
+    /// Longest wait of a `leader_call` for a master and its reply (default one lease).
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub call_timeout: Option<Duration>,
+    /// How long a losing candidate waits for the new master's sync payload before
+    /// `on_surrendered` runs without it (default 5% of the lease).
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub sync_timeout: Option<Duration>,
+    /// Heartbeats go to every peer this often (default a quarter of the lease).
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval: Option<Duration>,
+    /// A peer not heard from for this long is down (default one lease).
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub peer_timeout: Option<Duration>,
+    /// Largest encoded user payload (call, reply, cast, broadcast, sync) in bytes
+    /// (default 512 KiB; at most 16 MiB). The transport's frame limit must leave room.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_len: usize,
+    /// Seed of the protocol's jitter (default: random). Set it for reproducible tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// This process run's incarnation (default: a random 64-bit value, different on every
+    /// start). Must never repeat for a node: set it only in tests or from a counter kept
+    /// in a state directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<u64>,
+    /// The wall clock at start in Unix milliseconds, from which fencing tokens grow
+    /// (default: read `SystemTime` once at start; afterwards it advances with the
+    /// monotonic clock). Set it for reproducible tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ballot_floor: Option<u64>,
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_renew_fraction() -> f64 {
+    1.0 / 3.0
+}
+fn default_rho() -> f64 {
+    0.001
+}
+fn default_max_payload() -> usize {
+    DEFAULT_MAX_FRAME_LEN / 2
+}
+
+/// Why a [`Config`] was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The protocol settings are inconsistent (see the inner error).
+    #[error(transparent)]
+    Protocol(#[from] paxos_core::Error),
+    /// A duration that must be positive is zero.
+    #[error("{0} must be positive")]
+    Zero(&'static str),
+    /// The heartbeat interval is not shorter than the peer timeout.
+    #[error("heartbeat interval {heartbeat:?} must be shorter than the peer timeout {timeout:?}")]
+    Heartbeat {
+        /// The heartbeat interval.
+        heartbeat: Duration,
+        /// The peer timeout.
+        timeout: Duration,
+    },
+    /// The payload limit is out of range.
+    #[error("max payload length must be between 64 bytes and 16 MiB, got {0}")]
+    PayloadLimit(usize),
+}
+
+impl Config {
+    /// Defaults for node `node` of the voter set `voters`: lease 2 s, renewal after a
+    /// third, margin 5% of the lease, `rho` 0.1%.
+    pub fn new(node: NodeId, voters: Vec<NodeId>) -> Self {
+        Config {
+            node,
+            voters,
+            observers: Vec::new(),
+            lease_duration: default_lease(),
+            renew_fraction: default_renew_fraction(),
+            rho: default_rho(),
+            surrender_margin: None,
+            retransmit_interval: None,
+            jitter: None,
+            call_timeout: None,
+            sync_timeout: None,
+            heartbeat_interval: None,
+            peer_timeout: None,
+            max_payload_len: default_max_payload(),
+            seed: None,
+            incarnation: None,
+            ballot_floor: None,
+        }
+    }
+
+    /// Adds learner-only nodes.
+    pub fn with_observers(mut self, observers: Vec<NodeId>) -> Self {
+        self.observers = observers;
+        self
+    }
+
+    /// Sets the lease duration (the derived defaults follow it).
+    pub fn with_lease_duration(mut self, lease: Duration) -> Self {
+        self.lease_duration = lease;
+        self
+    }
+
+    /// The configuration of the protocol core this describes.
+    pub fn core_config(&self) -> paxos_core::Config {
+        let mut core = paxos_core::Config::new(self.node, self.voters.clone());
+        core.observers = self.observers.clone();
+        core.set_lease_duration(self.lease_duration);
+        core.rho = self.rho;
+        core.renew_fraction = self.renew_fraction;
+        if let Some(m) = self.surrender_margin {
+            core.surrender_margin = m;
+        }
+        if let Some(r) = self.retransmit_interval {
+            core.retransmit_interval = r;
+        }
+        if let Some(j) = self.jitter {
+            core.jitter = j;
+        }
+        core
+    }
+
+    /// Checks the configuration, with a message saying what is wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.core_config().timing()?;
+        if self.call_timeout().is_zero() {
+            return Err(ConfigError::Zero("call timeout"));
+        }
+        if self.sync_timeout().is_zero() {
+            return Err(ConfigError::Zero("sync timeout"));
+        }
+        if self.heartbeat_interval().is_zero() {
+            return Err(ConfigError::Zero("heartbeat interval"));
+        }
+        if self.heartbeat_interval() >= self.peer_timeout() {
+            return Err(ConfigError::Heartbeat {
+                heartbeat: self.heartbeat_interval(),
+                timeout: self.peer_timeout(),
+            });
+        }
+        if !(64..=MAX_FRAME_LEN_CAP).contains(&self.max_payload_len) {
+            return Err(ConfigError::PayloadLimit(self.max_payload_len));
+        }
+        Ok(())
+    }
+
+    /// The surrender margin in force.
+    pub fn surrender_margin(&self) -> Duration {
+        self.core_config().surrender_margin
+    }
+
+    /// When renewal starts after a lease's Prepare was sent.
+    pub fn renew_after(&self) -> Duration {
+        self.lease_duration.mul_f64(self.renew_fraction)
+    }
+
+    /// `D_A`: how long acceptors exclude other owners after accepting (T2). A crashed
+    /// master's successor is elected about this long after the crash.
+    pub fn acceptor_duration(&self) -> Duration {
+        paxos_core::acceptor_duration(self.lease_duration, self.rho)
+    }
+
+    /// The `leader_call` bound in force.
+    pub fn call_timeout(&self) -> Duration {
+        self.call_timeout.unwrap_or(self.lease_duration)
+    }
+
+    /// The sync-payload wait in force.
+    pub fn sync_timeout(&self) -> Duration {
+        self.sync_timeout.unwrap_or(self.lease_duration / 20)
+    }
+
+    /// The heartbeat interval in force.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval.unwrap_or(self.lease_duration / 4)
+    }
+
+    /// The peer timeout in force.
+    pub fn peer_timeout(&self) -> Duration {
+        self.peer_timeout.unwrap_or(self.lease_duration)
+    }
+}
+
+/// Parses a duration such as `2s`, `150ms`, `1.5s`, `500us`, `1m` or `20ns`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"2s\" or \"150ms\""))?;
+    let scale = match unit.trim() {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("invalid duration unit {other:?} in {text:?}")),
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it.
+fn format_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}ns", d.as_nanos())
+    }
+}
+
+struct DurationVisitor;
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a duration such as \"2s\" or \"150ms\", or an integer of milliseconds")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse_duration(v).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+        Ok(Duration::from_millis(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+        u64::try_from(v)
+            .map(Duration::from_millis)
+            .map_err(|_| E::custom("a duration cannot be negative"))
+    }
+}
+
+mod duration {
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        d.deserialize_any(super::DurationVisitor)
+    }
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(
+        d: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&super::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        d.deserialize_any(super::DurationVisitor).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("150ms"), Ok(Duration::from_millis(150)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("2 parsecs").is_err());
+        assert!(parse_duration("s").is_err());
+        for d in [Duration::from_secs(3), Duration::from_millis(20), Duration::from_nanos(7)] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_derived_from_the_lease() {
+        let config = Config::new(NodeId(1), vec![NodeId(1), NodeId(2), NodeId(3)]);
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.surrender_margin(), Duration::from_millis(100));
+        assert_eq!(config.heartbeat_interval(), Duration::from_millis(500));
+        assert!(config.acceptor_duration() > config.lease_duration);
+    }
+}

@@ -1,0 +1,84 @@
+//! Typed events for observers of a node (logs, JSON output), besides the `Leader`
+//! callbacks.
+
+use paxos_core::{Ballot, LeaseName, NodeId};
+use tokio::time::Instant;
+
+use crate::leader::SurrenderReason;
+use crate::view::MasterInfo;
+
+/// Something that happened on a node, from [`crate::Election::events`]. Events of one
+/// lease arrive in protocol order; a receiver that falls behind by more than the channel
+/// capacity loses the oldest (tokio `broadcast` semantics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ElectionEvent {
+    /// This node became master.
+    Elected {
+        /// The lease.
+        lease: LeaseName,
+        /// The fencing token.
+        token: Ballot,
+        /// When authority ends unless renewed (deadline minus margin).
+        deadline: Instant,
+    },
+    /// This node renewed its lease.
+    Renewed {
+        /// The lease.
+        lease: LeaseName,
+        /// The new fencing token.
+        token: Ballot,
+        /// The new end of authority.
+        deadline: Instant,
+    },
+    /// This node stopped being master (its authority had already ended when this is seen).
+    Surrendered {
+        /// The lease.
+        lease: LeaseName,
+        /// The token it held.
+        token: Ballot,
+        /// Why.
+        reason: SurrenderReason,
+    },
+    /// This node's view of the master changed (another node, itself, or none).
+    MasterChanged {
+        /// The lease.
+        lease: LeaseName,
+        /// The new master, if any is known.
+        master: Option<MasterInfo>,
+    },
+    /// A peer stopped answering.
+    PeerDown {
+        /// The peer.
+        node: NodeId,
+    },
+    /// A peer is answering again.
+    PeerUp {
+        /// The peer.
+        node: NodeId,
+    },
+    /// A `Leader` callback panicked: the lease was surrendered and this node no longer
+    /// stands for it.
+    LeaderFailed {
+        /// The lease.
+        lease: LeaseName,
+        /// The panic message, if it was a string.
+        message: String,
+    },
+    /// The node stopped (shutdown, handle dropped, or transport closed).
+    Stopped,
+}
+
+impl ElectionEvent {
+    /// The lease the event is about, if any.
+    pub fn lease(&self) -> Option<&LeaseName> {
+        match self {
+            ElectionEvent::Elected { lease, .. }
+            | ElectionEvent::Renewed { lease, .. }
+            | ElectionEvent::Surrendered { lease, .. }
+            | ElectionEvent::MasterChanged { lease, .. }
+            | ElectionEvent::LeaderFailed { lease, .. } => Some(lease),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Status queries: serializable questions and answers about a node's view, for tools such
+//! as the command-line `status` (e.g. over `transport-quic`'s status-client streams).
+
+use std::time::Duration;
+
+use paxos_core::NodeId;
+use serde::{Deserialize, Serialize};
+
+/// A question about a node's view.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StatusRequest {
+    /// Only this lease (all joined leases when `None`).
+    pub lease: Option<String>,
+}
+
+impl StatusRequest {
+    /// A question about every lease.
+    pub fn all() -> Self {
+        StatusRequest { lease: None }
+    }
+
+    /// A question about one lease.
+    pub fn lease(name: impl Into<String>) -> Self {
+        StatusRequest {
+            lease: Some(name.into()),
+        }
+    }
+}
+
+/// A node's answer to a [`StatusRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StatusReply {
+    /// The answering node.
+    pub node: NodeId,
+    /// Voters that answer (this one included).
+    pub alive: Vec<NodeId>,
+    /// Voters that stopped answering.
+    pub down: Vec<NodeId>,
+    /// The leases asked about, sorted by name (an unknown name is simply absent).
+    pub leases: Vec<LeaseStatus>,
+}
+
+/// One lease as a node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct LeaseStatus {
+    /// The lease name.
+    pub lease: String,
+    /// The master, if known.
+    pub master: Option<NodeId>,
+    /// Its fencing token as `[counter, incarnation, node]`.
+    pub token: Option<[u64; 3]>,
+    /// Time left until its authority ends, on the answering node's clock.
+    pub expires_in: Option<Duration>,
+    /// Whether `expires_in` is exact (the answering node is the master) or an estimate.
+    pub exact: bool,
+}

@@ -1,0 +1,124 @@
+//! What the application can read synchronously: who is master, and whether this node's
+//! authority still holds. The driver writes it at the moment the protocol decides, before
+//! it sends anything (P6); readers also compare the deadline with the clock themselves, so
+//! authority ends at `d - margin` even if the driver is late.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use paxos_core::{Ballot, LeaseName, NodeId};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Who is master of a lease, as one node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MasterInfo {
+    /// The master.
+    pub node: NodeId,
+    /// Its fencing token (the ballot of its current lease; it grows on every renewal and
+    /// from one master to the next).
+    pub token: Ballot,
+    /// When its authority ends on this node's clock: exact on the master itself (its
+    /// deadline minus the surrender margin), an estimate from its last announcement
+    /// elsewhere (never authority).
+    pub expires: Instant,
+    /// True on the master itself, where `expires` is authoritative.
+    pub exact: bool,
+}
+
+/// The lease this node holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Held {
+    pub(crate) token: Ballot,
+    /// `d - margin` on this node's clock.
+    pub(crate) deadline: Instant,
+}
+
+/// The driver-maintained view of one lease.
+#[derive(Debug, Default)]
+pub(crate) struct LeaseView {
+    /// Counts this node's tenures of the lease (one per `Elected`).
+    pub(crate) term: u64,
+    pub(crate) held: Option<Held>,
+    pub(crate) master: Option<MasterInfo>,
+}
+
+/// Per-lease state shared between the driver, the handles and the guards.
+#[derive(Debug)]
+pub(crate) struct LeaseShared {
+    pub(crate) name: LeaseName,
+    view: Mutex<LeaseView>,
+    pub(crate) watch: watch::Sender<Option<MasterInfo>>,
+}
+
+impl LeaseShared {
+    pub(crate) fn new(name: LeaseName) -> Arc<Self> {
+        Arc::new(LeaseShared {
+            name,
+            view: Mutex::new(LeaseView::default()),
+            watch: watch::Sender::new(None),
+        })
+    }
+
+    /// The view; a panic elsewhere never poisons it for good (it holds plain data).
+    pub(crate) fn view(&self) -> MutexGuard<'_, LeaseView> {
+        self.view.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The lease this node holds with authority at `now`, if any.
+    pub(crate) fn held_at(&self, now: Instant) -> Option<Held> {
+        self.view().held.filter(|h| now < h.deadline)
+    }
+
+    pub(crate) fn master(&self) -> Option<MasterInfo> {
+        self.view().master
+    }
+}
+
+/// Proof, checked on use, that this node holds a lease: valid from the election until
+/// the tenure ends (surrender, or `deadline - margin` on the clock, whichever is first).
+///
+/// Check [`LeaseGuard::is_valid`] right before acting as master, and hand the
+/// [`LeaseGuard::token`] to any resource that can reject stale writers. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LeaseGuard {
+    shared: Arc<LeaseShared>,
+    term: u64,
+}
+
+impl LeaseGuard {
+    pub(crate) fn new(shared: Arc<LeaseShared>, term: u64) -> Self {
+        LeaseGuard { shared, term }
+    }
+
+    /// The tenure this guard belongs to.
+    pub(crate) fn term(&self) -> u64 {
+        self.term
+    }
+
+    /// The lease.
+    pub fn lease(&self) -> &LeaseName {
+        &self.shared.name
+    }
+
+    /// Whether this node still holds the lease of this tenure, now.
+    pub fn is_valid(&self) -> bool {
+        self.held().is_some()
+    }
+
+    /// The current fencing token of this tenure, while it is valid.
+    pub fn token(&self) -> Option<Ballot> {
+        self.held().map(|h| h.token)
+    }
+
+    /// When this tenure's authority ends unless renewed, while it is valid.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.held().map(|h| h.deadline)
+    }
+
+    fn held(&self) -> Option<Held> {
+        let now = Instant::now();
+        let view = self.shared.view();
+        view.held
+            .filter(|h| view.term == self.term && now < h.deadline)
+    }
+}
