@@ -138,6 +138,8 @@ pub(crate) struct TaskContext {
     pub(crate) shared: Arc<LeaseShared>,
     pub(crate) internal: mpsc::UnboundedSender<Internal>,
     pub(crate) local: NodeId,
+    /// Whether this node stands for the lease: only candidates lose elections.
+    pub(crate) candidate: bool,
     pub(crate) max_payload: usize,
     pub(crate) sync_timeout: Duration,
 }
@@ -236,7 +238,8 @@ impl<L: Leader> Task<L> {
                 self.leader.on_surrendered(info).await;
             }
             LeaseMsg::MasterChanged(master) => {
-                let Some(master) = master.filter(|m| m.node != self.ctx.local) else {
+                let Some(master) = master.filter(|m| m.node != self.ctx.local && self.ctx.candidate)
+                else {
                     return;
                 };
                 if self.announced == Some(master.node) {

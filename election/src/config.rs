@@ -57,8 +57,9 @@ pub struct Config {
     /// Retransmission interval of unanswered protocol messages (default 5% of the lease).
     #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub retransmit_interval: Option<Duration>,
-    /// Random spread of attempts and step between candidate priorities (default 0.1% of
-    /// the lease, at least 1 ms).
+    /// Random spread of attempts and step between candidate priorities (default 0.5% of
+    /// the lease, at least 1 ms: 10 ms for a 2 s lease). For priorities to decide who
+    /// wins a free lease, a step must exceed an attempt's four message delays.
     #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub jitter: Option<Duration>,
     /// Longest wait of a `leader_call` for a master and its reply (default one lease).
@@ -179,9 +180,9 @@ impl Config {
         if let Some(r) = self.retransmit_interval {
             core.retransmit_interval = r;
         }
-        if let Some(j) = self.jitter {
-            core.jitter = j;
-        }
+        core.jitter = self
+            .jitter
+            .unwrap_or((self.lease_duration / 200).max(Duration::from_millis(1)));
         core
     }
 

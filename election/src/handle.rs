@@ -239,6 +239,7 @@ impl Election {
                 shared: shared.clone(),
                 internal: self.inner.internal.clone(),
                 local: self.id(),
+                candidate: candidacy.priority().is_some(),
                 max_payload: self.inner.config.max_payload_len,
                 sync_timeout: self.inner.config.sync_timeout(),
             },
