@@ -21,13 +21,35 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Create a cluster CA and certificates for nodes and status clients.
     Certs(cli::certs::CertsArgs),
+    /// Run one node of a cluster; its events are printed as JSON lines on stdout.
+    Node(cli::node::NodeArgs),
+    /// Ask a running node who is master.
+    Status(cli::status::StatusArgs),
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(work: F) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(work);
+    // A blocking read of stdin may still be pending: do not wait for it.
+    runtime.shutdown_background();
+    result
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let result = match &cli.command {
         Command::Demo(args) => cli::demo::run_demo(args),
         Command::Certs(args) => cli::certs::run(args),
+        Command::Node(args) => block_on(cli::node::run(args)),
+        Command::Status(args) => block_on(cli::status::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

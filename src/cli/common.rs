@@ -1,0 +1,109 @@
+//! Pieces the subcommands share: peer lists, certificate files, the JSON event lines.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow};
+use election::{ElectionEvent, MasterInfo, NodeId};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use transport_quic::{CaCertificate, Identity};
+
+/// `ID=ADDR`, e.g. `2=127.0.0.1:7002`.
+pub fn parse_peer(text: &str) -> Result<(NodeId, SocketAddr), String> {
+    let (id, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected ID=ADDR, got {text:?}"))?;
+    let id = id
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{id:?} is not a node id"))?;
+    let addr = addr
+        .trim()
+        .parse::<SocketAddr>()
+        .map_err(|_| format!("{addr:?} is not an address like 127.0.0.1:7001"))?;
+    Ok((NodeId(id), addr))
+}
+
+/// A duration such as `2s`, `500ms`, `1.5s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    election::parse_duration(text)
+}
+
+/// Loads `node-<id>.pem`/`.key` (or `client.pem`/`.key` for `None`) and `ca.pem` from `dir`.
+pub fn load_identity(dir: &Path, node: Option<NodeId>) -> Result<(Identity, CaCertificate)> {
+    let (cert, key) = match node {
+        Some(id) => transport_quic::node_file_names(id),
+        None => ("client.pem".to_string(), "client.key".to_string()),
+    };
+    let identity = Identity::load(&dir.join(&cert), &dir.join(&key))
+        .with_context(|| format!("cannot load {} and {} from {}", cert, key, dir.display()))?;
+    let ca = CaCertificate::load(&dir.join("ca.pem"))
+        .with_context(|| format!("cannot load ca.pem from {}", dir.display()))?;
+    Ok((identity, ca))
+}
+
+/// Unix time in milliseconds, as a float.
+pub fn unix_ms(at: SystemTime) -> f64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// The wall-clock time of a monotonic instant, for display only.
+pub fn wall_of(instant: Instant) -> SystemTime {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    if instant >= now {
+        wall + (instant - now)
+    } else {
+        wall - (now - instant)
+    }
+}
+
+/// One event as the JSON object `gen-paxos node` prints, or `None` for events that are
+/// logged rather than printed.
+pub fn event_json(node: NodeId, event: &ElectionEvent) -> Option<Value> {
+    let ts_ms = unix_ms(SystemTime::now());
+    let value = match event {
+        ElectionEvent::Elected {
+            lease,
+            token,
+            deadline,
+        }
+        | ElectionEvent::Renewed {
+            lease,
+            token,
+            deadline,
+        } => {
+            let name = if matches!(event, ElectionEvent::Elected { .. }) {
+                "elected"
+            } else {
+                "renewed"
+            };
+            json!({
+                "ts_ms": ts_ms, "node": node.0, "event": name, "lease": lease.as_str(),
+                "token": token.to_array(), "deadline_ms": unix_ms(wall_of(*deadline)),
+            })
+        }
+        ElectionEvent::Surrendered {
+            lease,
+            token,
+            reason,
+        } => json!({
+            "ts_ms": ts_ms, "node": node.0, "event": "surrendered", "lease": lease.as_str(),
+            "token": token.to_array(), "reason": reason.as_str(),
+        }),
+        ElectionEvent::MasterChanged { lease, master } => json!({
+            "ts_ms": ts_ms, "node": node.0, "event": "master", "lease": lease.as_str(),
+            "master": master.map(|m: MasterInfo| m.node.0),
+            "token": master.map(|m| m.token.to_array()),
+        }),
+        _ => return None,
+    };
+    Some(value)
+}
+
+/// An error for a value that must be present.
+pub fn missing(what: &str) -> anyhow::Error {
+    anyhow!("missing {what} (give it as a flag or in --config)")
+}

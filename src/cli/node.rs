@@ -1,0 +1,307 @@
+//! `gen-paxos node`: one node of a real cluster over QUIC, printing its events as JSON lines.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use async_trait::async_trait;
+use clap::Args;
+use election::{
+    Candidacy, Election, ElectionEvent, Leader, LeaseInfo, NodeId, StatusRequest, SurrenderInfo,
+    Wire,
+};
+use serde::Deserialize;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{debug, info, warn};
+use transport_quic::{QuicTransport, Settings};
+
+use super::common::{event_json, load_identity, missing, parse_duration, parse_peer};
+
+/// Arguments of `gen-paxos node`. Every setting may also come from `--config FILE` (TOML,
+/// same names with underscores; flags win).
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// This node's id (it must match its certificate, node-<id>.pem).
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// UDP address to listen on, e.g. 127.0.0.1:7001.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Another voter, as ID=ADDR (repeat for each).
+    #[arg(long = "peer", value_parser = parse_peer)]
+    pub peers: Vec<(NodeId, SocketAddr)>,
+    /// An observer node (learns, never votes), as ID=ADDR. Every node must list the same
+    /// voters and observers.
+    #[arg(long = "observer-peer", value_parser = parse_peer)]
+    pub observer_peers: Vec<(NodeId, SocketAddr)>,
+    /// Directory with ca.pem and node-<id>.pem/.key (see `gen-paxos certs`).
+    #[arg(long)]
+    pub certs: Option<PathBuf>,
+    /// A lease to stand for (repeat for several). Default: `default`.
+    #[arg(long = "lease")]
+    pub leases: Vec<String>,
+    /// Lease duration, e.g. 2s or 500ms. Must be the same on every node. Default 2s.
+    #[arg(long, value_parser = parse_duration)]
+    pub lease_duration: Option<Duration>,
+    /// This node is an observer: it learns who is master but never votes or stands.
+    #[arg(long)]
+    pub observer: bool,
+    /// Candidate priority, 0 (default) to 3: a higher one tries first for a free lease.
+    #[arg(long)]
+    pub priority: Option<u8>,
+    /// A TOML file with the same settings.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// The TOML form of [`NodeArgs`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeFile {
+    id: Option<u64>,
+    listen: Option<SocketAddr>,
+    #[serde(default)]
+    peers: BTreeMap<u64, SocketAddr>,
+    #[serde(default)]
+    observer_peers: BTreeMap<u64, SocketAddr>,
+    certs: Option<PathBuf>,
+    #[serde(default)]
+    leases: Vec<String>,
+    lease_duration: Option<String>,
+    #[serde(default)]
+    observer: bool,
+    priority: Option<u8>,
+}
+
+/// The settings of one node, from flags and file.
+#[derive(Debug)]
+struct Settled {
+    id: NodeId,
+    listen: SocketAddr,
+    peers: Vec<(NodeId, SocketAddr)>,
+    observer_peers: Vec<(NodeId, SocketAddr)>,
+    certs: PathBuf,
+    leases: Vec<String>,
+    lease_duration: Duration,
+    observer: bool,
+    priority: u8,
+}
+
+fn settle(args: &NodeArgs) -> Result<Settled> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<NodeFile>(&text)
+                .with_context(|| format!("{} is not a valid node configuration", path.display()))?
+        }
+        None => NodeFile::default(),
+    };
+    let pairs = |flags: &[(NodeId, SocketAddr)], file: &BTreeMap<u64, SocketAddr>| {
+        if flags.is_empty() {
+            file.iter().map(|(&id, &a)| (NodeId(id), a)).collect()
+        } else {
+            flags.to_vec()
+        }
+    };
+    let lease_duration = match (args.lease_duration, &file.lease_duration) {
+        (Some(d), _) => d,
+        (None, Some(text)) => parse_duration(text)
+            .map_err(anyhow::Error::msg)
+            .context("lease_duration in --config")?,
+        (None, None) => Duration::from_secs(2),
+    };
+    let priority = args.priority.or(file.priority).unwrap_or(0);
+    if priority > paxos_core::MAX_PRIORITY {
+        bail!(
+            "--priority must be 0 to {}, got {priority}",
+            paxos_core::MAX_PRIORITY
+        );
+    }
+    let mut leases = if args.leases.is_empty() {
+        file.leases
+    } else {
+        args.leases.clone()
+    };
+    if leases.is_empty() {
+        leases.push("default".into());
+    }
+    Ok(Settled {
+        id: NodeId(args.id.or(file.id).ok_or_else(|| missing("--id"))?),
+        listen: args
+            .listen
+            .or(file.listen)
+            .ok_or_else(|| missing("--listen"))?,
+        peers: pairs(&args.peers, &file.peers),
+        observer_peers: pairs(&args.observer_peers, &file.observer_peers),
+        certs: args
+            .certs
+            .clone()
+            .or(file.certs)
+            .ok_or_else(|| missing("--certs"))?,
+        leases,
+        lease_duration,
+        observer: args.observer || file.observer,
+        priority,
+    })
+}
+
+/// The tool's `Leader`: it holds no state of its own; what happens is printed from the
+/// node's event stream.
+#[derive(Debug)]
+struct Announcer;
+
+#[async_trait]
+impl Leader for Announcer {
+    type Message = ();
+
+    async fn on_elected(&mut self, lease: &LeaseInfo) -> Option<()> {
+        info!(lease = %lease.name, token = %lease.token, "elected");
+        None
+    }
+
+    async fn on_surrendered(&mut self, info: SurrenderInfo<()>) {
+        info!(lease = %info.lease, reason = %info.reason, "not master");
+    }
+}
+
+/// Runs the node until SIGTERM or SIGINT; then releases its leases and returns.
+pub async fn run(args: &NodeArgs) -> Result<()> {
+    let s = settle(args)?;
+    if s.peers
+        .iter()
+        .chain(&s.observer_peers)
+        .any(|(id, _)| *id == s.id)
+    {
+        bail!("node {} lists itself as a peer", s.id);
+    }
+    let (identity, ca) = load_identity(&s.certs, Some(s.id))?;
+    let mut voters: Vec<NodeId> = s.peers.iter().map(|(id, _)| *id).collect();
+    let mut observers: Vec<NodeId> = s.observer_peers.iter().map(|(id, _)| *id).collect();
+    if s.observer {
+        observers.push(s.id)
+    } else {
+        voters.push(s.id)
+    }
+    let config = election::Config::new(s.id, voters)
+        .with_observers(observers)
+        .with_lease_duration(s.lease_duration);
+    config.validate().context("invalid cluster configuration")?;
+
+    let mut settings = Settings::for_lease(s.lease_duration);
+    settings.accept_clients = true;
+    let mut quic =
+        transport_quic::Config::new(s.id, s.listen, identity, ca).with_settings(settings);
+    for &(id, addr) in s.peers.iter().chain(&s.observer_peers) {
+        quic = quic.with_peer(id, addr);
+    }
+    let transport = QuicTransport::<Wire>::bind(quic)
+        .with_context(|| format!("cannot start node {} on {}", s.id, s.listen))?;
+    let status_requests = transport.client_requests();
+    let election = Election::start(config, transport).context("cannot start the election")?;
+    let events = election.events();
+    let printer = tokio::spawn(print_events(s.id, events));
+
+    let candidacy = if s.observer {
+        Candidacy::Observer
+    } else {
+        Candidacy::with_priority(s.priority)
+    };
+    for name in &s.leases {
+        election
+            .join(name, Announcer, candidacy)
+            .await
+            .with_context(|| format!("cannot join lease {name:?}"))?;
+    }
+    if let Some(mut requests) = status_requests {
+        let election = election.clone();
+        tokio::spawn(async move {
+            while let Some(request) = requests.next().await {
+                match request.decode::<StatusRequest>() {
+                    Ok(question) => {
+                        let answer = election.status(&question);
+                        if let Err(e) = request.respond(&answer) {
+                            debug!(error = %e, "status answer not sent");
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "malformed status request"),
+                }
+            }
+        });
+    }
+    eprintln!(
+        "gen-paxos: node {} listening on {}, leases {:?}",
+        s.id, s.listen, s.leases
+    );
+
+    wait_for_stop(&election, &s.leases).await?;
+    election.shutdown().await;
+    // Let the printer write the surrenders of the shutdown before exiting.
+    let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
+    Ok(())
+}
+
+/// Serves `resign [NAME]` lines on stdin until SIGTERM or SIGINT.
+async fn wait_for_stop(election: &Election, leases: &[String]) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => command(election, leases, line.trim()).await,
+                Ok(None) | Err(_) => stdin_open = false,
+            },
+        }
+    }
+}
+
+async fn command(election: &Election, leases: &[String], line: &str) {
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (None, ..) => {}
+        (Some("resign"), name, None) => {
+            let names: Vec<&str> = match name {
+                Some(n) => vec![n],
+                None => leases.iter().map(String::as_str).collect(),
+            };
+            for name in names {
+                match election.resign(name).await {
+                    Ok(was_master) => info!(lease = name, was_master, "resigned"),
+                    Err(e) => eprintln!("gen-paxos: cannot resign {name:?}: {e}"),
+                }
+            }
+        }
+        _ => eprintln!("gen-paxos: unknown command {line:?} (try: resign [NAME])"),
+    }
+}
+
+/// Writes each event as one JSON line on stdout, flushed at once.
+async fn print_events(node: NodeId, mut events: tokio::sync::broadcast::Receiver<ElectionEvent>) {
+    loop {
+        match events.recv().await {
+            Ok(ElectionEvent::Stopped) | Err(RecvError::Closed) => return,
+            Ok(event) => {
+                if let Some(line) = event_json(node, &event) {
+                    let mut out = std::io::stdout().lock();
+                    if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                        return;
+                    }
+                } else {
+                    debug!(?event, "event");
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                warn!(missed, "event output fell behind; events were skipped")
+            }
+        }
+    }
+}
