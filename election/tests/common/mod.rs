@@ -208,13 +208,14 @@ impl Cluster {
 
     /// The nodes that hold `lease` now.
     pub fn masters(&self, lease: &str) -> Vec<NodeId> {
-        let mut m: Vec<NodeId> = self
-            .handles
-            .iter()
-            .filter(|((_, l), h)| l == lease && h.is_master())
-            .map(|((n, _), _)| *n)
-            .collect();
-        m.sort_unstable();
+        let mut key = (NodeId(0), lease.to_string());
+        let mut m = Vec::new();
+        for node in self.all() {
+            key.0 = node;
+            if self.handles.get(&key).is_some_and(|h| h.is_master()) {
+                m.push(node);
+            }
+        }
         m
     }
 

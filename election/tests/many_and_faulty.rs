@@ -1,0 +1,137 @@
+//! Many leases on one cluster; panicking and slow `Leader` implementations.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, LEASE, Quirks, What, check_exclusive};
+use election::{Candidacy, ElectionEvent, NodeId, SurrenderReason};
+use tokio::time::Instant;
+
+fn first_election_bound() -> Duration {
+    common::config(NodeId(1), &[NodeId(1)], &[], 0).acceptor_duration() + LEASE / 2
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_leases_on_three_nodes_all_get_a_master_and_keep_it() {
+    const LEASES: usize = 1000;
+    let mut c = Cluster::start(3, 0, 30);
+    let names: Vec<String> = (0..LEASES).map(|i| format!("lease-{i:04}")).collect();
+    for name in &names {
+        c.join_all(name).await;
+    }
+    // Every lease gets a master; the quarantine and duels are the same for all of them.
+    let end = Instant::now() + first_election_bound() + LEASE * 3;
+    let masters = loop {
+        let masters: Vec<Vec<NodeId>> = names.iter().map(|n| c.masters(n)).collect();
+        assert!(masters.iter().all(|m| m.len() <= 1));
+        if masters.iter().all(|m| m.len() == 1) {
+            break masters;
+        }
+        assert!(
+            Instant::now() < end,
+            "{} leases without a master",
+            masters.iter().filter(|m| m.is_empty()).count()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // And keeps it for five leases: no lease changes hands.
+    let end = Instant::now() + LEASE * 5;
+    while Instant::now() < end {
+        tokio::time::sleep(LEASE / 10).await;
+        for (name, before) in names.iter().zip(&masters) {
+            assert_eq!(&c.masters(name), before, "{name}");
+        }
+    }
+    let records = c.records();
+    assert!(!records.iter().any(|r| matches!(
+        r.what,
+        What::Surrendered {
+            reason: SurrenderReason::Expired | SurrenderReason::Lost,
+            ..
+        }
+    )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_leader_surrenders_its_lease_and_other_leases_carry_on() {
+    let mut c = Cluster::start(3, 0, 31);
+    // Node 1 is preferred for both leases; its "bad" leader panics when elected.
+    let panicky = Quirks {
+        panic_on_elected: true,
+        ..Quirks::default()
+    };
+    c.join(NodeId(1), "bad", Candidacy::with_priority(3), panicky)
+        .await;
+    c.join(NodeId(1), "good", Candidacy::with_priority(3), Quirks::default())
+        .await;
+    for n in [2, 3] {
+        for lease in ["bad", "good"] {
+            c.join(NodeId(n), lease, Candidacy::candidate(), Quirks::default())
+                .await;
+        }
+    }
+    let mut events = c.nodes[&NodeId(1)].events();
+    assert_eq!(c.wait_master("good", first_election_bound()).await, NodeId(1));
+    // The panic surrenders "bad" at once (a release, not an expiry) and another node
+    // takes over within a few message delays.
+    let new = c.wait_master("bad", first_election_bound()).await;
+    let new = if new == NodeId(1) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        c.wait_master("bad", Duration::from_millis(100)).await
+    } else {
+        new
+    };
+    assert_ne!(new, NodeId(1));
+    let mut failed = false;
+    while let Ok(event) = events.try_recv() {
+        failed |= matches!(event, ElectionEvent::LeaderFailed { ref lease, .. } if lease.as_str() == "bad");
+    }
+    assert!(failed, "the panic was reported");
+    // Node 1 no longer stands for "bad" but still serves "good".
+    c.run_checking("bad", LEASE * 5).await;
+    assert_eq!(c.masters("bad"), vec![new]);
+    assert_eq!(c.masters("good"), vec![NodeId(1)]);
+    let reply = c.handle(NodeId(2), "good").call("still there?".into()).await;
+    assert_eq!(reply, Ok("1 answers still there? to 2".to_string()));
+    check_exclusive(&c.records(), "bad");
+    check_exclusive(&c.records(), "good");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_on_elected_does_not_delay_renewal_or_other_leases() {
+    let mut c = Cluster::start(3, 0, 32);
+    let slow = Quirks {
+        slow_elected: Some(LEASE * 10),
+        ..Quirks::default()
+    };
+    c.join(NodeId(1), "slow", Candidacy::with_priority(3), slow).await;
+    c.join(NodeId(1), "other", Candidacy::with_priority(3), Quirks::default())
+        .await;
+    for n in [2, 3] {
+        for lease in ["slow", "other"] {
+            c.join(NodeId(n), lease, Candidacy::candidate(), Quirks::default())
+                .await;
+        }
+    }
+    assert_eq!(c.wait_master("slow", first_election_bound()).await, NodeId(1));
+    assert_eq!(c.wait_master("other", first_election_bound()).await, NodeId(1));
+    // on_elected sleeps for ten leases; the lease is renewed all along.
+    c.run_checking("slow", LEASE * 12).await;
+    assert_eq!(c.masters("slow"), vec![NodeId(1)]);
+    assert_eq!(c.masters("other"), vec![NodeId(1)]);
+    let renewals = c
+        .records()
+        .iter()
+        .filter(|r| {
+            r.node == NodeId(1)
+                && r.lease == "slow"
+                && matches!(r.what, What::Event(ElectionEvent::Renewed { .. }))
+        })
+        .count();
+    assert!(renewals >= 30, "{renewals} renewals");
+    // Calls to the busy lease wait behind the slow callback and time out, boundedly;
+    // the other lease answers.
+    let reply = c.handle(NodeId(2), "other").call("ping".into()).await;
+    assert_eq!(reply, Ok("1 answers ping to 2".to_string()));
+}
