@@ -232,13 +232,18 @@ impl<L: Leader> Task<L> {
                     lease: self.ctx.shared.name.clone(),
                     reason,
                     token: Some(token),
-                    master: self.ctx.shared.master().filter(|m| m.node != self.ctx.local),
+                    master: self
+                        .ctx
+                        .shared
+                        .master()
+                        .filter(|m| m.node != self.ctx.local),
                     sync: None,
                 };
                 self.leader.on_surrendered(info).await;
             }
             LeaseMsg::MasterChanged(master) => {
-                let Some(master) = master.filter(|m| m.node != self.ctx.local && self.ctx.candidate)
+                let Some(master) =
+                    master.filter(|m| m.node != self.ctx.local && self.ctx.candidate)
                 else {
                     return;
                 };

@@ -52,28 +52,56 @@ pub struct Config {
     pub rho: f64,
     /// The master stops acting this long before its lease deadline (default 5% of the
     /// lease). `is_master()`, lease guards and `on_surrendered` all use this bound.
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub surrender_margin: Option<Duration>,
     /// Retransmission interval of unanswered protocol messages (default 5% of the lease).
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retransmit_interval: Option<Duration>,
     /// Random spread of attempts and step between candidate priorities (default 0.5% of
     /// the lease, at least 1 ms: 10 ms for a 2 s lease). For priorities to decide who
     /// wins a free lease, a step must exceed an attempt's four message delays.
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub jitter: Option<Duration>,
     /// Longest wait of a `leader_call` for a master and its reply (default one lease).
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub call_timeout: Option<Duration>,
     /// How long a losing candidate waits for the new master's sync payload before
     /// `on_surrendered` runs without it (default 5% of the lease).
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sync_timeout: Option<Duration>,
     /// Heartbeats go to every peer this often (default a quarter of the lease).
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub heartbeat_interval: Option<Duration>,
     /// A peer not heard from for this long is down (default one lease).
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub peer_timeout: Option<Duration>,
     /// Largest encoded user payload (call, reply, cast, broadcast, sync) in bytes
     /// (default 512 KiB; at most 16 MiB). The transport's frame limit must leave room.
@@ -266,14 +294,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         other => return Err(format!("invalid duration unit {other:?} in {text:?}")),
     };
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("invalid duration {text:?}: {e}"))
+    Duration::try_from_secs_f64(value * scale)
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))
 }
 
 /// Formats a duration the way [`parse_duration`] reads it.
 fn format_duration(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
-    } else if d.as_nanos() % 1_000_000 == 0 {
+    } else if d.as_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}ns", d.as_nanos())
@@ -311,7 +340,9 @@ mod duration {
         s.serialize_str(&super::format_duration(*d))
     }
 
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
         d.deserialize_any(super::DurationVisitor)
     }
 }
@@ -348,7 +379,11 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_duration("2 parsecs").is_err());
         assert!(parse_duration("s").is_err());
-        for d in [Duration::from_secs(3), Duration::from_millis(20), Duration::from_nanos(7)] {
+        for d in [
+            Duration::from_secs(3),
+            Duration::from_millis(20),
+            Duration::from_nanos(7),
+        ] {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d));
         }
     }

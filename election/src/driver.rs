@@ -20,8 +20,8 @@ use crate::callbacks::{Internal, LeaseMsg, Responder};
 use crate::config::Config;
 use crate::error::{CallError, Error, Refusal};
 use crate::events::ElectionEvent;
-use crate::leader::{LeaseInfo, SurrenderReason};
 use crate::handle::NodeShared;
+use crate::leader::{LeaseInfo, SurrenderReason};
 use crate::transport::{Delivery, Transport};
 use crate::view::{Held, LeaseGuard, LeaseShared, MasterInfo};
 use crate::wire::{Frame, Wire};
@@ -417,7 +417,11 @@ impl<T: Transport<Wire>> Driver<T> {
                     let view = rt.shared.view();
                     view.term == term && view.held.is_some_and(|h| now < h.deadline)
                 };
-                let token = self.core.master(&lease).filter(|m| m.exact).map(|m| m.token);
+                let token = self
+                    .core
+                    .master(&lease)
+                    .filter(|m| m.exact)
+                    .map(|m| m.token);
                 let (true, Some(token)) = (current && self.core.is_master(ts, &lease), token)
                 else {
                     return;
@@ -497,10 +501,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 }
             }
             Frame::Reply { id, result } => {
-                if self
-                    .calls
-                    .get(&id)
-                    .is_some_and(|c| c.target == Some(from))
+                if self.calls.get(&id).is_some_and(|c| c.target == Some(from))
                     && let Some(call) = self.calls.remove(&id)
                 {
                     let _ = call
@@ -696,7 +697,9 @@ impl<T: Transport<Wire>> Driver<T> {
         }
         for id in failed {
             if let Some(call) = self.calls.remove(&id) {
-                let _ = call.reply.send(Err(CallError::MasterChanged(lease.clone())));
+                let _ = call
+                    .reply
+                    .send(Err(CallError::MasterChanged(lease.clone())));
             }
         }
         if !waiting.is_empty() {

@@ -66,6 +66,7 @@ pub trait Leader: Send + 'static {
 
     /// A payload the master broadcast (gen_leader `from_leader/3`); runs on every other
     /// node that joined the lease.
+    #[allow(clippy::wrong_self_convention, reason = "gen_leader's callback name")]
     async fn from_leader(&mut self, _from: NodeId, _message: Self::Message) {}
 
     /// On the master: voter `node` stopped answering (gen_leader `handle_DOWN/3`).

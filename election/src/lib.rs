@@ -120,7 +120,7 @@
 //! # Transports and the wire format
 //!
 //! The runtime speaks [`Wire`] messages through any [`Transport<Wire>`](Transport):
-//! `transport-quic`'s `QuicTransport` in production, [`memory::MemoryTransport`] (feature
+//! `transport-quic`'s `QuicTransport` in production, `memory::MemoryTransport` (feature
 //! `test-util`) in tests. User payloads are encoded to bytes with [`codec`], the one module
 //! that knows bincode, which transports use for their frames as well.
 #![warn(missing_docs)]

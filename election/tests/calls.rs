@@ -1,4 +1,8 @@
 //! gen_leader calls, casts, broadcasts and sync payloads.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in tests a failed unwrap is a failed test"
+)]
 
 mod common;
 
@@ -36,7 +40,10 @@ async fn leader_call_without_a_master_fails_with_a_clear_error_after_the_call_ti
         other => panic!("expected no master, got {other:?}"),
     }
     assert!(err.unwrap_err().is_retryable());
-    assert!(waited >= LEASE && waited <= LEASE + Duration::from_millis(10), "{waited:?}");
+    assert!(
+        waited >= LEASE && waited <= LEASE + Duration::from_millis(10),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -96,13 +103,22 @@ async fn broadcasts_reach_every_live_node_and_casts_reach_the_master() {
     }
     let down = c.voters.iter().copied().find(|&v| v != master).unwrap();
     c.crash(down);
-    let follower = c.voters.iter().copied().find(|&v| v != master && v != down).unwrap();
+    let follower = c
+        .voters
+        .iter()
+        .copied()
+        .find(|&v| v != master && v != down)
+        .unwrap();
     assert!(matches!(
         c.handle(follower, "main").broadcast("not master".into()),
         Err(CallError::NotMaster(_))
     ));
-    c.handle(master, "main").broadcast("hello all".into()).unwrap();
-    c.handle(follower, "main").cast("hello master".into()).unwrap();
+    c.handle(master, "main")
+        .broadcast("hello all".into())
+        .unwrap();
+    c.handle(follower, "main")
+        .cast("hello master".into())
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let callbacks = c.callbacks("main");
     let mut reached: Vec<NodeId> = callbacks

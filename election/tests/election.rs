@@ -1,4 +1,8 @@
 //! Whole-runtime election behaviour on the in-memory transport and paused time.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in tests a failed unwrap is a failed test"
+)]
 
 mod common;
 
@@ -32,13 +36,17 @@ async fn elects_one_and_keeps_it(voters: u64, seed: u64) {
     assert_eq!(elected.len(), 1, "exactly one election: {elected:?}");
     assert_eq!(elected[0].node, master);
     assert!(
-        !callbacks.iter().any(|r| r.node == master
-            && matches!(r.what, What::Surrendered { .. })),
+        !callbacks
+            .iter()
+            .any(|r| r.node == master && matches!(r.what, What::Surrendered { .. })),
         "no spurious surrender on the master"
     );
     // Every other voter was told who won, with the sync payload.
     for &v in c.voters.iter().filter(|&&v| v != master) {
-        let told = callbacks.iter().find(|r| r.node == v).map(|r| r.what.clone());
+        let told = callbacks
+            .iter()
+            .find(|r| r.node == v)
+            .map(|r| r.what.clone());
         assert_eq!(
             told,
             Some(What::Surrendered {
@@ -75,10 +83,16 @@ async fn new_master_after_a_crash_within_d_a_and_after_the_old_authority_ended()
         c.join_all("main").await;
         let old = c.wait_master("main", first_election_bound()).await;
         c.run_checking("main", LEASE * 3).await;
-        let old_deadline = c.handle(old, "main").guard().and_then(|g| g.deadline()).unwrap();
+        let old_deadline = c
+            .handle(old, "main")
+            .guard()
+            .and_then(|g| g.deadline())
+            .unwrap();
         let crashed_at = Instant::now();
         c.crash(old);
-        let new = c.wait_master("main", d_a() + Duration::from_millis(100)).await;
+        let new = c
+            .wait_master("main", d_a() + Duration::from_millis(100))
+            .await;
         assert_ne!(new, old);
         let failover = Instant::now() - crashed_at;
         assert!(
@@ -100,8 +114,7 @@ async fn new_master_after_a_crash_within_d_a_and_after_the_old_authority_ended()
 }
 
 #[tokio::test(start_paused = true)]
-async fn partitioned_master_surrenders_before_the_new_master_is_elected_and_does_not_disrupt_it()
-{
+async fn partitioned_master_surrenders_before_the_new_master_is_elected_and_does_not_disrupt_it() {
     let mut c = Cluster::start(5, 0, 6);
     c.join_all("main").await;
     let old = c.wait_master("main", first_election_bound()).await;
@@ -162,7 +175,10 @@ async fn resign_hands_over_within_a_few_message_delays() {
     let new = c.wait_master("main", Duration::from_millis(100)).await;
     assert_ne!(new, old);
     let handover = Instant::now() - resigned_at;
-    assert!(handover <= 10 * MAX_DELAY + Duration::from_millis(10), "{handover:?}");
+    assert!(
+        handover <= 10 * MAX_DELAY + Duration::from_millis(10),
+        "{handover:?}"
+    );
     let told = c
         .callbacks("main")
         .into_iter()
@@ -197,7 +213,10 @@ async fn observers_and_learner_only_voters_are_never_elected() {
         .await;
     assert!(refused.is_err());
 
-    assert_eq!(c.wait_master("main", first_election_bound()).await, NodeId(1));
+    assert_eq!(
+        c.wait_master("main", first_election_bound()).await,
+        NodeId(1)
+    );
     c.crash(NodeId(1));
     c.run_checking("main", LEASE * 5).await;
     assert!(c.masters("main").is_empty());
@@ -231,8 +250,13 @@ async fn a_preferred_candidate_wins_a_free_lease() {
         let preferred = NodeId(1 + seed % 3);
         for node in c.all() {
             let priority = if node == preferred { 3 } else { 0 };
-            c.join(node, "main", Candidacy::with_priority(priority), Quirks::default())
-                .await;
+            c.join(
+                node,
+                "main",
+                Candidacy::with_priority(priority),
+                Quirks::default(),
+            )
+            .await;
         }
         assert_eq!(
             c.wait_master("main", first_election_bound()).await,

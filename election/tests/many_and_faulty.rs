@@ -1,4 +1,8 @@
 //! Many leases on one cluster; panicking and slow `Leader` implementations.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in tests a failed unwrap is a failed test"
+)]
 
 mod common;
 
@@ -63,8 +67,13 @@ async fn a_panicking_leader_surrenders_its_lease_and_other_leases_carry_on() {
     };
     c.join(NodeId(1), "bad", Candidacy::with_priority(3), panicky)
         .await;
-    c.join(NodeId(1), "good", Candidacy::with_priority(3), Quirks::default())
-        .await;
+    c.join(
+        NodeId(1),
+        "good",
+        Candidacy::with_priority(3),
+        Quirks::default(),
+    )
+    .await;
     for n in [2, 3] {
         for lease in ["bad", "good"] {
             c.join(NodeId(n), lease, Candidacy::candidate(), Quirks::default())
@@ -72,7 +81,10 @@ async fn a_panicking_leader_surrenders_its_lease_and_other_leases_carry_on() {
         }
     }
     let mut events = c.nodes[&NodeId(1)].events();
-    assert_eq!(c.wait_master("good", first_election_bound()).await, NodeId(1));
+    assert_eq!(
+        c.wait_master("good", first_election_bound()).await,
+        NodeId(1)
+    );
     // The panic surrenders "bad" at once (a release, not an expiry) and another node
     // takes over within a few message delays.
     let new = c.wait_master("bad", first_election_bound()).await;
@@ -92,7 +104,10 @@ async fn a_panicking_leader_surrenders_its_lease_and_other_leases_carry_on() {
     c.run_checking("bad", LEASE * 5).await;
     assert_eq!(c.masters("bad"), vec![new]);
     assert_eq!(c.masters("good"), vec![NodeId(1)]);
-    let reply = c.handle(NodeId(2), "good").call("still there?".into()).await;
+    let reply = c
+        .handle(NodeId(2), "good")
+        .call("still there?".into())
+        .await;
     assert_eq!(reply, Ok("1 answers still there? to 2".to_string()));
     check_exclusive(&c.records(), "bad");
     check_exclusive(&c.records(), "good");
@@ -105,17 +120,29 @@ async fn a_slow_on_elected_does_not_delay_renewal_or_other_leases() {
         slow_elected: Some(LEASE * 10),
         ..Quirks::default()
     };
-    c.join(NodeId(1), "slow", Candidacy::with_priority(3), slow).await;
-    c.join(NodeId(1), "other", Candidacy::with_priority(3), Quirks::default())
+    c.join(NodeId(1), "slow", Candidacy::with_priority(3), slow)
         .await;
+    c.join(
+        NodeId(1),
+        "other",
+        Candidacy::with_priority(3),
+        Quirks::default(),
+    )
+    .await;
     for n in [2, 3] {
         for lease in ["slow", "other"] {
             c.join(NodeId(n), lease, Candidacy::candidate(), Quirks::default())
                 .await;
         }
     }
-    assert_eq!(c.wait_master("slow", first_election_bound()).await, NodeId(1));
-    assert_eq!(c.wait_master("other", first_election_bound()).await, NodeId(1));
+    assert_eq!(
+        c.wait_master("slow", first_election_bound()).await,
+        NodeId(1)
+    );
+    assert_eq!(
+        c.wait_master("other", first_election_bound()).await,
+        NodeId(1)
+    );
     // on_elected sleeps for ten leases; the lease is renewed all along.
     c.run_checking("slow", LEASE * 12).await;
     assert_eq!(c.masters("slow"), vec![NodeId(1)]);

@@ -1,4 +1,8 @@
 //! The in-memory transport's fault injection, and configuration from TOML.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in tests a failed unwrap is a failed test"
+)]
 
 use std::time::Duration;
 
@@ -54,7 +58,10 @@ async fn reliable_messages_keep_their_order_and_are_not_dropped_by_chance() {
     for i in 0..100 {
         a.send(NodeId(2), i, Delivery::Reliable);
     }
-    assert_eq!(drain(&b, Duration::from_millis(50)).await, (0..100).collect::<Vec<_>>());
+    assert_eq!(
+        drain(&b, Duration::from_millis(50)).await,
+        (0..100).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -119,10 +126,19 @@ fn configuration_comes_from_toml_with_defaults_and_clear_errors() {
     assert!(matches!(bad.validate(), Err(ConfigError::Heartbeat { .. })));
     let mut bad = config;
     bad.voters.clear();
-    assert_eq!(bad.validate().unwrap_err().to_string(), "the voter set is empty");
+    assert_eq!(
+        bad.validate().unwrap_err().to_string(),
+        "the voter set is empty"
+    );
 
     let unknown = toml::from_str::<Config>("node = 1\nvoters = [1]\nleese = \"2s\"");
     assert!(unknown.is_err());
-    let bad_unit = toml::from_str::<Config>("node = 1\nvoters = [1]\nlease_duration = \"2 fortnights\"");
-    assert!(bad_unit.unwrap_err().to_string().contains("invalid duration"));
+    let bad_unit =
+        toml::from_str::<Config>("node = 1\nvoters = [1]\nlease_duration = \"2 fortnights\"");
+    assert!(
+        bad_unit
+            .unwrap_err()
+            .to_string()
+            .contains("invalid duration")
+    );
 }

@@ -1,5 +1,9 @@
 //! The core scenarios again over real QUIC + mutual TLS on loopback (real time, generous
 //! bounds: these prove the stack works together, not its speed).
+#![allow(
+    clippy::unwrap_used,
+    reason = "in tests a failed unwrap is a failed test"
+)]
 
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -35,7 +39,10 @@ async fn cluster() -> anyhow::Result<HashMap<NodeId, (Election, LeaseHandle<Stri
         .iter()
         .map(|_| UdpSocket::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()?;
-    let addrs: Vec<_> = sockets.iter().map(|s| s.local_addr()).collect::<Result<_, _>>()?;
+    let addrs: Vec<_> = sockets
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()?;
     let mut nodes = HashMap::new();
     for (i, socket) in sockets.into_iter().enumerate() {
         let id = ids[i];
@@ -100,7 +107,11 @@ async fn over_quic_one_master_keeps_its_lease_answers_calls_and_fails_over() -> 
     // Kept for ten leases, never two masters.
     let end = Instant::now() + LEASE * 10;
     while Instant::now() < end {
-        anyhow::ensure!(masters(&nodes) == vec![master], "lost the lease: {:?}", masters(&nodes));
+        anyhow::ensure!(
+            masters(&nodes) == vec![master],
+            "lost the lease: {:?}",
+            masters(&nodes)
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // A follower's call reaches the master.

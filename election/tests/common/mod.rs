@@ -25,7 +25,9 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq)]
 pub enum What {
     /// `on_elected` started.
-    Elected { deadline: Instant },
+    Elected {
+        deadline: Instant,
+    },
     /// `on_surrendered` ran.
     Surrendered {
         reason: SurrenderReason,
@@ -295,7 +297,9 @@ pub fn check_exclusive(records: &[Record], lease: &str) -> Vec<(NodeId, Instant,
     let mut open: HashMap<NodeId, (Instant, Instant)> = HashMap::new();
     let mut intervals = Vec::new();
     for r in records.iter().filter(|r| r.lease == lease) {
-        let What::Event(event) = &r.what else { continue };
+        let What::Event(event) = &r.what else {
+            continue;
+        };
         match event {
             ElectionEvent::Elected { deadline, .. } => {
                 open.insert(r.node, (r.at, *deadline));
