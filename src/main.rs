@@ -16,9 +16,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the demo (for now: the seeded fault simulator; the QUIC cluster demo comes with
-    /// the election runtime).
+    /// Run three nodes over QUIC in one process and tell the story of an election:
+    /// first election, renewals, resign, a cut-off master, a crash, many leases.
     Demo(cli::demo::DemoArgs),
+    /// Run the seeded fault simulator of the protocol core.
+    Simulate(cli::simulate::SimulateArgs),
     /// Create a cluster CA and certificates for nodes and status clients.
     Certs(cli::certs::CertsArgs),
     /// Run one node of a cluster; its events are printed as JSON lines on stdout.
@@ -46,7 +48,8 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match &cli.command {
-        Command::Demo(args) => cli::demo::run_demo(args),
+        Command::Demo(args) => block_on(cli::demo::run(args)),
+        Command::Simulate(args) => cli::simulate::run(args),
         Command::Certs(args) => cli::certs::run(args),
         Command::Node(args) => block_on(cli::node::run(args)),
         Command::Status(args) => block_on(cli::status::run(args)),

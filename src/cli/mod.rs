@@ -4,4 +4,5 @@ pub mod certs;
 pub mod common;
 pub mod demo;
 pub mod node;
+pub mod simulate;
 pub mod status;
