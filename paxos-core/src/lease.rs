@@ -37,6 +37,9 @@ impl Attempt {
             self.responses += 1;
             return self.responses;
         }
+        // A voter that refused earlier (e.g. over a lease since released) and now answers
+        // is no longer a refusal.
+        self.refused &= !(1 << voter);
         let set = if self.accepting {
             &mut self.accepted
         } else {

@@ -481,9 +481,15 @@ impl Node {
                         .filter(|a| a.ballot == ballot)
                     {
                         Some(att) => {
-                            // One refusal counts as a lost reply; give up once no majority is left.
+                            // A refusal counts as a lost reply; give up once no majority is
+                            // left, or at once if a higher ballot pre-empted this one: its
+                            // proposer is about to win, and holding on (with our own acceptor
+                            // excluding it) would only stall both attempts until `d`. A
+                            // rejection carrying our own ballot means a live lease elsewhere
+                            // and leaves the attempt to its other acceptors.
                             att.refused |= 1 << voter;
-                            if att.refused.count_ones() as usize > minority {
+                            let preempted = promised > ballot;
+                            if preempted || att.refused.count_ones() as usize > minority {
                                 self.abandon(now, idx, Abandon::Rejected);
                                 self.schedule(idx);
                             }

@@ -593,3 +593,43 @@ fn rule5_two_owner_trace_needs_the_stale_owner_rule() {
         vec![NodeId(1), NodeId(2)]
     );
 }
+
+/// Liveness: node 3 is cut off; nodes 1 and 2 compete. Node 1's own acceptor has already
+/// accepted node 1's ballot when node 2's higher ballot arrives, so node 2 is blocked by
+/// that lease while node 1 is rejected by node 2's acceptor. The rejection carries the
+/// higher ballot: node 1 gives up at once and releases its ballot, and node 2's next
+/// retransmission wins. (Holding on would stall both until their deadlines, a whole lease.)
+#[test]
+fn preempted_attempt_yields_to_the_higher_ballot() {
+    let mut c = Cluster::new(3, None);
+    let cut = |w: &Wire| w.to == NodeId(3) || w.from == NodeId(3);
+    let s1 = c.campaign(1, t(START));
+    c.drop_where(cut);
+    c.deliver(s1, |w| is(w, 1, 2)); // node 2's acceptor promises node 1
+    c.deliver(s1, |w| is(w, 2, 1)); // node 1 has a majority and sends Accept (its own accepts)
+    c.drop_where(cut);
+    let s2 = c.campaign(2, s1 + Duration::from_millis(1));
+    c.drop_where(cut);
+    c.deliver(s2, |w| is(w, 1, 2) && kind(w) == "accept"); // rejected: node 2 promised higher
+    c.deliver(s2, |w| is(w, 2, 1) && kind(w) == "prepare"); // blocked by node 1's own lease
+    c.deliver(s2, |w| is(w, 1, 2) && kind(w) == "promise");
+    c.deliver(s2, |w| is(w, 2, 1) && kind(w) == "reject");
+    assert!(
+        c.wire
+            .iter()
+            .any(|w| w.from == NodeId(1) && kind(w) == "release"),
+        "the pre-empted attempt releases its ballot"
+    );
+    // Node 2 retransmits its Prepare to the voter that blocked it; node 1 stays quiet.
+    let later = s2 + Duration::from_millis(60);
+    c.timeout(2, later);
+    for step in 0..6 {
+        c.drop_where(cut);
+        c.drop_where(|w| w.from == NodeId(1) && kind(w) == "prepare");
+        c.deliver(later + Duration::from_millis(step), |_| true);
+    }
+    assert_eq!(
+        c.masters(later + Duration::from_millis(10)),
+        vec![NodeId(2)]
+    );
+}
