@@ -56,10 +56,10 @@ pub async fn run(args: &StatusArgs) -> Result<()> {
             )
         })?
         .with_context(|| format!("cannot ask node {node} at {addr}"))?;
-    if let Some(name) = &args.lease {
-        if !answer.leases.iter().any(|l| &l.lease == name) {
-            bail!("node {node} has not joined lease {name:?}");
-        }
+    if let Some(name) = &args.lease
+        && !answer.leases.iter().any(|l| &l.lease == name)
+    {
+        bail!("node {node} has not joined lease {name:?}");
     }
     if args.json {
         let leases: Vec<_> = answer
