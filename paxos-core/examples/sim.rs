@@ -6,7 +6,7 @@
 //! cargo run --release -p paxos-core --example sim -- --seed 1234 --nodes 3 --trace
 //! ```
 //!
-//! Defaults: 10,000 seeds, 3 voters, `rho` 0.001.
+//! Defaults: 20,000 seeds, 3 voters, `rho` 0.001.
 //!
 //! The last line is always `seeds=<N> steps=<S> violations=<V> liveness_failures=<L>`,
 //! where V counts seeds with an invariant violation (a seed stops at its first) and L
@@ -43,7 +43,7 @@ fn usage() -> String {
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
-        seeds: 10_000,
+        seeds: 20_000,
         first: 0,
         nodes: 3,
         rho: 0.001,

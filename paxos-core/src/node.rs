@@ -442,6 +442,10 @@ impl Node {
                 }
                 if let Some(&idx) = self.by_name.get(&lease) {
                     self.learn_release(now, idx, ballot);
+                    // The released lease may be what a refusing voter held against this
+                    // node's attempt: ask the refusers again now, not at the next
+                    // retransmission.
+                    self.resend_to(idx, |att| att.refused);
                     self.schedule(idx);
                 }
             }
@@ -849,21 +853,34 @@ impl Node {
             return;
         };
         att.next_retransmit = now + interval;
-        let (answered, message) = if att.accepting {
-            (
-                att.accepted,
-                Message::Accept {
-                    ballot: att.ballot,
-                    lease_duration: self.timing.lease,
-                },
-            )
+        self.resend_to(idx, |att| {
+            !if att.accepting {
+                att.accepted
+            } else {
+                att.promised
+            }
+        });
+    }
+
+    /// Sends the attempt's current message (Prepare or Accept) again to the voters in the
+    /// set `to` picks.
+    fn resend_to(&mut self, idx: usize, to: impl Fn(&Attempt) -> u64) {
+        let Some(att) = self.leases[idx].attempt.as_ref() else {
+            return;
+        };
+        let targets = to(att);
+        let message = if att.accepting {
+            Message::Accept {
+                ballot: att.ballot,
+                lease_duration: self.timing.lease,
+            }
         } else {
-            (att.promised, Message::Prepare { ballot: att.ballot })
+            Message::Prepare { ballot: att.ballot }
         };
         let name = self.leases[idx].name.clone();
-        for (i, &voter) in self.voters.clone().iter().enumerate() {
-            if answered & (1 << i) == 0 {
-                self.send(voter, &name, message.clone());
+        for i in 0..self.voters.len() {
+            if targets & (1 << i) != 0 {
+                self.send(self.voters[i], &name, message.clone());
             }
         }
     }

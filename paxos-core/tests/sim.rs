@@ -105,7 +105,11 @@ fn first_violation(
 }
 
 fn assert_caught(rule: UnsafeRule, kind: &str) {
-    let found = first_violation(rule, 3, 5000, kind);
+    assert_caught_within(rule, kind, 5000);
+}
+
+fn assert_caught_within(rule: UnsafeRule, kind: &str, seeds: u64) {
+    let found = first_violation(rule, 3, seeds, kind);
     assert!(
         found.is_some(),
         "the checker found no {kind:?} violation with --unsafe {}",
@@ -148,8 +152,8 @@ fn checker_catches_ballot_reuse() {
 /// deterministic scenarios in `tests/scenarios.rs`.
 #[test]
 fn checker_catches_late_timer_and_stale_owner_open() {
-    assert_caught(UnsafeRule::LateTimer, "");
-    assert_caught(UnsafeRule::StaleOwnerOpen, "");
+    assert_caught_within(UnsafeRule::LateTimer, "", 20_000);
+    assert_caught_within(UnsafeRule::StaleOwnerOpen, "", 20_000);
 }
 
 /// The control: the baseline protocol, without gen-paxos's defences in depth, still never
