@@ -90,11 +90,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (mut sent, mut failed, mut last_total) = (0u64, 0u64, 0u64);
     for round in 0..30u64 {
-        if round == 15 {
-            if let Some(master) = leases.iter().find(|l| l.is_master()) {
-                println!("node {} resigns", master.election().id());
-                master.resign().await?;
-            }
+        if round == 15
+            && let Some(master) = leases.iter().find(|l| l.is_master())
+        {
+            println!("node {} resigns", master.election().id());
+            master.resign().await?;
         }
         for lease in &leases {
             // Retry on the errors a change of master produces; each attempt is bounded.
