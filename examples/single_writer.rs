@@ -101,7 +101,7 @@ fn spawn_writer(id: NodeId, lease: LeaseHandle<()>, store: Shared, seed: u64) {
             rng = rng
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            if (rng >> 33) % 20 == 0 {
+            if (rng >> 33).is_multiple_of(20) {
                 // The zombie: acts on a stale check.
                 tokio::time::sleep(LEASE * 3 / 2).await;
             } else if !guard.is_valid() {
