@@ -1,0 +1,279 @@
+//! `gen-paxos` refuses bad input with one clear error line and a non-zero exit, never a
+//! panic; and a node starts from a TOML configuration file.
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gen-paxos");
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gen-paxos-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn certs(d: &Path, nodes: &str) {
+    let out = Command::new(BIN)
+        .args(["certs", "--nodes", nodes, "--out"])
+        .arg(d)
+        .output()
+        .expect("run certs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Runs a command that must fail: returns its stderr, checked to be short and panic-free.
+fn fails(args: &[&str]) -> String {
+    let out: Output = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{args:?} panicked: {err}"
+    );
+    err
+}
+
+fn one_line(err: &str) -> &str {
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    lines[0]
+}
+
+#[test]
+fn unreadable_mismatched_and_missing_certificates_are_one_line_errors() {
+    let d = dir("badcerts");
+    let listen = format!("127.0.0.1:{}", port());
+    let e = fails(&[
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        &listen,
+        "--certs",
+        "/nonexistent/gen-paxos",
+    ]);
+    assert!(
+        one_line(&e).starts_with("gen-paxos: cannot load node-1.pem"),
+        "{e}"
+    );
+
+    certs(&d, "1,2");
+    // Node 2's certificate presented as node 1's: the identity does not match.
+    for ext in ["pem", "key"] {
+        std::fs::copy(
+            d.join(format!("node-2.{ext}")),
+            d.join(format!("node-1.{ext}")),
+        )
+        .expect("copy");
+    }
+    let e = fails(&[
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        &listen,
+        "--peer",
+        "2=127.0.0.1:9",
+        "--certs",
+        d.to_str().expect("utf8"),
+    ]);
+    assert!(
+        one_line(&e).starts_with("gen-paxos: cannot start node 1"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_port_in_use_is_a_one_line_error() {
+    let d = dir("port");
+    certs(&d, "1");
+    let busy = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let e = fails(&[
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        &addr,
+        "--certs",
+        d.to_str().expect("utf8"),
+    ]);
+    let line = one_line(&e);
+    assert!(
+        line.starts_with("gen-paxos: cannot start node 1 on") && line.contains("in use"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn bad_flags_and_values_are_refused() {
+    let e = fails(&["node", "--bogus"]);
+    assert!(e.contains("--bogus"), "{e}");
+    let e = fails(&[
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        "127.0.0.1:1",
+        "--certs",
+        "/tmp",
+        "--peer",
+        "two=127.0.0.1:2",
+    ]);
+    assert!(e.contains("not a node id"), "{e}");
+    let e = fails(&[
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        "127.0.0.1:1",
+        "--certs",
+        "/tmp",
+        "--lease-duration",
+        "soon",
+    ]);
+    assert!(e.contains("--lease-duration"), "{e}");
+    let e = fails(&[
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        "127.0.0.1:1",
+        "--certs",
+        "/tmp",
+        "--priority",
+        "9",
+    ]);
+    assert!(one_line(&e).contains("--priority"), "{e}");
+    let e = fails(&["node", "--listen", "127.0.0.1:1", "--certs", "/tmp"]);
+    assert!(one_line(&e).contains("missing --id"), "{e}");
+    let e = fails(&[
+        "status",
+        "--certs",
+        "/nonexistent",
+        "--peer",
+        "1=127.0.0.1:1",
+    ]);
+    assert!(
+        one_line(&e).starts_with("gen-paxos: cannot load client.pem"),
+        "{e}"
+    );
+}
+
+#[test]
+fn certs_refuse_to_overwrite_without_force() {
+    let d = dir("overwrite");
+    certs(&d, "1,2");
+    let before = std::fs::read(d.join("ca.key")).expect("ca.key");
+    let e = fails(&[
+        "certs",
+        "--nodes",
+        "1,2",
+        "--out",
+        d.to_str().expect("utf8"),
+    ]);
+    assert!(one_line(&e).contains("--force"), "{e}");
+    assert_eq!(
+        std::fs::read(d.join("ca.key")).expect("ca.key"),
+        before,
+        "nothing was overwritten"
+    );
+    let ok = Command::new(BIN)
+        .args(["certs", "--force", "--nodes", "1,2", "--out"])
+        .arg(&d)
+        .output()
+        .expect("run");
+    assert!(ok.status.success());
+    assert_ne!(std::fs::read(d.join("ca.key")).expect("ca.key"), before);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("node-1.key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "private keys are readable by the owner only"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_node_runs_from_a_toml_file() {
+    let d = dir("toml");
+    certs(&d, "1,2");
+    let config = d.join("node.toml");
+    let text = format!(
+        "id = 1\nlisten = \"127.0.0.1:{}\"\ncerts = \"{}\"\nleases = [\"alpha\"]\nlease_duration = \"300ms\"\n\n[peers]\n2 = \"127.0.0.1:{}\"\n",
+        port(),
+        d.display(),
+        port()
+    );
+    std::fs::write(&config, text).expect("write config");
+    // Two voters, only one running: no majority, so no election; the node must still run,
+    // answer to SIGTERM and exit 0.
+    let mut child = Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the node exited early"
+    );
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("read");
+    assert!(
+        err.contains("leases [\"alpha\"]"),
+        "the file's lease list was used: {err}"
+    );
+
+    std::fs::write(&config, "id = 1\nbogus = true\n").expect("write");
+    let e = fails(&["node", "--config", config.to_str().expect("utf8")]);
+    assert!(e.contains("is not a valid node configuration"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}
