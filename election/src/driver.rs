@@ -354,16 +354,11 @@ impl<T: Transport<Wire>> Driver<T> {
                 else {
                     return;
                 };
-                for &peer in self.core.members() {
-                    if peer != self.id {
-                        let frame = Frame::Broadcast {
-                            lease: lease.clone(),
-                            token,
-                            payload: payload.clone(),
-                        };
-                        self.transport.send(peer, Wire(frame), Delivery::Reliable);
-                    }
-                }
+                self.send_to_peers(|| Frame::Broadcast {
+                    lease: lease.clone(),
+                    token,
+                    payload: payload.clone(),
+                });
             }
             Cmd::Stop { .. } => {}
         }
@@ -426,16 +421,11 @@ impl<T: Transport<Wire>> Driver<T> {
                 else {
                     return;
                 };
-                for &peer in self.core.members() {
-                    if peer != self.id {
-                        let frame = Frame::Sync {
-                            lease: lease.clone(),
-                            token,
-                            payload: payload.clone(),
-                        };
-                        self.transport.send(peer, Wire(frame), Delivery::Reliable);
-                    }
-                }
+                self.send_to_peers(|| Frame::Sync {
+                    lease: lease.clone(),
+                    token,
+                    payload: payload.clone(),
+                });
             }
             Internal::Reply { to, id, result } => {
                 let frame = Frame::Reply { id, result };
@@ -545,6 +535,15 @@ impl<T: Transport<Wire>> Driver<T> {
     }
 
     // ---- outputs --------------------------------------------------------------------------
+
+    /// Sends a frame made by `make` reliably to every other member.
+    fn send_to_peers(&self, make: impl Fn() -> Frame) {
+        for &peer in self.core.members() {
+            if peer != self.id {
+                self.transport.send(peer, Wire(make()), Delivery::Reliable);
+            }
+        }
+    }
 
     /// Events first (the state the application sees, then callbacks), transmits after
     /// (P6).
