@@ -120,6 +120,13 @@ pub struct Config {
     /// monotonic clock). Set it for reproducible tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ballot_floor: Option<u64>,
+    /// **Test-only.** Scales this node's local clock: the protocol sees `rate` seconds
+    /// pass for every real second (default: none, the real monotonic clock). Fault tests
+    /// use it to emulate clock-rate error: within `[1 - rho, 1 + rho]` the guarantee holds;
+    /// beyond it, it does not (that is how they prove their checker finds overlaps).
+    /// Never set it in production. Must be finite and positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_rate: Option<f64>,
 }
 
 fn default_lease() -> Duration {
@@ -156,6 +163,9 @@ pub enum ConfigError {
     /// The payload limit is out of range.
     #[error("max payload length must be between 64 bytes and 16 MiB, got {0}")]
     PayloadLimit(usize),
+    /// The test-only clock rate is not a finite positive number.
+    #[error("clock rate must be a finite number greater than 0, got {0}")]
+    ClockRate(f64),
 }
 
 impl Config {
@@ -180,6 +190,7 @@ impl Config {
             seed: None,
             incarnation: None,
             ballot_floor: None,
+            clock_rate: None,
         }
     }
 
@@ -234,6 +245,11 @@ impl Config {
         }
         if !(64..=MAX_FRAME_LEN_CAP).contains(&self.max_payload_len) {
             return Err(ConfigError::PayloadLimit(self.max_payload_len));
+        }
+        if let Some(rate) = self.clock_rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(ConfigError::ClockRate(rate));
         }
         Ok(())
     }
@@ -395,5 +411,16 @@ mod tests {
         assert_eq!(config.surrender_margin(), Duration::from_millis(100));
         assert_eq!(config.heartbeat_interval(), Duration::from_millis(500));
         assert!(config.acceptor_duration() > config.lease_duration);
+    }
+
+    #[test]
+    fn clock_rate_must_be_finite_and_positive() {
+        let mut config = Config::new(NodeId(1), vec![NodeId(1)]);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            config.clock_rate = Some(bad);
+            assert!(matches!(config.validate(), Err(ConfigError::ClockRate(_))));
+        }
+        config.clock_rate = Some(1.02);
+        assert_eq!(config.validate(), Ok(()));
     }
 }

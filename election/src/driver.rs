@@ -180,7 +180,7 @@ impl<T: Transport<Wire>> Driver<T> {
     /// Reads the clock once for one input and raises the ballot floor (T4).
     fn now(&mut self) -> (Instant, Timestamp) {
         let now = Instant::now();
-        let since = now.saturating_duration_since(self.epoch);
+        let since = self.local(now.saturating_duration_since(self.epoch));
         let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
         self.core
             .raise_ballot_floor(self.wall_at_epoch.saturating_add(millis));
@@ -188,9 +188,27 @@ impl<T: Transport<Wire>> Driver<T> {
     }
 
     fn instant(&self, t: Timestamp) -> Instant {
-        self.epoch
-            .checked_add(t.as_duration())
-            .unwrap_or_else(|| self.epoch + Duration::from_secs(100 * 365 * 86_400))
+        let far = || self.epoch + Duration::from_secs(100 * 365 * 86_400);
+        let real = match self.config.clock_rate {
+            None => Some(t.as_duration()),
+            // Rounded up, so a timer never fires before the scaled clock reaches `t`.
+            Some(rate) => Duration::try_from_secs_f64(t.as_duration().as_secs_f64() / rate)
+                .ok()
+                .and_then(|d| d.checked_add(Duration::from_micros(1))),
+        };
+        real.and_then(|d| self.epoch.checked_add(d))
+            .unwrap_or_else(far)
+    }
+
+    /// The local clock's elapsed time for `real` elapsed time: the same, unless the
+    /// test-only `clock_rate` scales it.
+    fn local(&self, real: Duration) -> Duration {
+        match self.config.clock_rate {
+            None => real,
+            Some(rate) => {
+                Duration::try_from_secs_f64(real.as_secs_f64() * rate).unwrap_or(Duration::MAX)
+            }
+        }
     }
 
     fn next_wakeup(&self) -> Instant {

@@ -56,6 +56,10 @@ pub struct NodeArgs {
     /// A TOML file with the same settings.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Test-only: scale this node's local clock rate (e.g. 1.0005), to emulate clock-rate
+    /// error in fault tests. Beyond `rho` (0.1%) the lease guarantee is void.
+    #[arg(long, hide = true)]
+    pub clock_rate_for_tests: Option<f64>,
 }
 
 /// The TOML form of [`NodeArgs`].
@@ -187,9 +191,10 @@ pub async fn run(args: &NodeArgs) -> Result<()> {
     } else {
         voters.push(s.id)
     }
-    let config = election::Config::new(s.id, voters)
+    let mut config = election::Config::new(s.id, voters)
         .with_observers(observers)
         .with_lease_duration(s.lease_duration);
+    config.clock_rate = args.clock_rate_for_tests;
     config.validate().context("invalid cluster configuration")?;
 
     let mut settings = Settings::for_lease(s.lease_duration);
