@@ -39,7 +39,7 @@ pub fn run(args: &CertsArgs) -> Result<()> {
         other => other?,
     };
     for path in written {
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     Ok(())
 }

@@ -10,6 +10,19 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use transport_quic::{CaCertificate, Identity};
 
+/// Writes one line to stdout, flushed; exits quietly if stdout was closed (see `outln!`).
+pub fn emit(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("gen-paxos: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// `ID=ADDR`, e.g. `2=127.0.0.1:7002`.
 pub fn parse_peer(text: &str) -> Result<(NodeId, SocketAddr), String> {
     let (id, addr) = text

@@ -104,9 +104,9 @@ impl Cluster {
 
     fn say(&self, text: &str) {
         if self.json {
-            println!("{}", serde_json::json!({"demo": text}));
+            outln!("{}", serde_json::json!({"demo": text}));
         } else {
-            println!("{text}");
+            outln!("{text}");
         }
     }
 
@@ -267,7 +267,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
                 let now = Instant::now();
                 if json {
                     if let Some(line) = event_json(id, &event) {
-                        println!("{line}");
+                        outln!("{line}");
                     }
                 } else {
                     timeline(start, now, id, &event);
@@ -427,13 +427,13 @@ fn timeline(start: Instant, now: Instant, id: NodeId, event: &ElectionEvent) {
             lease,
             token: t,
             deadline,
-        } => println!(
+        } => outln!(
             "    {at:>8.1} ms  node {id}  ELECTED      {lease:<9} token {}  (authority for {:.0} ms unless renewed)",
             token(t),
             deadline.saturating_duration_since(now).as_secs_f64() * 1e3
         ),
         ElectionEvent::Surrendered { lease, reason, .. } => {
-            println!("    {at:>8.1} ms  node {id}  SURRENDERED  {lease:<9} ({reason})")
+            outln!("    {at:>8.1} ms  node {id}  SURRENDERED  {lease:<9} ({reason})")
         }
         _ => {}
     }

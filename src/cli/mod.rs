@@ -1,5 +1,13 @@
 //! The subcommands of the `gen-paxos` tool.
 
+/// Prints a line on stdout and flushes it. When the reader has gone away (`| head`), the
+/// tool exits quietly instead of panicking as `println!` would.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::common::emit(format_args!($($arg)*))
+    };
+}
+
 pub mod certs;
 pub mod common;
 pub mod demo;

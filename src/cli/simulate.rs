@@ -24,9 +24,13 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         bail!("--nodes must be between 1 and {}", paxos_core::MAX_VOTERS);
     }
     let example = SimConfig::new(0, args.nodes);
-    println!(
+    outln!(
         "simulating {} seeds of a {}-voter cluster, lease {:?}, clock-rate bound {}, {:?} of faults each",
-        args.seeds, args.nodes, example.lease_duration, example.rho, example.fault_phase
+        args.seeds,
+        args.nodes,
+        example.lease_duration,
+        example.rho,
+        example.fault_phase
     );
     let (mut elections, mut deliveries, mut violations, mut liveness) = (0u64, 0u64, 0u64, 0u64);
     let mut worst = Duration::ZERO;
@@ -36,21 +40,21 @@ pub fn run(args: &SimulateArgs) -> Result<()> {
         deliveries += report.deliveries;
         worst = worst.max(report.recovery.unwrap_or_default());
         for v in &report.violations {
-            println!("seed {seed}: VIOLATION {v}");
+            outln!("seed {seed}: VIOLATION {v}");
         }
         if let Some(l) = &report.liveness_failure {
-            println!("seed {seed}: liveness failure: {l}");
+            outln!("seed {seed}: liveness failure: {l}");
         }
         violations += u64::from(!report.violations.is_empty());
         liveness += u64::from(report.liveness_failure.is_some());
     }
-    println!("elections (changes of master): {elections}");
-    println!("protocol messages delivered:   {deliveries}");
-    println!(
+    outln!("elections (changes of master): {elections}");
+    outln!("protocol messages delivered:   {deliveries}");
+    outln!(
         "worst recovery after healing:  {worst:?} (bound {:?})",
         liveness_bound(example.lease_duration, example.rho)
     );
-    println!(
+    outln!(
         "seeds={} violations={violations} liveness_failures={liveness}",
         args.seeds
     );

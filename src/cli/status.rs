@@ -74,7 +74,7 @@ pub async fn run(args: &StatusArgs) -> Result<()> {
             .collect();
         let down: Vec<u64> = answer.down.iter().map(|n| n.0).collect();
         let alive: Vec<u64> = answer.alive.iter().map(|n| n.0).collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"node": answer.node.0, "alive": alive, "down": down, "leases": leases})
         );
@@ -85,7 +85,7 @@ pub async fn run(args: &StatusArgs) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        println!(
+        outln!(
             "node {} (alive: {}; down: {})",
             answer.node,
             ids(&answer.alive),
@@ -93,7 +93,7 @@ pub async fn run(args: &StatusArgs) -> Result<()> {
         );
         for l in &answer.leases {
             match (l.master, l.token, l.expires_in) {
-                (Some(m), Some(t), Some(e)) => println!(
+                (Some(m), Some(t), Some(e)) => outln!(
                     "  {}: master {m}, token {:?}, expires in {:.0} ms ({})",
                     l.lease,
                     t,
@@ -104,7 +104,7 @@ pub async fn run(args: &StatusArgs) -> Result<()> {
                         "estimate"
                     }
                 ),
-                _ => println!("  {}: no master known", l.lease),
+                _ => outln!("  {}: no master known", l.lease),
             }
         }
     }
