@@ -633,3 +633,37 @@ fn preempted_attempt_yields_to_the_higher_ballot() {
         vec![NodeId(2)]
     );
 }
+
+/// Many named leases on one node are independent instances, and their messages to one peer
+/// travel together: 100 leases' Prepares to each peer leave in batches of up to
+/// `max_batch`, not one datagram each.
+#[test]
+fn many_leases_batch_their_messages_per_peer() {
+    let mut c = Cluster::new(3, None);
+    let names: Vec<LeaseName> = (0..100)
+        .map(|i| LeaseName::new(format!("lease-{i}")).expect("valid"))
+        .collect();
+    let now = t(START);
+    for name in &names {
+        c.node(1).join(now, name.clone(), Some(3)).expect("join");
+    }
+    let at = c.node(1).poll_timeout().expect("timers").max(now);
+    // Fire every lease's first attempt (they are spread over one jitter step).
+    c.node(1).handle_timeout(at + Duration::from_millis(2));
+    let mut batches = Vec::new();
+    while let Some(tx) = c.node(1).poll_transmit() {
+        batches.push((tx.to, tx.messages.len()));
+    }
+    let to_node2: Vec<usize> = batches
+        .iter()
+        .filter(|(to, _)| *to == NodeId(2))
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(
+        to_node2.iter().sum::<usize>(),
+        100,
+        "one Prepare per lease to node 2"
+    );
+    assert_eq!(to_node2, vec![64, 36], "batched up to max_batch (64)");
+    assert_eq!(c.node(1).leases().count(), 100);
+}
