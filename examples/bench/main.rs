@@ -1,0 +1,432 @@
+//! The benchmark harness: gen-paxos side by side with etcd on this machine.
+//!
+//! ```sh
+//! cargo run --release --example bench              # everything, about 12 minutes; writes BENCHMARKS.md
+//! cargo run --release --example bench -- --quick   # about 4 minutes; writes target/bench/BENCHMARKS-quick.md
+//! cargo run --release --example bench -- --help
+//! ```
+//!
+//! Sections: failover after SIGKILL of the master, graceful handover, cold start (real
+//! `gen-paxos node` processes over QUIC on loopback), acquire latency (in-process library
+//! client over QUIC), 10,000 and 100,000 leases, the same scenarios on etcd 3.4, and the
+//! protocol core's speed. Every child process is killed when the harness exits, also on
+//! error. Never part of `cargo test`.
+
+mod acquire;
+mod core_speed;
+mod etcd;
+mod gp;
+mod report;
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use rustix::process::Signal;
+
+use crate::report::{EtcdRun, GpRun, Report};
+use crate::util::{Rng, command_output, loadavg, wall_ms};
+
+/// Benchmarks gen-paxos (and etcd, for comparison) on this machine and writes a Markdown
+/// report with SVG charts.
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// Failover trials (SIGKILL of the master) per gen-paxos configuration and for etcd.
+    #[arg(long, default_value_t = 30)]
+    trials: usize,
+    /// Handover trials (resign, SIGTERM; etcd: SIGINT) per configuration.
+    #[arg(long, default_value_t = 30)]
+    handover_trials: usize,
+    /// Cold starts per configuration.
+    #[arg(long, default_value_t = 5)]
+    cold_starts: usize,
+    /// Acquisitions per acquire-latency variant.
+    #[arg(long, default_value_t = 300)]
+    acquires: usize,
+    /// Leases of the scale run (lease 2 s).
+    #[arg(long, default_value_t = 10_000)]
+    scale_leases: usize,
+    /// Length of the scale run's measurement window, in seconds.
+    #[arg(long, default_value_t = 60)]
+    scale_secs: u64,
+    /// Leases of the second, larger scale run ("what happens"); 0 skips it.
+    #[arg(long, default_value_t = 100_000)]
+    big_leases: usize,
+    /// Length of the larger run's window, in seconds.
+    #[arg(long, default_value_t = 30)]
+    big_secs: u64,
+    /// Length of etcd's 10,000-lease window, in seconds.
+    #[arg(long, default_value_t = 30)]
+    etcd_scale_secs: u64,
+    /// Shorter everything: 10 trials, 3 cold starts, 100 acquires, 15 s windows, no
+    /// 100,000-lease run; writes target/bench/BENCHMARKS-quick.md unless --out is given.
+    #[arg(long)]
+    quick: bool,
+    /// Sections to skip (comma separated): gen-paxos, priority, acquire, scale, big,
+    /// etcd, etcd-scale, core.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+    /// Do not apt-get install etcd if it is missing (its sections are then skipped).
+    #[arg(long)]
+    no_etcd_install: bool,
+    /// The gen-paxos binary (default: build it with cargo, release profile).
+    #[arg(long)]
+    gen_paxos: Option<PathBuf>,
+    /// Where to write the report (default BENCHMARKS.md at the repository root).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds `gen-paxos` (release) and returns its path.
+fn gen_paxos_binary(args: &Args) -> Result<PathBuf> {
+    if let Some(bin) = &args.gen_paxos {
+        return Ok(bin.clone());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("bench: building gen-paxos (cargo build --release --bin gen-paxos)");
+    let status = Command::new(cargo)
+        .current_dir(repo_root())
+        .args(["build", "--release", "--quiet", "--bin", "gen-paxos"])
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build --release --bin gen-paxos failed");
+    }
+    let exe = std::env::current_exe()?;
+    // target/release/examples/bench -> target/release/gen-paxos
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("gen-paxos"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| repo_root().join("target/release/gen-paxos"));
+    if !bin.exists() {
+        bail!("gen-paxos binary not found at {}", bin.display());
+    }
+    Ok(bin)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or("?".into(), |kib| {
+            format!("{:.1} GiB", kib / 1024.0 / 1024.0)
+        });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines().find(|l| l.starts_with("PRETTY_NAME=")).map(|l| {
+                l.trim_start_matches("PRETTY_NAME=")
+                    .trim_matches('"')
+                    .to_string()
+            })
+        })
+        .unwrap_or_default();
+    let rustc = command_output("rustc", &["--version"]).unwrap_or_default();
+    format!("{cpu}, {cores} cores available, {mem} RAM; Linux {kernel} ({os}); {rustc}")
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(mut args: Args) -> Result<()> {
+    if args.quick {
+        args.trials = args.trials.min(10);
+        args.handover_trials = args.handover_trials.min(10);
+        args.cold_starts = args.cold_starts.min(3);
+        args.acquires = args.acquires.min(100);
+        args.scale_secs = args.scale_secs.min(15);
+        args.etcd_scale_secs = args.etcd_scale_secs.min(15);
+        args.big_leases = 0;
+    }
+    let skip = |name: &str| args.skip.iter().any(|s| s == name);
+    let out = args.out.clone().unwrap_or_else(|| {
+        if args.quick {
+            repo_root().join("target/bench/BENCHMARKS-quick.md")
+        } else {
+            repo_root().join("BENCHMARKS.md")
+        }
+    });
+    let work = std::env::temp_dir().join(format!("gen-paxos-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let started = Instant::now();
+    let mut report = Report {
+        date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
+        machine: machine(),
+        load_before: loadavg(),
+        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        commit: command_output(
+            "git",
+            &[
+                "-C",
+                env!("CARGO_MANIFEST_DIR"),
+                "rev-parse",
+                "--short",
+                "HEAD",
+            ],
+        )
+        .unwrap_or_default(),
+        ..Report::default()
+    };
+    let lease = Duration::from_secs(1);
+    report.lease_ms = 1000.0;
+    report.d_a_ms = gen_paxos::core::acceptor_duration(lease, 0.001).as_secs_f64() * 1000.0;
+    let mut rng = Rng::from_time();
+
+    let bin = gen_paxos_binary(&args)?;
+    eprintln!("bench: using {}", bin.display());
+    report.load_after_build = loadavg();
+
+    // 1-3: failover, handover and cold start, with real processes.
+    if !skip("gen-paxos") {
+        let mut configs: Vec<(String, Option<u8>)> =
+            vec![("gen-paxos, default (priority 0)".into(), None)];
+        if !skip("priority") {
+            configs.push(("gen-paxos, --priority 3 on every node".into(), Some(3)));
+        }
+        for (label, priority) in configs {
+            eprintln!("bench: {label}");
+            let setup = gp::Setup {
+                bin: bin.clone(),
+                lease,
+                priority,
+                config: None,
+            };
+            let dir = work.join(format!("gp-{}", priority.unwrap_or(0)));
+            let mut run = GpRun {
+                label,
+                priority,
+                ..GpRun::default()
+            };
+            match gp::Cluster::new(setup, &dir, false) {
+                Ok(mut cluster) => {
+                    gp_trials(&mut cluster, &args, &mut rng, &mut run);
+                    cluster.stop_all();
+                }
+                Err(e) => run.errors.push(format!("{e:#}")),
+            }
+            report.gp.push(run);
+        }
+    }
+
+    // 4: acquire latency.
+    if !skip("acquire") {
+        eprintln!("bench: acquire latency");
+        let variants = vec![
+            acquire::Variant {
+                label: "priority 0 (default), default jitter".into(),
+                priority: 0,
+                jitter: None,
+            },
+            acquire::Variant {
+                label: "priority 3, default jitter".into(),
+                priority: 3,
+                jitter: None,
+            },
+            acquire::Variant {
+                label: "priority 3, jitter 0".into(),
+                priority: 3,
+                jitter: Some(Duration::ZERO),
+            },
+        ];
+        report.acquire = Some(
+            acquire::run(&work.join("acquire-certs"), lease, args.acquires, &variants)
+                .map_err(|e| format!("{e:#}")),
+        );
+    }
+
+    // 5: scale.
+    if !skip("scale") {
+        let mut runs = vec![(args.scale_leases, args.scale_secs, 30u64)];
+        if args.big_leases > 0 && !skip("big") {
+            runs.push((args.big_leases, args.big_secs, 120));
+        }
+        for (n, secs, acquire_limit) in runs {
+            eprintln!("bench: {n} leases, window {secs} s");
+            let result = scale_run(&bin, &work, n, secs, acquire_limit);
+            report.scale.push((n, result.map_err(|e| format!("{e:#}"))));
+        }
+    }
+
+    // 6: etcd.
+    if !skip("etcd") {
+        eprintln!("bench: etcd");
+        report.etcd = Some(etcd_run(&args, &work, &mut rng).map_err(|e| format!("{e:#}")));
+    }
+
+    // 7: core speed.
+    if !skip("core") {
+        eprintln!("bench: core speed");
+        let secs = if args.quick { 20 } else { 60 };
+        let budget = Duration::from_secs(if args.quick { 3 } else { 8 });
+        report.core = Some(
+            core_speed::run(args.scale_leases, Duration::from_secs(secs), budget)
+                .map_err(|e| format!("{e:#}")),
+        );
+    }
+
+    report.load_after = loadavg();
+    report.elapsed_secs = started.elapsed().as_secs_f64();
+    if std::env::var_os("BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        eprintln!("bench: kept {}", work.display());
+    }
+    let written = report::write(&report, &out)?;
+    for path in written {
+        eprintln!("bench: wrote {}", path.display());
+    }
+    eprintln!("{}", report::headline(&report));
+    Ok(())
+}
+
+fn gp_trials(cluster: &mut gp::Cluster, args: &Args, rng: &mut Rng, run: &mut GpRun) {
+    for i in 0..args.cold_starts {
+        match cluster.cold_start() {
+            Ok(ms) => run.cold.push(ms),
+            Err(e) => run.errors.push(format!("cold start {i}: {e:#}")),
+        }
+    }
+    if cluster_empty(cluster) {
+        let _ = cluster.start_all();
+    }
+    for i in 0..args.trials {
+        match cluster.failover(rng) {
+            Ok(t) => run.failover.push(t),
+            Err(e) => {
+                run.errors.push(format!("failover trial {i}: {e:#}"));
+                restart(cluster);
+            }
+        }
+        eprint!(".");
+    }
+    for i in 0..args.handover_trials {
+        match cluster.resign(rng) {
+            Ok(ms) => run.resign.push(ms),
+            Err(e) => {
+                run.errors.push(format!("resign trial {i}: {e:#}"));
+                restart(cluster);
+            }
+        }
+    }
+    for i in 0..args.handover_trials {
+        match cluster.sigterm(rng) {
+            Ok(ms) => run.sigterm.push(ms),
+            Err(e) => {
+                run.errors.push(format!("SIGTERM trial {i}: {e:#}"));
+                restart(cluster);
+            }
+        }
+        eprint!(".");
+    }
+    eprintln!();
+}
+
+fn cluster_empty(cluster: &gp::Cluster) -> bool {
+    cluster.pids().is_empty()
+}
+
+fn restart(cluster: &mut gp::Cluster) {
+    cluster.kill_all();
+    let _ = cluster.start_all();
+}
+
+fn scale_run(
+    bin: &Path,
+    work: &Path,
+    n: usize,
+    secs: u64,
+    acquire_limit: u64,
+) -> Result<gp::ScaleResult> {
+    let dir = work.join(format!("scale-{n}"));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("leases.toml");
+    gp::lease_config(&config, n)?;
+    let setup = gp::Setup {
+        bin: bin.to_path_buf(),
+        lease: Duration::from_secs(2),
+        priority: None,
+        config: Some(config),
+    };
+    let mut cluster = gp::Cluster::new(setup, &dir, true)?;
+    cluster.scale(
+        n,
+        Duration::from_secs(secs),
+        Duration::from_secs(acquire_limit),
+    )
+}
+
+fn etcd_run(args: &Args, work: &Path, rng: &mut Rng) -> Result<EtcdRun> {
+    let version = etcd::ensure_installed(!args.no_etcd_install)?;
+    let mut run = EtcdRun {
+        version,
+        ..EtcdRun::default()
+    };
+    let dir = work.join("etcd");
+    let mut cluster = etcd::EtcdCluster::start(&dir)?;
+    run.started_ms = wall_ms();
+    {
+        let mut contenders = etcd::Contenders::new(&cluster, 1);
+        for i in 0..args.trials {
+            match contenders.trial(Signal::KILL, rng) {
+                Ok(ms) => run.failover.push(ms),
+                Err(e) => run.errors.push(format!("etcd failover trial {i}: {e:#}")),
+            }
+            eprint!(".");
+        }
+        for i in 0..args.handover_trials {
+            match contenders.trial(Signal::INT, rng) {
+                Ok(ms) => run.release.push(ms),
+                Err(e) => run.errors.push(format!("etcd release trial {i}: {e:#}")),
+            }
+        }
+        eprintln!();
+    }
+    if !args.skip.iter().any(|s| s == "etcd-scale") {
+        eprintln!("bench: etcd, {} leases", args.scale_leases);
+        run.scale = Some(
+            etcd::scale(
+                &cluster,
+                args.scale_leases,
+                2,
+                Duration::from_secs(args.etcd_scale_secs),
+            )
+            .map_err(|e| format!("{e:#}")),
+        );
+    }
+    cluster.stop();
+    Ok(run)
+}
