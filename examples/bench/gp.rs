@@ -476,7 +476,16 @@ impl Cluster {
         self.start_all()?;
         let until = started + acquire_limit;
         let mut peak_during_acquire = vec![0u64; 3];
+        let mut next_sample = started;
         while self.counts.acquired() < leases && Instant::now() < until {
+            if Instant::now() >= next_sample {
+                r.progress.push((
+                    started.elapsed().as_secs_f64(),
+                    self.counts.acquired(),
+                    self.counts.lines.load(Ordering::Relaxed),
+                ));
+                next_sample += Duration::from_secs(5);
+            }
             std::thread::sleep(Duration::from_millis(200));
             for (i, (_, pid)) in self.pids().iter().enumerate() {
                 if let Some((_, hwm)) = rss_kib(*pid) {
@@ -553,6 +562,22 @@ impl Cluster {
         r.status = self.status_masters(leases);
         r.unparsed = self.counts.unparsed.load(Ordering::Relaxed);
         self.stop_all();
+        for id in 1..=3 {
+            let text = std::fs::read_to_string(self.dir.join(format!("node-{id}.stderr")))
+                .unwrap_or_default();
+            let plain = strip_ansi(&text);
+            let warnings: Vec<&str> = plain
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            if let Some(first) = warnings.first() {
+                r.notes.push(format!(
+                    "node {id} logged {} warnings/errors; the first: `{}`",
+                    warnings.len(),
+                    first.chars().take(300).collect::<String>()
+                ));
+            }
+        }
         Ok(r)
     }
 
@@ -637,6 +662,25 @@ pub struct ScaleResult {
     pub status: String,
     pub unparsed: u64,
     pub notes: Vec<String>,
+    /// (seconds since start, leases elected at least once, event lines) while acquiring.
+    pub progress: Vec<(f64, usize, u64)>,
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Writes the `--config` file listing `n` lease names.

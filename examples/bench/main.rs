@@ -272,7 +272,7 @@ fn run(mut args: Args) -> Result<()> {
     if !skip("scale") {
         let mut runs = vec![(args.scale_leases, args.scale_secs, 30u64)];
         if args.big_leases > 0 && !skip("big") {
-            runs.push((args.big_leases, args.big_secs, 120));
+            runs.push((args.big_leases, args.big_secs, 60));
         }
         for (n, secs, acquire_limit) in runs {
             eprintln!("bench: {n} leases, window {secs} s");

@@ -697,11 +697,29 @@ fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> String {
                         "| harness (reading and parsing the event lines) | CPU {h:.1}% |"
                     );
                 }
+                if s.progress.len() > 1 || s.acquired < s.leases {
+                    let _ = writeln!(
+                        w,
+                        "| progress while acquiring (s: leases elected, event lines) | {} |",
+                        s.progress
+                            .iter()
+                            .map(|(t, a, l)| format!("{t:.0} s: {a}, {l}"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                }
                 let _ = writeln!(w, "| status at the end | {} |", s.status);
                 for note in &s.notes {
                     let _ = writeln!(w, "| note | {note} |");
                 }
                 let _ = writeln!(w);
+                if s.acquired < s.leases {
+                    let _ = writeln!(
+                        w,
+                        "**What happens at {n} leases, and why.** The nodes run at high CPU and acquire {} of the {n} leases in the time allowed. A profile of one such node (`perf record --call-graph dwarf` on a `gen-paxos node` standing for 100,000 leases) puts about 68% of its CPU in `paxos_core::Node::poll_transmit` → `Vec::split_off` (memmove): the per-peer outbox is cut into batches of `max_batch` (64) messages by `split_off(64)`, which copies the whole remainder every time, so draining a burst of n messages costs O(n²/64) copies. A burst of 100,000 Prepares per peer (every lease attempts at the end of the quarantine) is about 78 million envelope copies per peer; the driver task spends all its time there and the attempts' deadlines pass before their messages leave. At 10,000 leases the same work is 100 times smaller and goes unnoticed. A fix belongs in `paxos-core` (take batches from the front of a `VecDeque`, or cut them from the end), not in the benchmark.\n",
+                        s.acquired
+                    );
+                }
             }
         }
     }
@@ -905,6 +923,41 @@ fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> String {
         w,
         "- **Protocol floor.** Failover cannot beat the dead master's exclusion at the acceptors (D_A after they last accepted); the survivors schedule their attempt for the learned expiry plus (D_A − lease) plus the candidate wait, then need two round trips over QUIC (about 0.1–0.3 ms each on loopback when idle).\n- **Machine load.** Two cores are shared by three node processes, the harness, and whatever else runs (see the load averages above); a scheduling delay lands directly in the tail (p99 of 30 trials is the largest or second largest value).\n"
     );
+    let fallbacks: Vec<(usize, usize)> =
+        r.gp.iter()
+            .map(|g| {
+                (
+                    g.sigterm.iter().filter(|x| **x > r.lease_ms / 2.0).count(),
+                    g.sigterm.len(),
+                )
+            })
+            .collect();
+    if fallbacks.iter().any(|(k, _)| *k > 0) {
+        let _ = writeln!(
+            w,
+            "- **SIGTERM handovers that fell back to expiry** ({} trials): the shut-down master's Release did not reach the peers, so they waited for the acceptors' exclusion to run out (a failover, not a handover). Diagnosis: on SIGTERM `gen-paxos node` calls `Election::shutdown`; the driver (`election/src/driver.rs`, `stop`) flushes the Release as a best-effort protocol batch and then calls `QuicTransport::close`, which hands queued messages to the connection (`send_datagram` only queues the datagram inside quinn) and then closes every connection at once (`transport-quic/src/transport.rs`, `close`: `peer.close_all`, `endpoint.close`); quinn discards datagrams it has not transmitted when a connection is closed. In a run with `RUST_LOG=transport_quic=debug,election=debug` neither peer showed a `master: null` until the lease expired after such a shutdown, while `resign` (which closes nothing) never lost its Release. A fix belongs in the runtime or the transport (send the Release reliably at shutdown, or let queued datagrams leave before closing); the benchmark does not change protocol code.",
+            fallbacks
+                .iter()
+                .zip(&r.gp)
+                .map(|((k, n), g)| format!("{k} of {n}, {}", g.label))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    if let Some(p) = r
+        .acquire_ok()
+        .and_then(|a| a.iter().find(|v| v.jitter_in_force.is_zero()))
+        .and_then(|v| v.phases)
+        .filter(|p| p[0] > 0.5)
+    {
+        let _ = writeln!(
+            w,
+            "- **Timer resolution.** With no candidate wait at all (jitter 0, priority 3) join → Prepare still takes {} ms while each round trip takes about {} ms. The core schedules the attempt for *now*, and the election driver (`election/src/driver.rs`, `run`) always waits for its next wake-up with `tokio::time::sleep_until`; tokio's timer wheel has a resolution of 1 ms and rounds deadlines up, so a wake-up that is already due costs up to a millisecond or so. Handling a due wake-up without sleeping would bring the acquire latency to about two round trips (≈ {} ms here). The same rounding adds up to 1 ms to every failover and handover.",
+            ms(p[0]),
+            ms(p[1]),
+            ms(p[1] + p[2] + p[3] + p[4])
+        );
+    }
     // Automatic verdicts.
     for run in [def, p3].into_iter().flatten() {
         if let Some(o) = summarize(&run.overheads())
