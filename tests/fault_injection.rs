@@ -74,7 +74,7 @@ fn short_run_survives_every_fault_kind() {
         "the long pause's zombie write was not fenced off"
     );
     assert!(
-        r.intervals.len() >= 5,
+        r.intervals.len() >= 3,
         "too few masters: {}",
         r.intervals.len()
     );

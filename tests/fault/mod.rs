@@ -469,13 +469,10 @@ pub fn check(h: &History<'_>) -> Report {
 
 // ---- the picture ----------------------------------------------------------------------------
 
-fn colour(t: &Token) -> String {
-    let h = t[0]
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        .wrapping_add(t[1])
-        .wrapping_mul(0xbf58_476d_1ce4_e5b9)
-        .wrapping_add(t[2]);
-    format!("hsl({}, 65%, 52%)", (h >> 20) % 360)
+/// Colours by the token's rank among all elected tokens: golden-angle hues, so one master
+/// and the next always differ.
+fn colour(rank: usize) -> String {
+    format!("hsl({:.0}, 65%, 52%)", (rank as f64 * 137.508) % 360.0)
 }
 
 /// Draws the run as SVG: one lane per node, authority bars coloured by token, fault windows
@@ -490,7 +487,7 @@ pub fn timeline_svg(
     t1: f64,
 ) -> String {
     let span_s = ((t1 - t0) / 1000.0).max(1.0);
-    let px_per_s = (1400.0 / span_s).clamp(4.0, 40.0);
+    let px_per_s = (1400.0 / span_s).clamp(4.0, 150.0);
     let left = 70.0;
     let width = left + span_s * px_per_s + 20.0;
     let lane = 36.0;
@@ -503,7 +500,7 @@ pub fn timeline_svg(
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="monospace" font-size="11">
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="monospace" font-size="11" xml:space="preserve">
 <rect width="100%" height="100%" fill="white"/>
 <text x="10" y="18" font-size="14">{}</text>
 <text x="10" y="36">bars: authority (elected .. min(surrendered, deadline)), colour = token; shaded: faults (grey kill, orange pause, blue partition); black ticks: writes fenced off; red: violations</text>
@@ -562,6 +559,10 @@ pub fn timeline_svg(
             y(*n) + lane
         );
     }
+    let mut ranks: Vec<Token> = report.intervals.iter().map(|i| i.token).collect();
+    ranks.sort_unstable();
+    ranks.dedup();
+    let rank = |t: &Token| ranks.binary_search(t).unwrap_or(0);
     for i in &report.intervals {
         let (x0, x1) = (x(i.start), x(i.end));
         let w = if i.is_empty() {
@@ -575,13 +576,23 @@ pub fn timeline_svg(
             x0.min(x1),
             y(i.node) + 6.0,
             lane - 14.0,
-            colour(&i.token),
+            colour(rank(&i.token)),
             i.node,
             i.run,
             i.token,
             i.last_token,
             i.end - i.start
         );
+        if x1 - x0 > 40.0 {
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" fill="white" font-size="10">#{} ({})</text>"#,
+                x0 + 3.0,
+                y(i.node) + lane / 2.0 + 3.0,
+                rank(&i.token) + 1,
+                i.token[0] % 100_000
+            );
+        }
     }
     for w in writes.iter().filter(|w| !w.accepted) {
         let xx = x(w.ts);
@@ -718,7 +729,23 @@ impl Netns {
         if uid.is_none_or(|o| String::from_utf8_lossy(&o.stdout).trim() != "0") {
             return Some("not root: network namespaces need root".into());
         }
-        None
+        // Root may still lack the capability (a container): try one namespace and a table.
+        static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let probe = format!(
+            "gpf{}probe{}",
+            std::process::id(),
+            PROBES.fetch_add(1, Ordering::Relaxed)
+        );
+        let tried = run_cmd(&["ip", "netns", "add", &probe], None).and_then(|()| {
+            run_cmd(
+                &["ip", "netns", "exec", &probe, "nft", "-f", "-"],
+                Some("table inet gpf {\n chain input { type filter hook input priority 0; policy accept; }\n}\n"),
+            )
+        });
+        let _ = run_cmd(&["ip", "netns", "del", &probe], None);
+        tried
+            .err()
+            .map(|e| format!("cannot create a namespace with nft rules: {e}"))
     }
 
     /// Deletes namespaces left by a harness process that no longer exists.
@@ -784,44 +811,21 @@ impl Netns {
                 ),
             )?;
         }
-        // Wait (bounded) until every node reaches every other (bridge ports come up async).
-        for id in 2..=nodes as u64 {
-            let target = Self::ip(id);
-            let ok = (0..40).any(|_| {
-                run_cmd(
-                    &[
-                        "ip",
-                        "netns",
-                        "exec",
-                        &net.ns(1),
-                        "ping",
-                        "-c1",
-                        "-W1",
-                        &target,
-                    ],
-                    None,
-                )
-                .is_ok()
-                    || {
-                        thread::sleep(Duration::from_millis(100));
-                        false
-                    }
+        // Bridge ports come up asynchronously: wait for them (bounded). The nodes retry
+        // their connections anyway, so this only keeps the first election prompt.
+        for _ in 0..50 {
+            let up = (1..=nodes as u64).all(|id| {
+                Command::new("ip")
+                    .args(["-n", &net.hub(), "-br", "link", "show", &format!("v{id}")])
+                    .output()
+                    .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("UP"))
             });
-            if !ok
-                && Command::new("sh")
-                    .args(["-c", "command -v ping"])
-                    .status()
-                    .is_ok_and(|s| s.success())
-            {
-                return Err(format!(
-                    "namespace network not up: node 1 cannot reach {target}"
-                ));
-            }
-            if !ok {
-                thread::sleep(Duration::from_secs(2));
+            if up {
                 break;
             }
+            thread::sleep(Duration::from_millis(100));
         }
+        thread::sleep(Duration::from_millis(200));
         Ok(net)
     }
 
@@ -1589,17 +1593,37 @@ fn summary(
         r.recovery_bound_ms
     );
     let mut worst: f64 = 0.0;
+    let _ = writeln!(
+        s,
+        "(recovery: from the kill/stop, or the heal of a partition, to a working master; \
+         new master: first election after the fault began, if any)"
+    );
     for (k, f) in faults.iter().enumerate() {
         let rec = r.recoveries.get(k).copied().flatten();
         worst = worst.max(rec.unwrap_or(0.0));
+        let elected = (f.recover_from.is_some())
+            .then(|| {
+                events
+                    .iter()
+                    .filter(|e| e.kind == "elected" && e.ts >= f.start)
+                    .filter(|e| e.ts <= f.end + r.recovery_bound_ms)
+                    .filter(|e| faults.get(k + 1).is_none_or(|next| e.ts < next.start))
+                    .min_by(|a, b| a.ts.total_cmp(&b.ts))
+            })
+            .flatten();
         let _ = writeln!(
             s,
-            "{:>4} {:>8.2}s {:<9} {:<80} recovery {}",
+            "{:>4} {:>8.2}s {:<9} {:<80} recovery {:>8}  new master {}",
             k + 1,
             (f.start - t0) / 1000.0,
             f.kind,
             f.desc,
-            rec.map_or("-".to_string(), |ms| format!("{ms:.0} ms"))
+            rec.map_or("-".to_string(), |ms| format!("{ms:.0} ms")),
+            elected.map_or("-".to_string(), |e| format!(
+                "node {} +{:.0} ms",
+                e.node,
+                e.ts - f.start
+            ))
         );
     }
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
