@@ -475,7 +475,7 @@ impl Cluster {
         let started = Instant::now();
         self.start_all()?;
         let until = started + acquire_limit;
-        let mut peak_during_acquire = vec![0u64; 3];
+        let mut peak_during_acquire = [0u64; 3];
         let mut next_sample = started;
         while self.counts.acquired() < leases && Instant::now() < until {
             if Instant::now() >= next_sample {

@@ -205,7 +205,7 @@ pub fn write(r: &Report, out: &Path) -> Result<Vec<PathBuf>> {
     }
     if let Some(e) = r.etcd_ok() {
         series.push((
-            format!("etcd 3.4, etcdctl lock --ttl 1"),
+            "etcd 3.4, etcdctl lock --ttl 1".to_string(),
             "#d62728",
             e.failover.clone(),
             false,
@@ -810,36 +810,33 @@ fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> String {
                     .and_then(|s| s.as_ref().ok())
                     .map_or(0, |s| s.leases),
             );
-            match (gp_scale, r.etcd_scale()) {
-                (Some(g), Some(s)) => {
-                    let gc: Vec<f64> = g.nodes.iter().filter_map(|n| n.cpu_pct).collect();
-                    let ec: Vec<f64> = s.members.iter().filter_map(|n| n.cpu_pct).collect();
-                    let mean =
-                        |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
-                    let gr: Vec<f64> = g.nodes.iter().map(|n| n.rss_kib as f64 / 1024.0).collect();
-                    let er: Vec<f64> = s
-                        .members
-                        .iter()
-                        .map(|n| n.rss_kib as f64 / 1024.0)
-                        .collect();
-                    let _ = writeln!(
-                        w,
-                        "| {} leases held with keep-alives: CPU per node/member, mean (% of one core) | {} | – | {} | {} |",
-                        s.leases,
-                        mean(&gc).map_or("–".into(), |x| format!("{x:.1}")),
-                        mean(&ec).map_or("–".into(), |x| format!("{x:.1}")),
-                        ratio(mean(&gc), mean(&ec))
-                    );
-                    let _ = writeln!(
-                        w,
-                        "| {} leases: RSS per node/member, mean (MiB) | {} | – | {} | {} |",
-                        s.leases,
-                        mean(&gr).map_or("–".into(), |x| format!("{x:.0}")),
-                        mean(&er).map_or("–".into(), |x| format!("{x:.0}")),
-                        ratio(mean(&gr), mean(&er))
-                    );
-                }
-                _ => {}
+            if let (Some(g), Some(s)) = (gp_scale, r.etcd_scale()) {
+                let gc: Vec<f64> = g.nodes.iter().filter_map(|n| n.cpu_pct).collect();
+                let ec: Vec<f64> = s.members.iter().filter_map(|n| n.cpu_pct).collect();
+                let mean =
+                    |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+                let gr: Vec<f64> = g.nodes.iter().map(|n| n.rss_kib as f64 / 1024.0).collect();
+                let er: Vec<f64> = s
+                    .members
+                    .iter()
+                    .map(|n| n.rss_kib as f64 / 1024.0)
+                    .collect();
+                let _ = writeln!(
+                    w,
+                    "| {} leases held with keep-alives: CPU per node/member, mean (% of one core) | {} | – | {} | {} |",
+                    s.leases,
+                    mean(&gc).map_or("–".into(), |x| format!("{x:.1}")),
+                    mean(&ec).map_or("–".into(), |x| format!("{x:.1}")),
+                    ratio(mean(&gc), mean(&ec))
+                );
+                let _ = writeln!(
+                    w,
+                    "| {} leases: RSS per node/member, mean (MiB) | {} | – | {} | {} |",
+                    s.leases,
+                    mean(&gr).map_or("–".into(), |x| format!("{x:.0}")),
+                    mean(&er).map_or("–".into(), |x| format!("{x:.0}")),
+                    ratio(mean(&gr), mean(&er))
+                );
             }
             let _ = writeln!(w);
             match &e.scale {
