@@ -149,8 +149,18 @@ impl<T: Transport<Wire>> Driver<T> {
     }
 
     pub(crate) async fn run(mut self) {
+        let mut immediate = false;
         let done = loop {
             let wake = self.next_wakeup();
+            if !immediate && wake <= Instant::now() {
+                // Already due: handle it now. The timer wheel would round the wake-up up to
+                // its millisecond tick, adding up to a millisecond to every attempt. At
+                // most once in a row, so the channels below are always polled in between.
+                immediate = true;
+                self.on_timer();
+                continue;
+            }
+            immediate = false;
             tokio::select! {
                 biased;
                 () = sleep_until(wake) => self.on_timer(),
@@ -566,6 +576,13 @@ impl<T: Transport<Wire>> Driver<T> {
     /// Events first (the state the application sees, then callbacks), transmits after
     /// (P6).
     fn flush(&mut self) {
+        self.flush_as(Delivery::BestEffort);
+    }
+
+    /// [`Driver::flush`] with a chosen delivery. At shutdown the Releases go reliably: the
+    /// transport's close finishes streams before closing connections, but drops datagrams
+    /// still queued, and a lost Release would make the others wait for the lease to expire.
+    fn flush_as(&mut self, delivery: Delivery) {
         while let Some(event) = self.core.poll_event() {
             self.apply(event);
         }
@@ -573,7 +590,7 @@ impl<T: Transport<Wire>> Driver<T> {
             self.transport.send(
                 transmit.to,
                 Wire(Frame::Protocol(transmit.messages)),
-                Delivery::BestEffort,
+                delivery,
             );
         }
     }
@@ -735,7 +752,7 @@ impl<T: Transport<Wire>> Driver<T> {
     async fn stop(&mut self) {
         let (_, ts) = self.now();
         self.core.shutdown(ts);
-        self.flush();
+        self.flush_as(Delivery::Reliable);
         for (_, call) in self.calls.drain() {
             let _ = call.reply.send(Err(CallError::Stopped));
         }

@@ -28,10 +28,11 @@ use crate::wire::Wire;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Candidacy {
-    /// Stands for the lease. Priority 0 to 3 ([`paxos_core::MAX_PRIORITY`]): a higher one
-    /// waits less before trying for a free lease, so it usually wins when the lease is free.
+    /// Stands for the lease. Priority 0 to 3 ([`paxos_core::MAX_PRIORITY`]): a lower one
+    /// waits one jitter step longer per level before trying for a free lease, so a higher
+    /// one usually wins when the lease is free.
     Candidate {
-        /// 0 (default) to 3 (most preferred).
+        /// 0 (least preferred) to 3 (most preferred, the default).
         priority: u8,
     },
     /// Learns who is master and receives broadcasts, but never stands.
@@ -39,9 +40,12 @@ pub enum Candidacy {
 }
 
 impl Candidacy {
-    /// A candidate of the default priority (0).
+    /// A candidate of the default priority: the highest (3), which tries for a free lease
+    /// without an extra wait. Give less preferred nodes a lower priority.
     pub fn candidate() -> Self {
-        Candidacy::Candidate { priority: 0 }
+        Candidacy::Candidate {
+            priority: paxos_core::MAX_PRIORITY,
+        }
     }
 
     /// A candidate of priority `priority` (0 to 3).

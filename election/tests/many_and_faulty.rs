@@ -76,8 +76,13 @@ async fn a_panicking_leader_surrenders_its_lease_and_other_leases_carry_on() {
     .await;
     for n in [2, 3] {
         for lease in ["bad", "good"] {
-            c.join(NodeId(n), lease, Candidacy::candidate(), Quirks::default())
-                .await;
+            c.join(
+                NodeId(n),
+                lease,
+                Candidacy::with_priority(0),
+                Quirks::default(),
+            )
+            .await;
         }
     }
     let mut events = c.nodes[&NodeId(1)].events();
@@ -131,8 +136,13 @@ async fn a_slow_on_elected_does_not_delay_renewal_or_other_leases() {
     .await;
     for n in [2, 3] {
         for lease in ["slow", "other"] {
-            c.join(NodeId(n), lease, Candidacy::candidate(), Quirks::default())
-                .await;
+            c.join(
+                NodeId(n),
+                lease,
+                Candidacy::with_priority(0),
+                Quirks::default(),
+            )
+            .await;
         }
     }
     assert_eq!(

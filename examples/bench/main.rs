@@ -213,9 +213,9 @@ fn run(mut args: Args) -> Result<()> {
     // 1-3: failover, handover and cold start, with real processes.
     if !skip("gen-paxos") {
         let mut configs: Vec<(String, Option<u8>)> =
-            vec![("gen-paxos, default (priority 0)".into(), None)];
+            vec![("gen-paxos, default (priority 3)".into(), None)];
         if !skip("priority") {
-            configs.push(("gen-paxos, --priority 3 on every node".into(), Some(3)));
+            configs.push(("gen-paxos, --priority 0 on every node".into(), Some(0)));
         }
         for (label, priority) in configs {
             eprintln!("bench: {label}");
@@ -225,7 +225,7 @@ fn run(mut args: Args) -> Result<()> {
                 priority,
                 config: None,
             };
-            let dir = work.join(format!("gp-{}", priority.unwrap_or(0)));
+            let dir = work.join(format!("gp-{}", priority.unwrap_or(3)));
             let mut run = GpRun {
                 label,
                 priority,
@@ -247,13 +247,13 @@ fn run(mut args: Args) -> Result<()> {
         eprintln!("bench: acquire latency");
         let variants = vec![
             acquire::Variant {
-                label: "priority 0 (default), default jitter".into(),
-                priority: 0,
+                label: "priority 3 (default), default jitter".into(),
+                priority: 3,
                 jitter: None,
             },
             acquire::Variant {
-                label: "priority 3, default jitter".into(),
-                priority: 3,
+                label: "priority 0, default jitter".into(),
+                priority: 0,
                 jitter: None,
             },
             acquire::Variant {

@@ -483,7 +483,7 @@ fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> String {
     let _ = writeln!(w, "## Settings\n");
     let _ = writeln!(
         w,
-        "- gen-paxos: 3 × `gen-paxos node` (separate processes, QUIC with mutual TLS on 127.0.0.1), `--lease-duration 1s` for sections 1–4 (so `rho` = 0.1%, D_A = Q = {} ms, renewal every 333 ms, jitter step 5 ms), `2s` for section 5. Two configurations: the default candidate priority 0, and `--priority 3` on every node.",
+        "- gen-paxos: 3 × `gen-paxos node` (separate processes, QUIC with mutual TLS on 127.0.0.1), `--lease-duration 1s` for sections 1–4 (so `rho` = 0.1%, D_A = Q = {} ms, renewal every 333 ms, jitter step 5 ms), `2s` for section 5. Two configurations: the default candidate priority (3, the highest, which tries for a free lease without an extra wait), and `--priority 0` on every node (a three-step wait).",
         ms(d_a)
     );
     let _ = writeln!(
@@ -922,7 +922,7 @@ fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> String {
         .map(|p| p[0]);
     let _ = writeln!(
         w,
-        "- **Candidate wait.** A candidate does not try for a free lease at once: `paxos-core` (`Node::candidate_wait`) waits one jitter step per priority level below the maximum (3) plus a random part of one step, so that a preferred candidate wins and equal ones rarely collide. The step is 0.5% of the lease (5 ms at 1 s): priority 0 waits 15–20 ms, priority 3 waits 0–5 ms. This wait comes after the acceptors' exclusion has run out (failover), after the Release arrives (resign, SIGTERM) and after the quarantine (cold start). The acquire trace shows it directly: join → Prepare is {} ms at priority 0; with jitter 0 what remains is the timer rounding described below and two round trips. The `--priority 3` rows are the same protocol with this wait cut to 0–5 ms. Two survivors race, so the wait that counts is the smaller of two draws.",
+        "- **Candidate wait.** A candidate does not try for a free lease at once: `paxos-core` (`Node::candidate_wait`) waits one jitter step per priority level below the maximum (3) plus a random part of one step, so that a preferred candidate wins and equal ones rarely collide. The step is 0.5% of the lease (5 ms at 1 s): priority 0 waits 15–20 ms, priority 3 waits 0–5 ms. This wait comes after the acceptors' exclusion has run out (failover), after the Release arrives (resign, SIGTERM) and after the quarantine (cold start). The acquire trace shows it directly: join → Prepare is {} ms at priority 0; with jitter 0 what remains is the timer rounding described below and two round trips. The default (priority 3) rows have this wait cut to 0–5 ms; the `--priority 0` rows show what the three extra steps cost. Two survivors race, so the wait that counts is the smaller of two draws.",
         wait_p0.map_or("–".into(), ms)
     );
     let _ = writeln!(

@@ -80,7 +80,7 @@ pub struct Node {
     leases: Vec<LeaseState>,
     by_name: HashMap<LeaseName, usize>,
     timers: BinaryHeap<Reverse<(Timestamp, usize, u64)>>,
-    outbox: Vec<Vec<Envelope>>,
+    outbox: Vec<VecDeque<Envelope>>,
     dirty: VecDeque<usize>,
     local: VecDeque<Envelope>,
     events: VecDeque<Event>,
@@ -124,7 +124,7 @@ impl Node {
             max_batch: config.max_batch,
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: config.unsafe_rule,
-            outbox: vec![Vec::new(); members.len()],
+            outbox: vec![VecDeque::new(); members.len()],
             voters,
             members,
             is_voter,
@@ -361,14 +361,12 @@ impl Node {
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         let idx = self.dirty.pop_front()?;
         let queue = &mut self.outbox[idx];
-        let messages = if queue.len() > self.max_batch {
-            let rest = queue.split_off(self.max_batch);
-            let batch = std::mem::replace(queue, rest);
+        // From the front of a deque: a burst of n messages drains in O(n), not O(n²).
+        let take = queue.len().min(self.max_batch);
+        let messages: Vec<Envelope> = queue.drain(..take).collect();
+        if !queue.is_empty() {
             self.dirty.push_back(idx);
-            batch
-        } else {
-            std::mem::take(queue)
-        };
+        }
         Some(Transmit {
             to: self.members[idx],
             messages,
@@ -1003,7 +1001,7 @@ impl Node {
         if self.outbox[idx].is_empty() {
             self.dirty.push_back(idx);
         }
-        self.outbox[idx].push(envelope);
+        self.outbox[idx].push_back(envelope);
     }
 
     fn send_to_voters(&mut self, lease: &LeaseName, message: &Message) {

@@ -50,7 +50,8 @@ pub struct NodeArgs {
     /// This node is an observer: it learns who is master but never votes or stands.
     #[arg(long)]
     pub observer: bool,
-    /// Candidate priority, 0 (default) to 3: a higher one tries first for a free lease.
+    /// Candidate priority, 0 to 3 (default 3): a lower one waits one jitter step longer per
+    /// level for a free lease; give less preferred nodes a lower one.
     #[arg(long)]
     pub priority: Option<u8>,
     /// A TOML file with the same settings.
@@ -119,7 +120,10 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
             .context("lease_duration in --config")?,
         (None, None) => Duration::from_secs(2),
     };
-    let priority = args.priority.or(file.priority).unwrap_or(0);
+    let priority = args
+        .priority
+        .or(file.priority)
+        .unwrap_or(paxos_core::MAX_PRIORITY);
     if priority > paxos_core::MAX_PRIORITY {
         bail!(
             "--priority must be 0 to {}, got {priority}",
