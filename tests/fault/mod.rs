@@ -1213,17 +1213,13 @@ impl Cluster {
             &self.addr(id),
             "--lease-duration",
             &format!("{}ms", self.opts.lease_ms),
-            "--priority",
-            &self
-                .opts
-                .priorities
-                .get(idx)
-                .copied()
-                .unwrap_or(0)
-                .to_string(),
             "--certs",
         ])
         .arg(&self.certs);
+        // The node's own default priority unless the run sets one.
+        if let Some(p) = self.opts.priorities.get(idx) {
+            cmd.args(["--priority", &p.to_string()]);
+        }
         for peer in (1..=self.opts.nodes as u64).filter(|&p| p != id) {
             cmd.args(["--peer", &format!("{peer}={}", self.addr(peer))]);
         }
