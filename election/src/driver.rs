@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use paxos_core::{Event, LeaseName, Master, Message, Node, NodeId, Timestamp};
+use paxos_core::{Ballot, Event, LeaseName, Master, Message, Node, NodeId, Timestamp};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
@@ -374,12 +374,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 }
             }
             Cmd::Broadcast { lease, payload } => {
-                let Some(token) = self
-                    .core
-                    .master(&lease)
-                    .filter(|m| m.exact && self.core.is_master(ts, &lease))
-                    .map(|m| m.token)
-                else {
+                let Some(token) = self.held_token(ts, &lease) else {
                     return;
                 };
                 self.send_to_peers(|| Frame::Broadcast {
@@ -440,13 +435,7 @@ impl<T: Transport<Wire>> Driver<T> {
                     let view = rt.shared.view();
                     view.term == term && view.held.is_some_and(|h| now < h.deadline)
                 };
-                let token = self
-                    .core
-                    .master(&lease)
-                    .filter(|m| m.exact)
-                    .map(|m| m.token);
-                let (true, Some(token)) = (current && self.core.is_master(ts, &lease), token)
-                else {
+                let Some(token) = self.held_token(ts, &lease).filter(|_| current) else {
                     return;
                 };
                 self.send_to_peers(|| Frame::Sync {
@@ -563,6 +552,14 @@ impl<T: Transport<Wire>> Driver<T> {
     }
 
     // ---- outputs --------------------------------------------------------------------------
+
+    /// This node's fencing token for `lease`, if it holds the lease with authority at `ts`.
+    fn held_token(&self, ts: Timestamp, lease: &LeaseName) -> Option<Ballot> {
+        self.core
+            .master(lease)
+            .filter(|m| m.exact && self.core.is_master(ts, lease))
+            .map(|m| m.token)
+    }
 
     /// Sends a frame made by `make` reliably to every other member.
     fn send_to_peers(&self, make: impl Fn() -> Frame) {
