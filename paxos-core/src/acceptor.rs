@@ -19,6 +19,12 @@ struct AcceptedLease {
 pub(crate) struct Acceptor {
     promised: Option<Ballot>,
     accepted: Option<AcceptedLease>,
+    /// The highest ballot released here (by its owner, checked by the node). Its owner
+    /// gave up that ballot and every lower one of its own, so a Prepare or Accept for one of
+    /// them that arrives late (a renewal's Accept sent as a best-effort datagram can be
+    /// overtaken by the Release sent on a reliable stream) is refused rather than accepted:
+    /// accepting it would exclude every other candidate for `D_A` after a handover.
+    released: Option<Ballot>,
 }
 
 impl Acceptor {
@@ -27,8 +33,13 @@ impl Acceptor {
         self.accepted.filter(|a| now < a.until)
     }
 
+    /// A1/A2's ballot test, plus a refusal of ballots their owner has already released.
+    /// Refusing more never gives two owners; it only costs the refused attempt a retry.
     fn admits(&self, ballot: Ballot) -> bool {
-        self.promised.is_none_or(|p| ballot >= p)
+        let released = self
+            .released
+            .is_some_and(|r| r.owner() == ballot.owner() && ballot <= r);
+        self.promised.is_none_or(|p| ballot >= p) && !released
     }
 
     /// A1: promise `ballot` if it is at least the promised one, reporting the live lease.
@@ -90,6 +101,7 @@ impl Acceptor {
         if self.accepted.as_ref().is_some_and(matches) {
             self.accepted = None;
         }
+        self.released = self.released.max(Some(ballot));
     }
 
     fn reject(&self, ballot: Ballot) -> Message {
@@ -97,6 +109,7 @@ impl Acceptor {
             .promised
             .into_iter()
             .chain(self.accepted.map(|a| a.ballot))
+            .chain(self.released)
             .max()
             .unwrap_or(ballot);
         Message::Reject { ballot, promised }
@@ -105,7 +118,7 @@ impl Acceptor {
     /// Whether this state can be forgotten without changing any answer: nothing promised.
     #[cfg(test)]
     pub(crate) fn is_blank(&self) -> bool {
-        self.promised.is_none() && self.accepted.is_none()
+        self.promised.is_none() && self.accepted.is_none() && self.released.is_none()
     }
 }
 
@@ -199,6 +212,41 @@ mod tests {
         a.handle_release(b(6, 1, 1), false);
         assert!(matches!(
             a.handle_prepare(t(3), b(8, 2, 1)),
+            Message::Promise { lease: None, .. }
+        ));
+    }
+
+    #[test]
+    fn released_ballots_of_that_owner_are_refused_when_they_arrive_late() {
+        let mut a = Acceptor::default();
+        a.handle_accept(t(0), b(5, 1, 1), DA, false);
+        a.handle_prepare(t(1), b(6, 1, 1)); // a renewal's Prepare
+        // The owner shuts down: it releases the active ballot and the renewal's ballot,
+        // and the releases overtake the renewal's Accept.
+        a.handle_release(b(5, 1, 1), false);
+        a.handle_release(b(6, 1, 1), false);
+        assert!(matches!(
+            a.handle_accept(t(2), b(6, 1, 1), DA, false),
+            Message::Reject { .. }
+        ));
+        assert!(matches!(
+            a.handle_accept(t(2), b(5, 1, 1), DA, false),
+            Message::Reject { .. }
+        ));
+        // Nothing is held: the next candidate is promised at once and accepted.
+        assert!(matches!(
+            a.handle_prepare(t(3), b(7, 2, 1)),
+            Message::Promise { lease: None, .. }
+        ));
+        assert_eq!(
+            a.handle_accept(t(3), b(7, 2, 1), DA, false),
+            Message::Accepted { ballot: b(7, 2, 1) }
+        );
+        // The releasing owner's later ballots are not affected (a resigned node may stand
+        // again), and neither are other owners' ballots.
+        a.handle_release(b(7, 2, 1), false);
+        assert!(matches!(
+            a.handle_prepare(t(4), b(8, 1, 1)),
             Message::Promise { lease: None, .. }
         ));
     }

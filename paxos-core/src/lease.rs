@@ -81,6 +81,9 @@ pub(crate) struct LeaseState {
     /// When to start the next attempt (a fresh acquisition, or a renewal while active).
     pub(crate) next_attempt: Timestamp,
     pub(crate) master: Option<Remote>,
+    /// The highest ballot whose Release this learner has heard: a Learn of that owner at or
+    /// below it arrived late (overtaken by the Release) and is ignored.
+    pub(crate) released: Option<Ballot>,
     /// Wake-up currently queued in the node's timer heap, and its generation.
     pub(crate) scheduled: Timestamp,
     pub(crate) timer_gen: u64,
@@ -95,6 +98,7 @@ impl LeaseState {
             active: None,
             next_attempt: Timestamp::MAX,
             master: None,
+            released: None,
             scheduled: Timestamp::MAX,
             timer_gen: 0,
         }

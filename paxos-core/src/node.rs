@@ -244,7 +244,18 @@ impl Node {
         if let Some(p) = priority {
             let l = &self.leases[idx];
             if l.active.is_none() && l.attempt.is_none() && l.master.is_none() {
-                let at = now.max(self.quarantine_until) + self.candidate_wait(p);
+                let at = if now < self.quarantine_until {
+                    // Every node of a cluster started together leaves its quarantine at
+                    // about the same time: the random part keeps their first attempts apart.
+                    self.quarantine_until + self.candidate_wait(p)
+                } else {
+                    // A join at run time answers the application, not an event every
+                    // candidate saw at once (an expiry, a release): only the priority
+                    // steps, no random part, so a free lease is acquired in one round
+                    // trip. Two equal candidates joining in the same instant collide once
+                    // and retry after a random wait.
+                    now + self.priority_wait(p)
+                };
                 self.leases[idx].next_attempt = at;
             }
         }
@@ -434,9 +445,12 @@ impl Node {
                 }
                 if self.is_voter && self.out_of_quarantine(now) {
                     let owner_only = self.unsafe_rule_is(UnsafeRuleKind::OwnerOnlyRelease);
-                    if let Some(acceptor) = self.acceptors.get_mut(&lease) {
-                        acceptor.handle_release(ballot, owner_only);
-                    }
+                    // Recorded even for a lease this acceptor has not heard of yet, so the
+                    // released ballot's own late Prepare or Accept is refused.
+                    self.acceptors
+                        .entry(lease.clone())
+                        .or_default()
+                        .handle_release(ballot, owner_only);
                 }
                 if let Some(&idx) = self.by_name.get(&lease) {
                     self.learn_release(now, idx, ballot);
@@ -892,6 +906,14 @@ impl Node {
         if owner == self.owner() {
             return;
         }
+        if self.leases[idx]
+            .released
+            .is_some_and(|r| r.owner() == owner && ballot <= r)
+        {
+            // Its owner already released it (the Release overtook this Learn).
+            self.stats.stale_responses += 1;
+            return;
+        }
         if let Some(a) = self.leases[idx].active {
             if ballot > a.ballot {
                 // Another owner holds a newer lease: whatever this node believed, stop now.
@@ -944,6 +966,8 @@ impl Node {
 
     /// A master released its lease: forget it and, if standing, try at once.
     fn learn_release(&mut self, now: Timestamp, idx: usize, ballot: Ballot) {
+        let released = &mut self.leases[idx].released;
+        *released = (*released).max(Some(ballot));
         let lease = &self.leases[idx];
         let Some(m) = lease
             .master
@@ -981,8 +1005,13 @@ impl Node {
     /// How long a candidate of priority `p` waits before trying for a free lease: one jitter
     /// step per priority level below the maximum, plus a random part.
     fn candidate_wait(&mut self, p: u8) -> Duration {
-        let steps = u32::from(MAX_PRIORITY.saturating_sub(p));
-        self.timing.jitter * steps + self.rng.duration(self.timing.jitter)
+        self.priority_wait(p) + self.rng.duration(self.timing.jitter)
+    }
+
+    /// The deterministic part of [`Self::candidate_wait`]: one jitter step per level below
+    /// the maximum.
+    fn priority_wait(&self, p: u8) -> Duration {
+        self.timing.jitter * u32::from(MAX_PRIORITY.saturating_sub(p))
     }
 
     fn send(&mut self, to: NodeId, lease: &LeaseName, message: Message) {

@@ -667,3 +667,79 @@ fn many_leases_batch_their_messages_per_peer() {
     assert_eq!(to_node2, vec![64, 36], "batched up to max_batch (64)");
     assert_eq!(c.node(1).leases().count(), 100);
 }
+
+/// A handover while a renewal is in flight: the master has sent its renewal's Accepts when
+/// it resigns, and its Releases (sent reliably) overtake those Accepts (sent best-effort).
+/// The acceptors must not accept the released renewal when it arrives: that would exclude
+/// the next candidate for a whole `D_A` instead of a few message delays. Likewise the
+/// master's Learns, still in flight from its election, must not make the next candidate
+/// wait for a lease that was released.
+#[test]
+fn late_renewal_accept_after_release_does_not_block_the_handover() {
+    let mut c = Cluster::new(3, None);
+    c.campaign(1, t(START));
+    for step in 0..4 {
+        c.deliver(t(START + 1 + step), |w| kind(w) != "learn");
+    }
+    assert!(c.wire.iter().any(|w| kind(w) == "learn"));
+    let first = c.elected(1);
+    assert_eq!(first.len(), 1);
+    c.node(2)
+        .join(t(START + 20), lease(), Some(3))
+        .expect("join");
+    c.collect(NodeId(2));
+    // Node 1 renews: its Prepares are answered, its Accepts are held in the network.
+    let renew = c
+        .node(1)
+        .poll_timeout()
+        .expect("the master plans its renewal");
+    assert!(renew < t(START + 1000));
+    c.timeout(1, renew);
+    c.deliver(renew, |w| kind(w) == "prepare");
+    c.deliver(renew, |w| kind(w) == "promise");
+    let held = |w: &Wire| w.from == NodeId(1) && w.to != NodeId(1) && kind(w) == "accept";
+    assert_eq!(c.wire.iter().filter(|w| held(w)).count(), 2);
+    // Node 1 resigns; its Releases arrive first, then the renewal's Accepts.
+    let quit = renew + Duration::from_millis(1);
+    assert!(c.node(1).resign(quit, &lease()).expect("joined"));
+    c.collect(NodeId(1));
+    c.deliver(quit, |w| kind(w) == "release");
+    c.deliver(quit, held);
+    c.deliver(quit, |w| kind(w) == "learn");
+    // Node 2 tries at once and, with nobody holding the released renewal, wins.
+    let at = c.node(2).poll_timeout().expect("node 2 plans an attempt");
+    assert!(at < quit + Duration::from_millis(10));
+    c.timeout(2, at.max(quit));
+    for step in 0..6 {
+        c.deliver(at.max(quit) + Duration::from_millis(1 + step), |_| true);
+    }
+    let second = c.elected(2);
+    assert_eq!(
+        second.len(),
+        1,
+        "node 2 is elected within a few message delays, not after D_A"
+    );
+    assert!(second[0] > first[0]);
+}
+
+/// A join at run time tries for a free lease at once (one round trip), lower priorities
+/// after their priority steps; a join during the start-up quarantine waits for its end
+/// plus a random part, which keeps nodes started together apart.
+#[test]
+fn a_join_at_run_time_tries_at_once() {
+    let mut c = Cluster::new(3, None);
+    let now = t(START);
+    c.node(1).join(now, lease(), Some(3)).expect("join");
+    assert_eq!(c.node(1).poll_timeout(), Some(now));
+    let jitter = c.config(NodeId(2)).timing().expect("valid config").jitter;
+    assert!(jitter > Duration::ZERO);
+    c.node(2).join(now, lease(), Some(1)).expect("join");
+    assert_eq!(c.node(2).poll_timeout(), Some(now + jitter * 2));
+    let mut early = Cluster::new(3, None);
+    early.node(3).join(t(10), lease(), Some(3)).expect("join");
+    let at = early
+        .node(3)
+        .poll_timeout()
+        .expect("a candidate has a timer");
+    assert!(at >= t(1000), "not before the quarantine ends: {at:?}");
+}
