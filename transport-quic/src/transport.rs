@@ -526,6 +526,10 @@ async fn handshake<M>(
             return;
         }
     };
+    if *shared.closing.borrow() {
+        conn.close(code::CLOSING, b"closing");
+        return;
+    }
     match identity::of_connection(&conn) {
         Ok(PeerIdentity::Node(id)) if shared.peers.contains_key(&id) => {
             let Some(peer) = shared.peers.get(&id).cloned() else {
@@ -558,7 +562,10 @@ where
         shared.settings.bad_frame_limit,
         shared.settings.bad_frame_window,
     ));
-    let mut closing = shared.closing.subscribe();
+    // No exit on `closing`: this task's handle keeps the connection open while the peer
+    // drivers flush their last messages onto it (a Release at shutdown); dropping the last
+    // handle would close it at once and lose them. `close` ends the connection after the
+    // flush, and that ends this loop.
     loop {
         tokio::select! {
             datagram = conn.read_datagram() => match datagram {
@@ -582,7 +589,6 @@ where
                     break;
                 }
             },
-            _ = closed(&mut closing) => break,
         }
     }
     peer.forget(&conn);
