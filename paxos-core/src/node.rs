@@ -246,8 +246,9 @@ impl Node {
             if l.active.is_none() && l.attempt.is_none() && l.master.is_none() {
                 let at = if now < self.quarantine_until {
                     // Every node of a cluster started together leaves its quarantine at
-                    // about the same time: the random part keeps their first attempts apart.
-                    self.quarantine_until + self.candidate_wait(p)
+                    // about the same time: the succession order keeps their first attempts
+                    // apart.
+                    self.quarantine_until + self.succession_wait(idx, p, None)
                 } else {
                     // A join at run time answers the application, not an event every
                     // candidate saw at once (an expiry, a release): only the priority
@@ -959,7 +960,8 @@ impl Node {
             }
             if self.leases[idx].attempt.is_none() {
                 let after = self.timing.exclusion.saturating_sub(self.timing.lease);
-                self.leases[idx].next_attempt = expires + after + self.candidate_wait(p);
+                let wait = self.succession_wait(idx, p, Some(ballot.node));
+                self.leases[idx].next_attempt = expires + after + wait;
             }
         }
     }
@@ -986,7 +988,7 @@ impl Node {
             .priority
             .filter(|_| lease.attempt.is_none() && lease.active.is_none())
         {
-            let at = now + self.candidate_wait(p);
+            let at = now + self.succession_wait(idx, p, Some(ballot.node));
             self.leases[idx].next_attempt = at;
         }
     }
@@ -1004,8 +1006,32 @@ impl Node {
 
     /// How long a candidate of priority `p` waits before trying for a free lease: one jitter
     /// step per priority level below the maximum, plus a random part.
+    /// The same with a random part instead of the succession order: for retries after a
+    /// collision or a lost lease, where the order already failed once.
     fn candidate_wait(&mut self, p: u8) -> Duration {
         self.priority_wait(p) + self.rng.duration(self.timing.jitter)
+    }
+
+    /// How long a candidate of priority `p` waits before trying for a lease that every
+    /// candidate saw become free at about the same instant (a Release, the expiry of
+    /// `previous`'s lease, the end of the start-up quarantine): its priority steps, then
+    /// its place in the lease's *succession order* times `jitter / voters`. The order ranks
+    /// the voters other than `previous` by a hash of (lease name, node id), so every node
+    /// computes the same order without talking, equal candidates never draw the same wait
+    /// (a random draw collides now and then, and a collision costs a retry of tens of
+    /// milliseconds), and the leases of a cluster spread over its nodes.
+    fn succession_wait(&self, idx: usize, p: u8, previous: Option<NodeId>) -> Duration {
+        let name = self.leases[idx].name.as_str();
+        let key = |node: NodeId| succession_key(name, node);
+        let mine = key(self.id);
+        let rank = self
+            .voters
+            .iter()
+            .filter(|&&v| v != self.id && Some(v) != previous && key(v) < mine)
+            .count();
+        let slots = u32::try_from(self.voters.len().max(1)).unwrap_or(u32::MAX);
+        let step = self.timing.jitter / slots;
+        self.priority_wait(p) + step * u32::try_from(rank).unwrap_or(u32::MAX)
     }
 
     /// The deterministic part of [`Self::candidate_wait`]: one jitter step per level below
@@ -1124,4 +1150,22 @@ enum UnsafeRuleKind {
     /// The defences in depth are off (acceptors overwrite live leases; abandoned attempts
     /// are not released).
     Baseline,
+}
+
+/// The position of `node` in the succession order of lease `name`: FNV-1a over the name,
+/// mixed with the node id by a multiplicative constant and MurmurHash3's finalizer. Fixed
+/// here so nodes built apart agree (std's hasher may change between releases).
+fn succession_key(name: &str, node: NodeId) -> (u64, NodeId) {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut x = h ^ node.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    (x, node)
 }

@@ -743,3 +743,60 @@ fn a_join_at_run_time_tries_at_once() {
         .expect("a candidate has a timer");
     assert!(at >= t(1000), "not before the quarantine ends: {at:?}");
 }
+
+/// After a Release the remaining candidates of equal priority do not draw random waits
+/// that may collide: they follow the lease's succession order, the same on every node,
+/// one `jitter / voters` apart; and over many leases the first in line is spread over the
+/// nodes.
+#[test]
+fn succession_order_separates_equal_candidates_after_a_release() {
+    let names: Vec<LeaseName> = (0..300)
+        .map(|i| LeaseName::new(format!("lease-{i}")).expect("valid name"))
+        .collect();
+    let mut first = [0usize; 3];
+    for name in &names {
+        let mut c = Cluster::new(3, None);
+        let now = t(START);
+        for id in [2, 3] {
+            c.node(id).join(now, name.clone(), None).expect("join");
+        }
+        c.node(1).join(now, name.clone(), Some(3)).expect("join");
+        let at = c.node(1).poll_timeout().expect("timer");
+        c.node(1).handle_timeout(at);
+        c.collect(NodeId(1));
+        for step in 0..5 {
+            c.deliver(at + Duration::from_millis(1 + step), |_| true);
+        }
+        for id in [2, 3] {
+            c.node(id)
+                .join(now + Duration::from_millis(10), name.clone(), Some(3))
+                .expect("join");
+        }
+        let quit = now + Duration::from_millis(20);
+        assert!(c.node(1).resign(quit, name).expect("joined"));
+        c.collect(NodeId(1));
+        c.deliver(quit, |w| kind(w) == "release");
+        let waits: Vec<Duration> = [2, 3]
+            .iter()
+            .map(|&id| {
+                c.node(id)
+                    .poll_timeout()
+                    .expect("a candidate plans")
+                    .saturating_duration_since(quit)
+            })
+            .collect();
+        let jitter = c.config(NodeId(2)).timing().expect("valid").jitter;
+        let step = jitter / 3;
+        let (lo, hi) = (waits[0].min(waits[1]), waits[0].max(waits[1]));
+        assert_eq!(
+            lo,
+            Duration::ZERO,
+            "{name}: the first in line tries at once"
+        );
+        assert_eq!(hi, step, "{name}: the second waits one step");
+        first[if waits[0] == lo { 1 } else { 2 }] += 1;
+        // Node 1 resigned, so it is not in this order; over the leases where it would
+        // have been first, nodes 2 and 3 share the lead.
+    }
+    assert!(first[1] > 100 && first[2] > 100, "{first:?}");
+}
