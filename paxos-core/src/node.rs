@@ -87,9 +87,12 @@ pub struct Node {
     rng: Rng,
     stats: Stats,
     shutting_down: bool,
-    /// Every acceptance by this node's acceptor, for the simulator's quorum check.
+    /// Every acceptance by this node's acceptor, for the simulator's quorum check; `None`
+    /// (nothing kept) unless the simulator asked for it. The `sim` feature is on in any
+    /// build that also has the simulator (the `gen-paxos` tool), so a real node must not
+    /// grow this without bound.
     #[cfg(feature = "sim")]
-    accept_log: Vec<(LeaseName, Ballot)>,
+    accept_log: Option<Vec<(LeaseName, Ballot)>>,
 }
 
 impl Node {
@@ -146,7 +149,7 @@ impl Node {
             stats: Stats::default(),
             shutting_down: false,
             #[cfg(feature = "sim")]
-            accept_log: Vec::new(),
+            accept_log: None,
         })
     }
 
@@ -358,10 +361,20 @@ impl Node {
         self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// Simulator only: the acceptances this node's acceptor made since the last call.
+    /// Simulator only: from now on, keep every acceptance for [`Node::take_accept_log`].
+    #[cfg(feature = "sim")]
+    pub fn record_accepts(&mut self) {
+        self.accept_log.get_or_insert_with(Vec::new);
+    }
+
+    /// Simulator only: the acceptances this node's acceptor made since the last call (none
+    /// unless [`Node::record_accepts`] was called).
     #[cfg(feature = "sim")]
     pub fn take_accept_log(&mut self) -> Vec<(LeaseName, Ballot)> {
-        std::mem::take(&mut self.accept_log)
+        self.accept_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The next event for the application.
@@ -433,8 +446,8 @@ impl Node {
                         .or_default()
                         .handle_accept(now, ballot, exclusion, overwrite);
                     #[cfg(feature = "sim")]
-                    if matches!(reply, Message::Accepted { .. }) {
-                        self.accept_log.push((lease.clone(), ballot));
+                    if let (Some(log), Message::Accepted { .. }) = (&mut self.accept_log, &reply) {
+                        log.push((lease.clone(), ballot));
                     }
                     self.send(from, &lease, reply);
                 }

@@ -800,3 +800,20 @@ fn succession_order_separates_equal_candidates_after_a_release() {
     }
     assert!(first[1] > 100 && first[2] > 100, "{first:?}");
 }
+
+/// The acceptance log exists for the simulator's checker only: a node keeps nothing unless
+/// asked (the `sim` feature is on in the `gen-paxos` tool's build, and a log that grew with
+/// every acceptance was most of a real node's memory after a minute at 10,000 leases).
+#[test]
+fn acceptance_log_is_kept_only_when_the_simulator_asks() {
+    let mut c = Cluster::new(3, None);
+    c.node(3).record_accepts();
+    c.campaign(1, t(START));
+    for step in 0..5 {
+        c.deliver(t(START + 1 + step), |_| true);
+    }
+    assert_eq!(c.elected(1).len(), 1);
+    assert!(c.node(2).take_accept_log().is_empty());
+    assert_eq!(c.node(3).take_accept_log().len(), 1);
+    assert!(c.node(3).take_accept_log().is_empty(), "taken once");
+}

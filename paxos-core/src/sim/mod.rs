@@ -590,6 +590,7 @@ impl<'a> Sim<'a> {
                 return;
             }
         };
+        node.record_accepts();
         for lease in &self.leases {
             if let Err(e) = node.join(local, lease.clone(), h.priority) {
                 self.checker
