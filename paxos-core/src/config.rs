@@ -42,6 +42,14 @@ pub struct Config {
     pub jitter: Duration,
     /// Most protocol messages in one batch to one peer.
     pub max_batch: usize,
+    /// Fresh acquisitions (not renewals) this node starts per second, at most, after a
+    /// burst of [`Config::attempt_burst`]: beyond what the cluster can answer within a
+    /// lease, concurrent attempts only time out and retry, and nothing is ever acquired.
+    /// Default 10,000; renewals are never held back.
+    pub attempt_rate: u32,
+    /// Fresh acquisitions that may start at once before [`Config::attempt_rate`] applies
+    /// (0 counts as 1). Default 1,000.
+    pub attempt_burst: u32,
     /// Test-only: deliberately break one protocol rule. See [`crate::UnsafeRule`].
     #[cfg(feature = "unsafe-rules")]
     pub unsafe_rule: Option<crate::UnsafeRule>,
@@ -63,6 +71,8 @@ impl Config {
             retransmit_interval: Duration::ZERO,
             jitter: Duration::ZERO,
             max_batch: 64,
+            attempt_rate: 10_000,
+            attempt_burst: 1_000,
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: None,
         };
@@ -124,6 +134,9 @@ impl Config {
         }
         if self.max_batch == 0 {
             return Err(Error::ZeroDuration("max batch"));
+        }
+        if self.attempt_rate == 0 {
+            return Err(Error::ZeroDuration("attempt rate"));
         }
         let exclusion = acceptor_duration(lease, self.rho);
         Ok(Timing {

@@ -84,9 +84,11 @@ pub(crate) struct LeaseState {
     /// The highest ballot whose Release this learner has heard: a Learn of that owner at or
     /// below it arrived late (overtaken by the Release) and is ignored.
     pub(crate) released: Option<Ballot>,
-    /// Wake-up currently queued in the node's timer heap, and its generation.
+    /// A start slot the node's pacing reserved for this lease's next fresh attempt: when
+    /// `next_attempt` still equals it, the attempt starts without asking again.
+    pub(crate) paced_slot: Option<Timestamp>,
+    /// Wake-up currently set in the node's timers.
     pub(crate) scheduled: Timestamp,
-    pub(crate) timer_gen: u64,
 }
 
 impl LeaseState {
@@ -99,8 +101,8 @@ impl LeaseState {
             next_attempt: Timestamp::MAX,
             master: None,
             released: None,
+            paced_slot: None,
             scheduled: Timestamp::MAX,
-            timer_gen: 0,
         }
     }
 

@@ -51,6 +51,7 @@ mod message;
 mod node;
 mod rng;
 mod time;
+mod timers;
 
 #[cfg(feature = "sim")]
 pub mod sim;

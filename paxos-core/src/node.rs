@@ -1,7 +1,6 @@
 //! The node: every lease's acceptor, proposer and learner, driven by inputs that carry `now`.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::acceptor::Acceptor;
@@ -14,6 +13,7 @@ use crate::lease::{Active, Attempt, LeaseState, Remote};
 use crate::message::{Envelope, LiveLease, Message, Transmit};
 use crate::rng::Rng;
 use crate::time::Timestamp;
+use crate::timers::Timers;
 
 /// Counters of what a node did and dropped. Bad input from the network is counted here,
 /// never returned as an error.
@@ -36,6 +36,8 @@ pub struct Stats {
     pub stale_responses: u64,
     /// Attempts started (P1).
     pub attempts: u64,
+    /// Fresh attempts postponed by the attempt rate ([`crate::Config::attempt_rate`]).
+    pub paced_attempts: u64,
     /// Times this node became master.
     pub elections: u64,
     /// Successful renewals.
@@ -66,6 +68,11 @@ pub struct Node {
     incarnation: Incarnation,
     timing: Timing,
     max_batch: usize,
+    /// Pacing of fresh attempts: the theoretical arrival time of the next one, the gap
+    /// between two at the configured rate, and the burst allowance as a duration.
+    pace_tat: Timestamp,
+    pace_gap: Duration,
+    pace_burst: Duration,
     #[cfg(feature = "unsafe-rules")]
     unsafe_rule: Option<crate::UnsafeRule>,
     /// Sorted voters; a voter's index is its bit in promise/accept sets.
@@ -79,7 +86,7 @@ pub struct Node {
     acceptors: HashMap<LeaseName, Acceptor>,
     leases: Vec<LeaseState>,
     by_name: HashMap<LeaseName, usize>,
-    timers: BinaryHeap<Reverse<(Timestamp, usize, u64)>>,
+    timers: Timers,
     outbox: Vec<VecDeque<Envelope>>,
     dirty: VecDeque<usize>,
     local: VecDeque<Envelope>,
@@ -125,6 +132,10 @@ impl Node {
             incarnation,
             timing,
             max_batch: config.max_batch,
+            pace_tat: Timestamp::ZERO,
+            pace_gap: Duration::from_secs(1) / config.attempt_rate,
+            pace_burst: Duration::from_secs(1) / config.attempt_rate
+                * config.attempt_burst.saturating_sub(1),
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: config.unsafe_rule,
             outbox: vec![VecDeque::new(); members.len()],
@@ -141,7 +152,7 @@ impl Node {
             acceptors: HashMap::new(),
             leases: Vec::new(),
             by_name: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             dirty: VecDeque::new(),
             local: VecDeque::new(),
             events: VecDeque::new(),
@@ -264,7 +275,6 @@ impl Node {
             }
         }
         self.schedule(idx);
-        self.tidy();
         Ok(())
     }
 
@@ -282,7 +292,6 @@ impl Node {
         }
         self.schedule(idx);
         self.flush_local(now);
-        self.tidy();
         Ok(was_master)
     }
 
@@ -297,7 +306,6 @@ impl Node {
             self.schedule(idx);
         }
         self.flush_local(now);
-        self.tidy();
     }
 
     /// Who is master of `lease` as this node sees it: itself (exact deadline), another node
@@ -333,32 +341,26 @@ impl Node {
             self.dispatch(now, from, envelope);
         }
         self.flush_local(now);
-        self.tidy();
     }
 
     /// Handles every timer due at `now`. Deadlines are checked against stored state, so a
     /// late or early call is harmless (rule 6).
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(&Reverse((at, idx, generation))) = self.timers.peek() {
+        while let Some((at, idx)) = self.timers.peek() {
             if at > now {
                 break;
             }
-            self.timers.pop();
-            let lease = &mut self.leases[idx];
-            if lease.timer_gen != generation {
-                continue;
-            }
-            lease.scheduled = Timestamp::MAX;
+            self.timers.set(idx, Timestamp::MAX);
+            self.leases[idx].scheduled = Timestamp::MAX;
             self.tick(now, idx);
             self.schedule(idx);
         }
         self.flush_local(now);
-        self.tidy();
     }
 
     /// The next local time at which [`Node::handle_timeout`] has work, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.peek().map(|Reverse((at, _, _))| *at)
+        self.timers.peek().map(|(at, _)| at)
     }
 
     /// Simulator only: from now on, keep every acceptance for [`Node::take_accept_log`].
@@ -854,7 +856,23 @@ impl Node {
             && !self.shutting_down
         {
             let base = lease.active.map(|a| a.ballot);
-            self.start_attempt(now, idx, base);
+            let reserved = lease.paced_slot == Some(lease.next_attempt);
+            self.leases[idx].paced_slot = None;
+            let slot = if base.is_none() && !reserved {
+                self.pace(now)
+            } else {
+                None
+            };
+            match slot {
+                // Renewals and reserved slots go now; other fresh attempts over the rate
+                // wait for the slot reserved for them.
+                Some(slot) => {
+                    self.leases[idx].next_attempt = slot;
+                    self.leases[idx].paced_slot = Some(slot);
+                    self.stats.paced_attempts += 1;
+                }
+                None => self.start_attempt(now, idx, base),
+            }
         }
         if let Some(m) = self.leases[idx].master.filter(|m| now >= m.expires) {
             let _ = m;
@@ -1025,6 +1043,16 @@ impl Node {
         self.priority_wait(p) + self.rng.duration(self.timing.jitter)
     }
 
+    /// Pacing of fresh attempts (a generic cell rate algorithm): `None` if one may start at
+    /// `now`, else the later start slot reserved for it. Called only where an attempt is
+    /// about to start; a renewal or an already reserved slot never reaches the limit.
+    fn pace(&mut self, now: Timestamp) -> Option<Timestamp> {
+        let t = self.pace_tat.max(now);
+        self.pace_tat = t + self.pace_gap;
+        let slot = t.saturating_sub(self.pace_burst);
+        (slot > now).then_some(slot)
+    }
+
     /// How long a candidate of priority `p` waits before trying for a lease that every
     /// candidate saw become free at about the same instant (a Release, the expiry of
     /// `previous`'s lease, the end of the start-up quarantine): its priority steps, then
@@ -1096,26 +1124,13 @@ impl Node {
     }
 
     /// Queues the lease's next wake-up if it changed.
+    /// Moves the lease's timer to its next wake-up (one entry per lease, updated in place).
     fn schedule(&mut self, idx: usize) {
         let lease = &mut self.leases[idx];
         let at = lease.next_wakeup();
-        if at == lease.scheduled {
-            return;
-        }
-        lease.timer_gen += 1;
-        lease.scheduled = at;
-        if at != Timestamp::MAX {
-            self.timers.push(Reverse((at, idx, lease.timer_gen)));
-        }
-    }
-
-    /// Drops superseded timer entries from the top so `poll_timeout` is exact.
-    fn tidy(&mut self) {
-        while let Some(&Reverse((_, idx, generation))) = self.timers.peek() {
-            if self.leases[idx].timer_gen == generation {
-                break;
-            }
-            self.timers.pop();
+        if at != lease.scheduled {
+            lease.scheduled = at;
+            self.timers.set(idx, at);
         }
     }
 

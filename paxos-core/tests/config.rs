@@ -63,6 +63,9 @@ fn bad_configurations_are_refused() {
     let mut c = ok.clone();
     c.retransmit_interval = Duration::ZERO;
     assert_eq!(refused(c), Error::ZeroDuration("retransmit interval"));
+    let mut c = ok.clone();
+    c.attempt_rate = 0;
+    assert_eq!(refused(c), Error::ZeroDuration("attempt rate"));
     // Messages are lowercase, one line.
     let text = Error::InvalidRho(2.0).to_string();
     assert!(text.starts_with("rho") && !text.contains('\n'));

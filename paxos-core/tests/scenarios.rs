@@ -817,3 +817,32 @@ fn acceptance_log_is_kept_only_when_the_simulator_asks() {
     assert_eq!(c.node(3).take_accept_log().len(), 1);
     assert!(c.node(3).take_accept_log().is_empty(), "taken once");
 }
+
+/// Fresh attempts are paced: a burst of `attempt_burst` starts at once, the rest at
+/// `attempt_rate`, each in a slot reserved for it (so a lease is postponed once, not again
+/// and again). Without this, 100,000 leases started together never got one master: every
+/// attempt timed out in the queues and retried.
+#[test]
+fn fresh_attempts_beyond_the_burst_are_paced() {
+    let mut c = Cluster::new(3, None);
+    let now = t(START);
+    let config = c.config(NodeId(1));
+    assert_eq!((config.attempt_rate, config.attempt_burst), (10_000, 1_000));
+    for i in 0..3_000 {
+        let name = LeaseName::new(format!("p{i}")).expect("valid name");
+        c.node(1).join(now, name, Some(3)).expect("join");
+    }
+    c.timeout(1, now);
+    let s = c.node(1).stats();
+    assert_eq!((s.attempts, s.paced_attempts), (1_000, 2_000));
+    // The next slot is one gap (100 us) later; after 2,000 gaps every lease has started.
+    assert_eq!(
+        c.node(1).poll_timeout(),
+        Some(now + Duration::from_micros(100))
+    );
+    c.timeout(1, now + Duration::from_millis(100));
+    assert_eq!(c.node(1).stats().attempts, 2_000);
+    c.timeout(1, now + Duration::from_millis(200));
+    let s = c.node(1).stats();
+    assert_eq!((s.attempts, s.paced_attempts), (3_000, 2_000));
+}
