@@ -117,12 +117,12 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let lease = (x % 64) as usize;
-            let at = if x % 7 == 0 {
+            let at = if x.is_multiple_of(7) {
                 Timestamp::MAX
             } else {
                 t((x >> 8) % 1000)
             };
-            if x % 11 == 0 {
+            if x.is_multiple_of(11) {
                 if let Some((at, lease)) = timers.peek() {
                     timers.set(lease, Timestamp::MAX);
                     model[lease] = Timestamp::MAX;
