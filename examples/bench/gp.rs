@@ -469,6 +469,7 @@ impl Cluster {
     ) -> Result<ScaleResult> {
         let mut r = ScaleResult {
             leases,
+            lease_ms: u64::try_from(self.setup.lease.as_millis()).unwrap_or(u64::MAX),
             window_secs: window.as_secs_f64(),
             ..ScaleResult::default()
         };
@@ -647,6 +648,8 @@ pub struct NodeUse {
 #[derive(Debug, Clone, Default)]
 pub struct ScaleResult {
     pub leases: usize,
+    /// The lease duration of this run.
+    pub lease_ms: u64,
     pub acquired: usize,
     pub acquire_secs: f64,
     pub window_secs: f64,
