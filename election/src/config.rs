@@ -74,6 +74,15 @@ pub struct Config {
         skip_serializing_if = "Option::is_none"
     )]
     pub jitter: Option<Duration>,
+    /// Fresh acquisitions (not renewals) this node starts per second at most, after a
+    /// burst of `attempt_burst` (default 10,000/s). Joining many more leases at once than
+    /// the cluster can answer within a lease only makes every attempt time out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_rate: Option<u32>,
+    /// Fresh acquisitions that may start at once before `attempt_rate` applies (default
+    /// 1,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_burst: Option<u32>,
     /// Longest wait of a `leader_call` for a master and its reply (default one lease).
     #[serde(
         default,
@@ -182,6 +191,8 @@ impl Config {
             surrender_margin: None,
             retransmit_interval: None,
             jitter: None,
+            attempt_rate: None,
+            attempt_burst: None,
             call_timeout: None,
             sync_timeout: None,
             heartbeat_interval: None,
@@ -222,6 +233,12 @@ impl Config {
         core.jitter = self
             .jitter
             .unwrap_or((self.lease_duration / 200).max(Duration::from_millis(1)));
+        if let Some(r) = self.attempt_rate {
+            core.attempt_rate = r;
+        }
+        if let Some(b) = self.attempt_burst {
+            core.attempt_burst = b;
+        }
         core
     }
 
@@ -422,5 +439,16 @@ mod tests {
         }
         config.clock_rate = Some(1.02);
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn attempt_pacing_reaches_the_core_and_a_zero_rate_is_refused() {
+        let text = "node = 1\nvoters = [1, 2, 3]\nattempt_rate = 500\nattempt_burst = 20\n";
+        let config: Config = toml::from_str(text).expect("parses");
+        let core = config.core_config();
+        assert_eq!((core.attempt_rate, core.attempt_burst), (500, 20));
+        let mut zero = config.clone();
+        zero.attempt_rate = Some(0);
+        assert!(zero.validate().is_err());
     }
 }

@@ -34,6 +34,7 @@ pub struct ClientRequest {
     frame: Vec<u8>,
     reply: Option<quinn::SendStream>,
     max_frame_len: usize,
+    max_reply_len: usize,
     timeout: Duration,
     runtime: tokio::runtime::Handle,
 }
@@ -51,6 +52,7 @@ impl ClientRequest {
         frame: Vec<u8>,
         reply: quinn::SendStream,
         max_frame_len: usize,
+        max_reply_len: usize,
         timeout: Duration,
         runtime: tokio::runtime::Handle,
     ) -> Self {
@@ -58,6 +60,7 @@ impl ClientRequest {
             frame,
             reply: Some(reply),
             max_frame_len,
+            max_reply_len,
             timeout,
             runtime,
         }
@@ -74,7 +77,7 @@ impl ClientRequest {
     /// stall the caller. Fails only if `answer` cannot be encoded (then the request is
     /// refused).
     pub fn respond<R: Serialize + ?Sized>(mut self, answer: &R) -> Result<(), CodecError> {
-        let frame = codec::encode(answer, self.max_frame_len)?;
+        let frame = codec::encode(answer, self.max_reply_len)?;
         if let Some(mut send) = self.reply.take() {
             let timeout = self.timeout;
             self.runtime.spawn(async move {
@@ -126,6 +129,7 @@ pub struct StatusClient {
     endpoint: quinn::Endpoint,
     conn: quinn::Connection,
     max_frame_len: usize,
+    max_reply_len: usize,
     timeout: Duration,
 }
 
@@ -162,6 +166,7 @@ impl StatusClient {
             endpoint,
             conn,
             max_frame_len: settings.max_frame_len,
+            max_reply_len: settings.max_status_reply_len,
             timeout: settings.connect_timeout,
         })
     }
@@ -173,7 +178,7 @@ impl StatusClient {
         R: DeserializeOwned,
     {
         let frame = codec::encode(question, self.max_frame_len)?;
-        let max = codec::effective_max(self.max_frame_len);
+        let max = codec::effective_max(self.max_reply_len);
         let exchange = async {
             let (mut send, mut recv) = self.conn.open_bi().await?;
             send.write_all(&frame)
@@ -184,7 +189,7 @@ impl StatusClient {
                 .read_to_end(max)
                 .await
                 .map_err(|e| Error::Stream(e.to_string()))?;
-            Ok::<_, Error>(codec::decode(&answer, self.max_frame_len)?)
+            Ok::<_, Error>(codec::decode(&answer, self.max_reply_len)?)
         };
         tokio::time::timeout(self.timeout, exchange)
             .await

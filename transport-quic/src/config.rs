@@ -68,6 +68,10 @@ pub struct Settings {
     /// Longest frame sent or accepted, version byte included (default 1 MiB, at most
     /// [`MAX_FRAME_LEN_CAP`]).
     pub max_frame_len: usize,
+    /// Longest answer to a status client (default and at most [`MAX_FRAME_LEN_CAP`], 16
+    /// MiB: a node's status lists every lease, about 60 bytes each). Questions from
+    /// clients stay under `max_frame_len`.
+    pub max_status_reply_len: usize,
     /// Messages queued per peer before the oldest is dropped (default 1024).
     pub send_queue_len: usize,
     /// Received messages waiting for [`election::Transport::recv`] (default 4096). When
@@ -110,6 +114,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            max_status_reply_len: MAX_FRAME_LEN_CAP,
             send_queue_len: 1024,
             recv_queue_len: 4096,
             keep_alive_interval: Duration::from_secs(1),
@@ -153,6 +158,9 @@ impl Settings {
         let fail = |msg: &str| Err(Error::InvalidSettings(msg.to_string()));
         if self.max_frame_len < 16 || self.max_frame_len > MAX_FRAME_LEN_CAP {
             return fail("max_frame_len must be between 16 bytes and 16 MiB");
+        }
+        if self.max_status_reply_len < 16 || self.max_status_reply_len > MAX_FRAME_LEN_CAP {
+            return fail("max_status_reply_len must be between 16 bytes and 16 MiB");
         }
         if self.send_queue_len == 0 || self.recv_queue_len == 0 || self.client_queue_len == 0 {
             return fail("queue lengths must be at least 1");

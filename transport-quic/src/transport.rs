@@ -781,6 +781,7 @@ async fn client_request<M>(
         frame,
         send,
         settings.max_frame_len,
+        settings.max_status_reply_len,
         settings.connect_timeout,
         shared.runtime.clone(),
     );

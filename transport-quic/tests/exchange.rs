@@ -142,6 +142,11 @@ async fn status_client_gets_one_answer_and_cannot_speak_the_protocol() -> anyhow
     let server = tokio::spawn(async move {
         while let Some(request) = requests.next().await {
             match request.decode::<String>() {
+                Ok(question) if question == "everything" => {
+                    // A status listing 100,000 leases is several MiB: more than a protocol
+                    // frame may be, within the status reply limit.
+                    let _ = request.respond(&"x".repeat(3 << 20));
+                }
                 Ok(question) => {
                     let _ = request.respond(&format!("node 1 heard {question:?}"));
                 }
@@ -165,6 +170,9 @@ async fn status_client_gets_one_answer_and_cannot_speak_the_protocol() -> anyhow
     assert!(client.request::<_, String>(&12345u64).await.is_err());
     let answer: String = client.request(&"again".to_string()).await?;
     assert_eq!(answer, "node 1 heard \"again\"");
+    assert!(settings.max_frame_len < 3 << 20);
+    let answer: String = client.request(&"everything".to_string()).await?;
+    assert_eq!(answer.len(), 3 << 20);
 
     // The client's identity is not a node: protocol frames from it are never delivered.
     let (_endpoint, raw) = common::raw_connect(&client_identity, &ca.certificate(), a1, 1).await?;
@@ -176,7 +184,7 @@ async fn status_client_gets_one_answer_and_cannot_speak_the_protocol() -> anyhow
     }
     assert!(recv_within(&n1, Duration::from_millis(300)).await.is_none());
     client.close().await;
-    assert_eq!(n1.stats().client_requests, 3);
+    assert_eq!(n1.stats().client_requests, 4);
     n1.close().await;
     server.await?;
     Ok(())
