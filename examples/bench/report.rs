@@ -327,16 +327,7 @@ fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> String {
         }
     }
     if let Some(s) = r.first_scale() {
-        let cpu: Vec<String> = s
-            .nodes
-            .iter()
-            .map(|n| n.cpu_pct.map_or("?".into(), |c| format!("{c:.1}%")))
-            .collect();
-        let rss: Vec<String> = s
-            .nodes
-            .iter()
-            .map(|n| format!("{:.0}", n.rss_kib as f64 / 1024.0))
-            .collect();
+        let (cpu, rss) = per_node_use(s, 1);
         let _ = writeln!(
             w,
             "- **{} leases** (lease {:.0} s, {:.0} s): **{} lost**, {:.0} renewals/s, CPU per node {} of one core, RSS {} MiB.{}",
@@ -369,16 +360,7 @@ fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> String {
     }
     for (n, res) in r.scale.iter().skip(1) {
         if let Ok(s) = res {
-            let cpu: Vec<String> = s
-                .nodes
-                .iter()
-                .map(|n| n.cpu_pct.map_or("?".into(), |c| format!("{c:.0}%")))
-                .collect();
-            let rss: Vec<String> = s
-                .nodes
-                .iter()
-                .map(|n| format!("{:.0}", n.rss_kib as f64 / 1024.0))
-                .collect();
+            let (cpu, rss) = per_node_use(s, 0);
             let _ = writeln!(
                 w,
                 "- **{n} leases, lease {:.0} s**: {} of {n} elected at least once ({:.0} s), {:.0} renewals/s in the window, CPU per node {} of one core, RSS {} MiB; status at the end: {}.",
@@ -1287,4 +1269,19 @@ fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// Each node's CPU (% of one core, `digits` decimals) and RSS (MiB) of a scale run.
+fn per_node_use(s: &ScaleResult, digits: usize) -> (Vec<String>, Vec<String>) {
+    let cpu = s
+        .nodes
+        .iter()
+        .map(|n| n.cpu_pct.map_or("?".into(), |c| format!("{c:.digits$}%")))
+        .collect();
+    let rss = s
+        .nodes
+        .iter()
+        .map(|n| format!("{:.0}", n.rss_kib as f64 / 1024.0))
+        .collect();
+    (cpu, rss)
 }
