@@ -109,7 +109,6 @@ impl Acceptor {
             .promised
             .into_iter()
             .chain(self.accepted.map(|a| a.ballot))
-            .chain(self.released)
             .max()
             .unwrap_or(ballot);
         Message::Reject { ballot, promised }

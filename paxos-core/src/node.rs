@@ -999,8 +999,11 @@ impl Node {
 
     /// A master released its lease: forget it and, if standing, try at once.
     fn learn_release(&mut self, now: Timestamp, idx: usize, ballot: Ballot) {
-        let released = &mut self.leases[idx].released;
-        *released = (*released).max(Some(ballot));
+        if ballot.owner() != self.owner() {
+            // One slot, kept for other owners' Learns (this node never learns from itself).
+            let released = &mut self.leases[idx].released;
+            *released = (*released).max(Some(ballot));
+        }
         let lease = &self.leases[idx];
         let Some(m) = lease
             .master
@@ -1035,10 +1038,9 @@ impl Node {
         }
     }
 
-    /// How long a candidate of priority `p` waits before trying for a free lease: one jitter
-    /// step per priority level below the maximum, plus a random part.
-    /// The same with a random part instead of the succession order: for retries after a
-    /// collision or a lost lease, where the order already failed once.
+    /// Like [`Self::succession_wait`] with a random part of up to one jitter step instead of
+    /// the succession order: for retries after a collision or a lost lease, where the order
+    /// already failed once.
     fn candidate_wait(&mut self, p: u8) -> Duration {
         self.priority_wait(p) + self.rng.duration(self.timing.jitter)
     }
@@ -1123,7 +1125,6 @@ impl Node {
         }
     }
 
-    /// Queues the lease's next wake-up if it changed.
     /// Moves the lease's timer to its next wake-up (one entry per lease, updated in place).
     fn schedule(&mut self, idx: usize) {
         let lease = &mut self.leases[idx];

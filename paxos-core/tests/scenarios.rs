@@ -724,7 +724,8 @@ fn late_renewal_accept_after_release_does_not_block_the_handover() {
 
 /// A join at run time tries for a free lease at once (one round trip), lower priorities
 /// after their priority steps; a join during the start-up quarantine waits for its end
-/// plus a random part, which keeps nodes started together apart.
+/// plus its place in the lease's succession order, which keeps nodes started together
+/// apart.
 #[test]
 fn a_join_at_run_time_tries_at_once() {
     let mut c = Cluster::new(3, None);

@@ -362,10 +362,28 @@ where
         };
         flush(&shared, &peer, &conn, &mut out).await;
     }
-    // Closing: hand what is queued to a live connection, then finish the stream so the
-    // peer can read it all before the connection goes.
-    if let Some(conn) = peer.connection() {
-        flush(&shared, &peer, &conn, &mut out).await;
+    // Closing: hand what is queued to a live connection, then finish the stream. The peer
+    // closes the connection once it has read the finished stream to its end (see
+    // `read_stream`); closing it from here instead could discard data the peer's QUIC stack
+    // had acknowledged but its reader had not taken yet. So wait for that close, bounded by
+    // `close`'s deadline (which aborts this task).
+    let conn = peer.connection();
+    if let Some(conn) = &conn {
+        flush(&shared, &peer, conn, &mut out).await;
+        if out
+            .as_ref()
+            .is_none_or(|o| o.connection != conn.stable_id())
+        {
+            // Nothing reliable went out on this connection: an empty stream says goodbye.
+            if let Ok(Ok(stream)) =
+                tokio::time::timeout(shared.settings.connect_timeout, conn.open_uni()).await
+            {
+                out = Some(OutStream {
+                    connection: conn.stable_id(),
+                    stream,
+                });
+            }
+        }
     }
     while peer.pop().is_some() {
         bump(&shared.counters.dropped_closed);
@@ -374,6 +392,9 @@ where
         && out.stream.finish().is_ok()
     {
         let _ = out.stream.stopped().await;
+    }
+    if let Some(conn) = conn {
+        conn.closed().await;
     }
 }
 
@@ -488,7 +509,17 @@ async fn accept_loop<M>(shared: Arc<Shared<M>>)
 where
     M: Serialize + DeserializeOwned + Send + 'static,
 {
-    while let Some(incoming) = shared.endpoint.accept().await {
+    // Stops at the start of closing: `close` waits for this task with the peer drivers, and
+    // new connections are not wanted then (otherwise every close took its whole timeout).
+    let mut closing = shared.closing.subscribe();
+    loop {
+        let incoming = tokio::select! {
+            incoming = shared.endpoint.accept() => incoming,
+            _ = closed(&mut closing) => None,
+        };
+        let Some(incoming) = incoming else {
+            break;
+        };
         let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
             bump(&shared.counters.rejected_handshakes);
             debug!(remote = %incoming.remote_address(), "too many handshakes in progress: refused");
@@ -609,7 +640,13 @@ async fn read_stream<M>(
         let mut header = [0u8; 4];
         match recv.read_exact(&mut header).await {
             Ok(()) => {}
-            Err(ReadExactError::FinishedEarly(0)) => return,
+            Err(ReadExactError::FinishedEarly(0)) => {
+                // The peer finished its stream: it is closing (or replaced this
+                // connection), and everything it sent here has been delivered. Closing now
+                // lets it stop at once (see the end of `drive_peer`).
+                conn.close(code::CLOSING, b"stream finished");
+                return;
+            }
             Err(ReadExactError::FinishedEarly(_)) => {
                 shared.bad_frame(
                     &conn,
