@@ -87,8 +87,6 @@ pub(crate) struct LeaseState {
     /// A start slot the node's pacing reserved for this lease's next fresh attempt: when
     /// `next_attempt` still equals it, the attempt starts without asking again.
     pub(crate) paced_slot: Option<Timestamp>,
-    /// Wake-up currently set in the node's timers.
-    pub(crate) scheduled: Timestamp,
 }
 
 impl LeaseState {
@@ -102,7 +100,6 @@ impl LeaseState {
             master: None,
             released: None,
             paced_slot: None,
-            scheduled: Timestamp::MAX,
         }
     }
 

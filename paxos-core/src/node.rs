@@ -351,7 +351,6 @@ impl Node {
                 break;
             }
             self.timers.set(idx, Timestamp::MAX);
-            self.leases[idx].scheduled = Timestamp::MAX;
             self.tick(now, idx);
             self.schedule(idx);
         }
@@ -1127,10 +1126,8 @@ impl Node {
 
     /// Moves the lease's timer to its next wake-up (one entry per lease, updated in place).
     fn schedule(&mut self, idx: usize) {
-        let lease = &mut self.leases[idx];
-        let at = lease.next_wakeup();
-        if at != lease.scheduled {
-            lease.scheduled = at;
+        let at = self.leases[idx].next_wakeup();
+        if at != self.timers.get(idx) {
             self.timers.set(idx, at);
         }
     }

@@ -21,6 +21,14 @@ impl Timers {
         self.heap.first().copied()
     }
 
+    /// The wake-up of `lease`, `Timestamp::MAX` if none.
+    pub(crate) fn get(&self, lease: usize) -> Timestamp {
+        match self.pos.get(lease) {
+            Some(&i) if i != ABSENT => self.heap[i].0,
+            _ => Timestamp::MAX,
+        }
+    }
+
     /// Sets the wake-up of `lease` to `at`; `Timestamp::MAX` removes it.
     pub(crate) fn set(&mut self, lease: usize, at: Timestamp) {
         if lease >= self.pos.len() {
@@ -139,6 +147,7 @@ mod tests {
                 .map(|(lease, at)| (*at, lease))
                 .min();
             assert_eq!(timers.peek(), expected, "step {step}");
+            assert_eq!(timers.get(lease), model[lease], "step {step}");
             assert_eq!(
                 timers.heap.len(),
                 model.iter().filter(|at| **at != Timestamp::MAX).count()
