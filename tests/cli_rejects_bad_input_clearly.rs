@@ -113,6 +113,7 @@ fn a_port_in_use_is_a_one_line_error() {
         "1",
         "--listen",
         &addr,
+        "--single-node",
         "--certs",
         d.to_str().expect("utf8"),
     ]);
@@ -275,5 +276,70 @@ fn a_node_runs_from_a_toml_file() {
     std::fs::write(&config, "id = 1\nbogus = true\n").expect("write");
     let e = fails(&["node", "--config", config.to_str().expect("utf8")]);
     assert!(e.contains("is not a valid node configuration"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Finding 1a of the field-safety issue: a node started without its peers was a one-voter
+/// cluster of its own and a second master. Now it must be told `--single-node`.
+#[test]
+fn a_node_without_peers_is_refused_unless_single_node() {
+    let d = dir("single");
+    certs(&d, "1,2,3");
+    let listen = format!("127.0.0.1:{}", port());
+    let e = fails(&[
+        "node",
+        "--id",
+        "3",
+        "--listen",
+        &listen,
+        "--certs",
+        d.to_str().expect("utf8"),
+    ]);
+    let line = one_line(&e);
+    assert!(
+        line.contains("only voter") && line.contains("--single-node") && line.contains("--peer"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Two peer ids at one address, or a peer at this node's own address, cannot be right.
+#[test]
+fn peers_sharing_an_address_are_refused() {
+    let d = dir("sameaddr");
+    certs(&d, "1,2,3");
+    let listen = format!("127.0.0.1:{}", port());
+    let other = format!("127.0.0.1:{}", port());
+    let e = fails(&[
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        &listen,
+        "--peer",
+        &format!("2={other}"),
+        "--peer",
+        &format!("3={other}"),
+        "--certs",
+        d.to_str().expect("utf8"),
+    ]);
+    assert!(
+        one_line(&e).contains("peers 2 and 3 are both given the address"),
+        "{e}"
+    );
+    let e = fails(&[
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        &listen,
+        "--peer",
+        &format!("2={listen}"),
+        "--peer",
+        &format!("3={other}"),
+        "--certs",
+        d.to_str().expect("utf8"),
+    ]);
+    assert!(one_line(&e).contains("this node's own address"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -11,7 +11,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The version byte that starts every frame this crate writes.
-pub const WIRE_VERSION: u8 = 1;
+///
+/// Version 2: every runtime message carries the sender's cluster fingerprint digest, and
+/// hellos carry whole fingerprints.
+pub const WIRE_VERSION: u8 = 2;
 
 /// The default limit on one frame (version byte included): 1 MiB.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 1 << 20;

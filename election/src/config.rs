@@ -27,8 +27,11 @@ use crate::codec::{DEFAULT_MAX_FRAME_LEN, MAX_FRAME_LEN_CAP};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// All nodes of a cluster must agree on `voters`, `lease_duration` and `rho`. The voter
-/// set is fixed: to change it safely, stop the old cluster and wait out its leases (one
+/// All nodes of a cluster must agree on `voters`, `observers`, `lease_duration`, `rho` and
+/// `cluster_name`: they form the cluster fingerprint ([`Config::fingerprint`]), which
+/// travels with every message, and a node refuses every message from a node whose
+/// fingerprint differs (and stops acting while one of its voters differs). The voter set
+/// is fixed: to change it safely, stop the old cluster and wait out its leases (one
 /// acceptor exclusion `D_A` after the last renewal) before starting the new one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +44,15 @@ pub struct Config {
     /// Learner-only nodes: told who is master, never vote, never stand.
     #[serde(default)]
     pub observers: Vec<NodeId>,
+    /// Confirms that a voter set of one node is meant (a single-node cluster). Without it
+    /// such a configuration is refused: a node meant to join others but started without
+    /// its peers would elect itself and be a second master.
+    #[serde(default)]
+    pub single_node: bool,
+    /// An optional cluster name, part of the cluster fingerprint: nodes configured with
+    /// different names refuse each other (at most 255 bytes, no control characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
     /// `D_P`, the lease duration on the owner's clock (default 2 s).
     #[serde(default = "default_lease", with = "duration")]
     pub lease_duration: Duration,
@@ -185,6 +197,8 @@ impl Config {
             node,
             voters,
             observers: Vec::new(),
+            single_node: false,
+            cluster_name: None,
             lease_duration: default_lease(),
             renew_fraction: default_renew_fraction(),
             rho: default_rho(),
@@ -221,6 +235,9 @@ impl Config {
     pub fn core_config(&self) -> paxos_core::Config {
         let mut core = paxos_core::Config::new(self.node, self.voters.clone());
         core.observers = self.observers.clone();
+        core.single_node = self.single_node;
+        core.cluster = self.cluster_name.clone().unwrap_or_default();
+        core.wire_version = u16::from(crate::codec::WIRE_VERSION);
         core.set_lease_duration(self.lease_duration);
         core.rho = self.rho;
         core.renew_fraction = self.renew_fraction;
@@ -240,6 +257,11 @@ impl Config {
             core.attempt_burst = b;
         }
         core
+    }
+
+    /// The cluster fingerprint: what every node of the cluster must share.
+    pub fn fingerprint(&self) -> paxos_core::Fingerprint {
+        self.core_config().fingerprint()
     }
 
     /// Checks the configuration, with a message saying what is wrong.
@@ -433,6 +455,7 @@ mod tests {
     #[test]
     fn clock_rate_must_be_finite_and_positive() {
         let mut config = Config::new(NodeId(1), vec![NodeId(1)]);
+        config.single_node = true;
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             config.clock_rate = Some(bad);
             assert!(matches!(config.validate(), Err(ConfigError::ClockRate(_))));

@@ -8,13 +8,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use paxos_core::{Ballot, Event, LeaseName, Master, Message, Node, NodeId, Timestamp};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
-use tracing::{debug, trace, warn};
+use tracing::{debug, info, trace, warn};
 
 use crate::callbacks::{Internal, LeaseMsg, Responder};
 use crate::config::Config;
@@ -22,6 +23,7 @@ use crate::error::{CallError, Error, Refusal};
 use crate::events::ElectionEvent;
 use crate::handle::NodeShared;
 use crate::leader::{LeaseInfo, SurrenderReason};
+use crate::peer_configs::Change;
 use crate::transport::{Delivery, Transport};
 use crate::view::{Held, LeaseGuard, LeaseShared, MasterInfo};
 use crate::wire::{Frame, Wire};
@@ -85,6 +87,8 @@ struct PendingCall {
 
 pub(crate) struct Driver<T> {
     core: Node,
+    /// The core's fingerprint digest, in the header of every frame sent (F1).
+    digest: u64,
     transport: T,
     config: Config,
     id: NodeId,
@@ -129,6 +133,7 @@ impl<T: Transport<Wire>> Driver<T> {
             .collect();
         Driver {
             id: parts.core.id(),
+            digest: parts.core.fingerprint_digest(),
             core: parts.core,
             transport: parts.transport,
             next_heartbeat: parts.epoch,
@@ -269,8 +274,11 @@ impl<T: Transport<Wire>> Driver<T> {
         let timeout = self.config.peer_timeout();
         let mut newly_down = Vec::new();
         for (&peer, &heard) in &self.last_heard {
-            self.transport
-                .send(peer, Wire(Frame::Heartbeat), Delivery::BestEffort);
+            let heartbeat = Wire {
+                fingerprint: self.digest,
+                frame: Frame::Heartbeat,
+            };
+            self.transport.send(peer, heartbeat, Delivery::BestEffort);
             if now.saturating_duration_since(heard) > timeout && self.node.mark_down(peer) {
                 newly_down.push(peer);
             }
@@ -368,7 +376,8 @@ impl<T: Transport<Wire>> Driver<T> {
                     }
                 } else if let Some(m) = self.remote_master(ts, &lease) {
                     let cast = Frame::Cast { lease, payload };
-                    self.transport.send(m.node, Wire(cast), Delivery::Reliable);
+                    self.transport
+                        .send(m.node, self.wire(cast), Delivery::Reliable);
                 } else {
                     trace!(%lease, "cast dropped: no master known");
                 }
@@ -409,7 +418,8 @@ impl<T: Transport<Wire>> Driver<T> {
         {
             call.target = Some(m.node);
             let frame = Frame::Call { lease, id, payload };
-            self.transport.send(m.node, Wire(frame), Delivery::Reliable);
+            self.transport
+                .send(m.node, self.wire(frame), Delivery::Reliable);
         }
     }
 
@@ -446,7 +456,8 @@ impl<T: Transport<Wire>> Driver<T> {
             }
             Internal::Reply { to, id, result } => {
                 let frame = Frame::Reply { id, result };
-                self.transport.send(to, Wire(frame), Delivery::Reliable);
+                self.transport
+                    .send(to, self.wire(frame), Delivery::Reliable);
             }
             Internal::Panicked { lease, message } => {
                 if let Some(rt) = self.leases.get_mut(&lease) {
@@ -464,30 +475,72 @@ impl<T: Transport<Wire>> Driver<T> {
 
     fn on_wire(&mut self, from: NodeId, wire: Wire) {
         let (now, ts) = self.now();
-        if from == self.id || self.core.members().binary_search(&from).is_err() {
+        if from == self.id {
+            return;
+        }
+        let Wire { fingerprint, frame } = wire;
+        let frame = match frame {
+            Frame::Hello {
+                fingerprint: theirs,
+                wants_reply,
+            } => {
+                if theirs.digest() != fingerprint {
+                    trace!(%from, "dropped a hello whose fingerprint does not match its header");
+                    return;
+                }
+                self.core.handle_hello(ts, from, fingerprint, wants_reply);
+                let change = self.node.lock_configs().hello(from, &theirs);
+                self.announce(from, change);
+                self.flush();
+                return;
+            }
+            frame => frame,
+        };
+        if fingerprint != self.digest {
+            // F1: refused whole, whatever it is. The core counts it (and records a voter's
+            // mismatch, F2) and answers a protocol batch with its hello.
+            let batch = match frame {
+                Frame::Protocol(batch) => batch,
+                _ => Vec::new(),
+            };
+            self.core.handle_message(ts, from, fingerprint, batch);
+            let change = self.node.lock_configs().frame(from, fingerprint, true);
+            self.announce(from, change);
+            trace!(%from, "refused a message: the sender's cluster fingerprint differs");
+            self.flush();
+            return;
+        }
+        if self.core.members().binary_search(&from).is_err() {
             trace!(%from, "dropped a message from a non-member");
             return;
         }
+        let change = self.node.lock_configs().frame(from, fingerprint, false);
+        self.announce(from, change);
         self.last_heard.insert(from, now);
         if self.node.mark_up(from) {
             debug!(node = %self.id, peer = %from, "peer up");
             self.node.publish(ElectionEvent::PeerUp { node: from });
         }
-        match wire.0 {
+        match frame {
             Frame::Protocol(batch) => {
                 let learned: Vec<LeaseName> = batch
                     .iter()
                     .filter(|e| matches!(e.message, Message::Learn { .. }))
                     .map(|e| e.lease.clone())
                     .collect();
-                self.core.handle_message(ts, from, batch);
+                self.core.handle_message(ts, from, fingerprint, batch);
                 self.flush();
                 // Renewals of a remote master move its estimated expiry (L1).
                 for lease in learned {
                     self.refresh_view(&lease);
                 }
             }
-            Frame::Heartbeat => {}
+            Frame::Hello { .. } => {}
+            Frame::Heartbeat => {
+                // Tells the core the peer's fingerprint matches (no more probes for it).
+                self.core.handle_message(ts, from, fingerprint, Vec::new());
+                self.flush();
+            }
             Frame::Call { lease, id, payload } => {
                 match self.leases.get(&lease).filter(|rt| rt.task.is_some()) {
                     Some(rt) if self.core.is_master(ts, &lease) => {
@@ -503,7 +556,8 @@ impl<T: Transport<Wire>> Driver<T> {
                             id,
                             result: Err(Refusal::NotMaster),
                         };
-                        self.transport.send(from, Wire(frame), Delivery::Reliable);
+                        self.transport
+                            .send(from, self.wire(frame), Delivery::Reliable);
                     }
                 }
             }
@@ -565,8 +619,34 @@ impl<T: Transport<Wire>> Driver<T> {
     fn send_to_peers(&self, make: impl Fn() -> Frame) {
         for &peer in self.core.members() {
             if peer != self.id {
-                self.transport.send(peer, Wire(make()), Delivery::Reliable);
+                self.transport
+                    .send(peer, self.wire(make()), Delivery::Reliable);
             }
+        }
+    }
+
+    /// A frame with this node's fingerprint digest in its header (F1).
+    fn wire(&self, frame: Frame) -> Wire {
+        Wire {
+            fingerprint: self.digest,
+            frame,
+        }
+    }
+
+    /// Publishes a change in a peer's configuration.
+    fn announce(&self, peer: NodeId, change: Option<Change>) {
+        match change {
+            Some(Change::Mismatch(differences)) => {
+                self.node.publish(ElectionEvent::ConfigMismatch {
+                    node: peer,
+                    differences,
+                });
+            }
+            Some(Change::Matched) => {
+                self.node
+                    .publish(ElectionEvent::ConfigMatched { node: peer });
+            }
+            None => {}
         }
     }
 
@@ -583,12 +663,26 @@ impl<T: Transport<Wire>> Driver<T> {
         while let Some(event) = self.core.poll_event() {
             self.apply(event);
         }
+        let conflict = self.core.in_conflict();
+        if self.node.conflict.swap(conflict, Ordering::AcqRel) != conflict {
+            if conflict {
+                warn!(node = %self.id, "a voter runs with another cluster configuration: this node holds no lease and votes for nobody until it matches");
+            } else {
+                info!(node = %self.id, "every voter heard from matches this node's configuration again: acting again");
+            }
+        }
         while let Some(transmit) = self.core.poll_transmit() {
-            self.transport.send(
-                transmit.to,
-                Wire(Frame::Protocol(transmit.messages)),
-                delivery,
-            );
+            let frame = self.wire(Frame::Protocol(transmit.messages));
+            self.transport.send(transmit.to, frame, delivery);
+        }
+        // Hellos may go to nodes outside the configuration that contacted this one; a
+        // transport that cannot reach them drops them.
+        while let Some(hello) = self.core.poll_hello() {
+            let frame = self.wire(Frame::Hello {
+                fingerprint: self.core.fingerprint().clone(),
+                wants_reply: hello.wants_reply,
+            });
+            self.transport.send(hello.to, frame, Delivery::BestEffort);
         }
     }
 

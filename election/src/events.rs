@@ -65,6 +65,20 @@ pub enum ElectionEvent {
         /// The panic message, if it was a string.
         message: String,
     },
+    /// A peer runs with another cluster configuration (its fingerprint differs): all its
+    /// messages are refused. If it is one of this node's voters, this node stops acting
+    /// until they match (F2).
+    ConfigMismatch {
+        /// The peer (a member, or a node that lists this one).
+        node: NodeId,
+        /// Each differing field as `field: ours X, theirs Y`.
+        differences: Vec<String>,
+    },
+    /// A peer whose configuration differed now matches again.
+    ConfigMatched {
+        /// The peer.
+        node: NodeId,
+    },
     /// The node stopped (shutdown, handle dropped, or transport closed).
     Stopped,
 }

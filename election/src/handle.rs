@@ -19,6 +19,7 @@ use crate::driver::{Cmd, Driver, DriverParts, event_channel};
 use crate::error::{CallError, Error};
 use crate::events::ElectionEvent;
 use crate::leader::Leader;
+use crate::peer_configs::{PeerConfig, PeerConfigs};
 use crate::status::{LeaseStatus, StatusReply, StatusRequest};
 use crate::transport::Transport;
 use crate::view::{LeaseGuard, LeaseShared, MasterInfo};
@@ -67,6 +68,10 @@ pub(crate) struct NodeShared {
     id: NodeId,
     voters: Vec<NodeId>,
     observers: Vec<NodeId>,
+    /// Peers' fingerprints as the driver saw them (written by the driver only).
+    pub(crate) configs: Mutex<PeerConfigs>,
+    /// Whether the core stopped acting because a voter's fingerprint differs (F2).
+    pub(crate) conflict: AtomicBool,
     leases: RwLock<HashMap<LeaseName, Arc<LeaseShared>>>,
     down: Mutex<BTreeSet<NodeId>>,
     events: broadcast::Sender<ElectionEvent>,
@@ -74,6 +79,10 @@ pub(crate) struct NodeShared {
 }
 
 impl NodeShared {
+    pub(crate) fn lock_configs(&self) -> std::sync::MutexGuard<'_, PeerConfigs> {
+        self.configs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn publish(&self, event: ElectionEvent) {
         let _ = self.events.send(event);
     }
@@ -177,8 +186,11 @@ impl Election {
             wall_at_epoch,
             seed,
         )?;
+        let configs = PeerConfigs::new(config.node, core.fingerprint().clone(), core.members());
         let shared = Arc::new(NodeShared {
             id: config.node,
+            configs: Mutex::new(configs),
+            conflict: AtomicBool::new(false),
             voters: core.voters().to_vec(),
             observers: {
                 let mut o = config.observers.clone();
@@ -431,7 +443,27 @@ impl Election {
             alive: self.alive(),
             down: self.down(),
             leases,
+            fingerprint: self.fingerprint().digest(),
+            in_conflict: self.in_conflict(),
+            peers: self.peer_configs(),
         }
+    }
+
+    /// This node's cluster fingerprint: what every node of its cluster must share.
+    pub fn fingerprint(&self) -> paxos_core::Fingerprint {
+        self.inner.shared.lock_configs().fingerprint().clone()
+    }
+
+    /// Every member, and every other node that contacted this one, with the fingerprint it
+    /// sent and whether its messages are refused.
+    pub fn peer_configs(&self) -> Vec<PeerConfig> {
+        self.inner.shared.lock_configs().snapshot()
+    }
+
+    /// Whether this node has stopped acting because one of its voters runs with another
+    /// cluster configuration (it holds no lease and votes for nobody until they match).
+    pub fn in_conflict(&self) -> bool {
+        self.inner.shared.conflict.load(Ordering::Acquire)
     }
 
     fn command(&self, cmd: Cmd) -> Result<(), Error> {

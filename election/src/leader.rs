@@ -102,10 +102,14 @@ pub enum SurrenderReason {
     Shutdown,
     /// This node was a candidate and another node was elected.
     OtherElected,
+    /// One of this node's voters runs with another cluster configuration: this node
+    /// stopped acting until they match (see [`crate::ElectionEvent::ConfigMismatch`]).
+    ConfigMismatch,
 }
 
 impl SurrenderReason {
-    /// A lowercase name (`expired`, `resigned`, `lost`, `shutdown`, `other-elected`).
+    /// A lowercase name (`expired`, `resigned`, `lost`, `shutdown`, `other-elected`,
+    /// `config-mismatch`).
     pub fn as_str(self) -> &'static str {
         match self {
             SurrenderReason::Expired => "expired",
@@ -113,6 +117,7 @@ impl SurrenderReason {
             SurrenderReason::Lost => "lost",
             SurrenderReason::Shutdown => "shutdown",
             SurrenderReason::OtherElected => "other-elected",
+            SurrenderReason::ConfigMismatch => "config-mismatch",
         }
     }
 
@@ -121,6 +126,7 @@ impl SurrenderReason {
             paxos_core::SurrenderReason::Resigned => SurrenderReason::Resigned,
             paxos_core::SurrenderReason::Lost => SurrenderReason::Lost,
             paxos_core::SurrenderReason::Shutdown => SurrenderReason::Shutdown,
+            paxos_core::SurrenderReason::ConfigMismatch => SurrenderReason::ConfigMismatch,
             _ => SurrenderReason::Expired,
         }
     }

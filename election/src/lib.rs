@@ -135,6 +135,7 @@ mod handle;
 mod leader;
 #[cfg(feature = "test-util")]
 pub mod memory;
+mod peer_configs;
 mod status;
 pub mod transport;
 mod view;
@@ -147,7 +148,8 @@ pub use error::{CallError, Error};
 pub use events::ElectionEvent;
 pub use handle::{Candidacy, Election, LeaseHandle};
 pub use leader::{Leader, LeaseInfo, SurrenderInfo, SurrenderReason};
-pub use paxos_core::{Ballot, LeaseName, NodeId};
+pub use paxos_core::{Ballot, Fingerprint, LeaseName, NodeId};
+pub use peer_configs::PeerConfig;
 pub use status::{LeaseStatus, StatusReply, StatusRequest};
 pub use transport::{Delivery, Incoming, Transport};
 pub use view::{LeaseGuard, MasterInfo};

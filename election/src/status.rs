@@ -6,6 +6,8 @@ use std::time::Duration;
 use paxos_core::NodeId;
 use serde::{Deserialize, Serialize};
 
+use crate::peer_configs::PeerConfig;
+
 /// A question about a node's view.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -40,6 +42,13 @@ pub struct StatusReply {
     pub down: Vec<NodeId>,
     /// The leases asked about, sorted by name (an unknown name is simply absent).
     pub leases: Vec<LeaseStatus>,
+    /// The answering node's cluster fingerprint digest.
+    pub fingerprint: u64,
+    /// Whether it has stopped acting because a voter runs with another configuration
+    /// (F2): it holds no lease and votes for nobody until they match.
+    pub in_conflict: bool,
+    /// Every member, and every other node that contacted it, with its fingerprint.
+    pub peers: Vec<PeerConfig>,
 }
 
 /// One lease as a node sees it.

@@ -58,13 +58,16 @@ pub fn run(leases: usize, simulated: Duration, sim_budget: Duration) -> Result<C
                 while let Some(t) = node.poll_transmit() {
                     queue.push((t.to, ids[i], t.messages));
                 }
+                // Hellos only settle the peers' fingerprints (all equal here).
+                while node.poll_hello().is_some() {}
             }
             if queue.is_empty() {
                 break;
             }
             for (to, from, batch) in queue.drain(..) {
                 if let Some(node) = nodes.iter_mut().find(|n| n.id() == to) {
-                    node.handle_message(now, from, batch);
+                    let digest = node.fingerprint_digest();
+                    node.handle_message(now, from, digest, batch);
                 }
             }
         }

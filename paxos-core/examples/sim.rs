@@ -4,7 +4,12 @@
 //! cargo run --release -p paxos-core --example sim -- --seeds 10000 --nodes 5
 //! cargo run --release -p paxos-core --example sim -- --seeds 1000 --unsafe late-timer
 //! cargo run --release -p paxos-core --example sim -- --seed 1234 --nodes 3 --trace
+//! cargo run --release -p paxos-core --example sim -- --seeds 1000 --split
+//! cargo run --release -p paxos-core --example sim -- --seeds 1000 --split --unsafe no-fingerprint
 //! ```
+//!
+//! `--split` simulates a misconfigured cluster (two voter sets sharing one node; see
+//! `SimConfig::split`) instead of `--nodes` voters.
 //!
 //! Defaults: 20,000 seeds, 3 voters, `rho` 0.001.
 //!
@@ -30,12 +35,13 @@ struct Args {
     unsafe_rule: Option<UnsafeRule>,
     trace: bool,
     quiet: bool,
+    split: bool,
 }
 
 fn usage() -> String {
     let rules: Vec<&str> = UnsafeRule::ALL.iter().map(|(n, _)| *n).collect();
     format!(
-        "usage: sim [--seeds N] [--seed S | --first S] [--nodes K] [--rho R] [--unsafe RULE] [--trace] [--quiet]\n\
+        "usage: sim [--seeds N] [--seed S | --first S] [--nodes K | --split] [--rho R] [--unsafe RULE] [--trace] [--quiet]\n\
          RULE is one of: {}",
         rules.join(", ")
     )
@@ -50,6 +56,7 @@ fn parse() -> Result<Args, String> {
         unsafe_rule: None,
         trace: false,
         quiet: false,
+        split: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -76,6 +83,7 @@ fn parse() -> Result<Args, String> {
             }
             "--trace" => args.trace = true,
             "--quiet" => args.quiet = true,
+            "--split" => args.split = true,
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
@@ -105,6 +113,7 @@ fn main() -> ExitCode {
         c.rho = args.rho;
         c.unsafe_rule = args.unsafe_rule;
         c.trace = trace;
+        c.split = args.split;
         c
     };
     let replay = |seed: u64| {
@@ -114,6 +123,9 @@ fn main() -> ExitCode {
         );
         if let Some(r) = args.unsafe_rule {
             cmd.push_str(&format!(" --unsafe {}", r.name()));
+        }
+        if args.split {
+            cmd.push_str(" --split");
         }
         cmd
     };
@@ -167,8 +179,9 @@ fn main() -> ExitCode {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "nodes={} rho={} unsafe={} worst_recovery={:?} liveness_bound={:?} deliveries={} rate={:.0}/s elapsed={:.1}s",
+        "nodes={}{} rho={} unsafe={} worst_recovery={:?} liveness_bound={:?} deliveries={} rate={:.0}/s elapsed={:.1}s",
         args.nodes,
+        if args.split { " (split)" } else { "" },
         args.rho,
         args.unsafe_rule.map_or("none", UnsafeRule::name),
         worst_recovery,

@@ -17,6 +17,9 @@ struct AcceptedLease {
 /// Acceptor state for one lease name.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Acceptor {
+    /// The last local time this acceptor promised, accepted, or changed its state. An entry
+    /// untouched for a quarantine `Q` may be forgotten (see `acceptors.rs`).
+    pub(crate) touched: Timestamp,
     promised: Option<Ballot>,
     accepted: Option<AcceptedLease>,
     /// The highest ballot released here (by its owner, checked by the node). Its owner
@@ -28,6 +31,23 @@ pub(crate) struct Acceptor {
 }
 
 impl Acceptor {
+    /// A fresh entry that has promised `floor` (the highest ballot of the entries pruned
+    /// before it, see `acceptors.rs`), so a pruned name's old ballots stay refused.
+    pub(crate) fn with_floor(now: Timestamp, floor: Option<Ballot>) -> Self {
+        Acceptor {
+            touched: now,
+            promised: floor,
+            ..Acceptor::default()
+        }
+    }
+
+    /// The highest ballot this entry holds (promised, accepted or released).
+    pub(crate) fn highest(&self) -> Option<Ballot> {
+        self.promised
+            .max(self.accepted.map(|a| a.ballot))
+            .max(self.released)
+    }
+
     /// The accepted lease if it still excludes others; an expired lease counts as none.
     fn live(&self, now: Timestamp) -> Option<AcceptedLease> {
         self.accepted.filter(|a| now < a.until)
@@ -48,6 +68,7 @@ impl Acceptor {
             return self.reject(ballot);
         }
         self.promised = Some(ballot);
+        self.touched = now;
         Message::Promise {
             ballot,
             lease: self.live(now).map(|a| LiveLease {
@@ -74,6 +95,7 @@ impl Acceptor {
             return self.reject(ballot);
         }
         self.promised = Some(ballot);
+        self.touched = now;
         self.accepted = Some(AcceptedLease {
             ballot,
             until: now + exclusion,
@@ -84,13 +106,14 @@ impl Acceptor {
     /// During the quarantine (A4) nothing is answered, but ballots heard are remembered as
     /// promised: that only refuses more, and it keeps fencing tokens increasing after a
     /// restart of an acceptor that sat in the overlap of two quorums.
-    pub(crate) fn observe_in_quarantine(&mut self, ballot: Ballot) {
+    pub(crate) fn observe_in_quarantine(&mut self, now: Timestamp, ballot: Ballot) {
         self.promised = self.promised.max(Some(ballot));
+        self.touched = now;
     }
 
     /// A3: clear the accepted lease only if it is exactly the released one (same owner
     /// *and* ballot), so a late release cannot erase the owner's newer renewal.
-    pub(crate) fn handle_release(&mut self, ballot: Ballot, owner_only: bool) {
+    pub(crate) fn handle_release(&mut self, now: Timestamp, ballot: Ballot, owner_only: bool) {
         let matches = |a: &AcceptedLease| {
             if owner_only {
                 a.ballot.owner() == ballot.owner()
@@ -102,6 +125,7 @@ impl Acceptor {
             self.accepted = None;
         }
         self.released = self.released.max(Some(ballot));
+        self.touched = now;
     }
 
     fn reject(&self, ballot: Ballot) -> Message {
@@ -203,12 +227,12 @@ mod tests {
         let mut a = Acceptor::default();
         a.handle_accept(t(0), b(5, 1, 1), DA, false);
         a.handle_accept(t(1), b(6, 1, 1), DA, false);
-        a.handle_release(b(5, 1, 1), false);
+        a.handle_release(t(1), b(5, 1, 1), false);
         assert!(matches!(
             a.handle_prepare(t(2), b(7, 2, 1)),
             Message::Promise { lease: Some(_), .. }
         ));
-        a.handle_release(b(6, 1, 1), false);
+        a.handle_release(t(2), b(6, 1, 1), false);
         assert!(matches!(
             a.handle_prepare(t(3), b(8, 2, 1)),
             Message::Promise { lease: None, .. }
@@ -222,8 +246,8 @@ mod tests {
         a.handle_prepare(t(1), b(6, 1, 1)); // a renewal's Prepare
         // The owner shuts down: it releases the active ballot and the renewal's ballot,
         // and the releases overtake the renewal's Accept.
-        a.handle_release(b(5, 1, 1), false);
-        a.handle_release(b(6, 1, 1), false);
+        a.handle_release(t(1), b(5, 1, 1), false);
+        a.handle_release(t(1), b(6, 1, 1), false);
         assert!(matches!(
             a.handle_accept(t(2), b(6, 1, 1), DA, false),
             Message::Reject { .. }
@@ -243,7 +267,7 @@ mod tests {
         );
         // The releasing owner's later ballots are not affected (a resigned node may stand
         // again), and neither are other owners' ballots.
-        a.handle_release(b(7, 2, 1), false);
+        a.handle_release(t(3), b(7, 2, 1), false);
         assert!(matches!(
             a.handle_prepare(t(4), b(8, 1, 1)),
             Message::Promise { lease: None, .. }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::fingerprint::Fingerprint;
 use crate::id::NodeId;
 use crate::time::nanos;
 
@@ -50,6 +51,20 @@ pub struct Config {
     /// Fresh acquisitions that may start at once before [`Config::attempt_rate`] applies
     /// (0 counts as 1). Default 1,000.
     pub attempt_burst: u32,
+    /// An optional cluster name, part of the [`crate::Fingerprint`]: nodes of clusters
+    /// with different names refuse each other. At most 255 bytes, no control characters.
+    pub cluster: String,
+    /// The runtime's wire-format version, part of the [`crate::Fingerprint`] (the runtime
+    /// sets it; nodes that cannot read each other's frames are a different cluster).
+    pub wire_version: u16,
+    /// Confirms that a voter set of one node is meant: a one-voter cluster elects itself
+    /// without asking anyone, so a node that was meant to join others but was started
+    /// without its peers would be a second master. Refused unless this is set.
+    pub single_node: bool,
+    /// Most lease names this node keeps acceptor state for (default 1,000,000). Entries
+    /// for names nobody has used for a quarantine `Q` are pruned; beyond the cap, messages
+    /// for new names are dropped and counted ([`crate::Stats::dropped_over_capacity`]).
+    pub max_acceptor_entries: usize,
     /// Test-only: deliberately break one protocol rule. See [`crate::UnsafeRule`].
     #[cfg(feature = "unsafe-rules")]
     pub unsafe_rule: Option<crate::UnsafeRule>,
@@ -73,6 +88,10 @@ impl Config {
             max_batch: 64,
             attempt_rate: 10_000,
             attempt_burst: 1_000,
+            cluster: String::new(),
+            wire_version: 0,
+            single_node: false,
+            max_acceptor_entries: 1_000_000,
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: None,
         };
@@ -90,6 +109,18 @@ impl Config {
         self
     }
 
+    /// The fingerprint of the settings every node of the cluster must share.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::new(
+            &self.cluster,
+            self.wire_version,
+            &self.voters,
+            &self.observers,
+            self.lease_duration,
+            self.rho,
+        )
+    }
+
     /// Checks the configuration and derives the protocol timing.
     pub fn timing(&self) -> Result<Timing, Error> {
         if self.voters.is_empty() {
@@ -105,6 +136,17 @@ impl Config {
         }
         if !all.contains(&self.node) {
             return Err(Error::SelfNotMember(self.node));
+        }
+        if self.voters.len() == 1 && !self.single_node {
+            return Err(Error::SingleVoter(self.voters[0]));
+        }
+        if self.cluster.len() > 255 || self.cluster.chars().any(char::is_control) {
+            return Err(Error::InvalidClusterName(
+                self.cluster.chars().take(64).collect(),
+            ));
+        }
+        if self.max_acceptor_entries == 0 {
+            return Err(Error::ZeroDuration("max acceptor entries"));
         }
         if !(self.rho.is_finite() && (0.0..1.0).contains(&self.rho)) {
             return Err(Error::InvalidRho(self.rho));

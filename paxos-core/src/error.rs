@@ -21,6 +21,15 @@ pub enum Error {
     /// This node is neither a voter nor an observer.
     #[error("this node ({0}) is neither a voter nor an observer")]
     SelfNotMember(NodeId),
+    /// The voter set has one member and [`crate::Config::single_node`] is not set.
+    #[error(
+        "the voter set is only node {0}: a one-voter cluster elects itself without asking \
+         anyone; list the other voters, or confirm a single-node cluster explicitly"
+    )]
+    SingleVoter(NodeId),
+    /// The cluster name is too long or has control characters.
+    #[error("invalid cluster name {0:?}: at most 255 bytes, no control characters")]
+    InvalidClusterName(String),
     /// The clock-rate bound is outside `[0, 1)`.
     #[error("rho (maximum clock-rate error) must be in [0, 1), got {0}")]
     InvalidRho(f64),

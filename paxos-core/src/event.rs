@@ -16,16 +16,20 @@ pub enum SurrenderReason {
     Lost,
     /// The node is shutting down.
     Shutdown,
+    /// A voter was heard with another cluster fingerprint (F2): this node stopped acting
+    /// until every voter it hears from matches again.
+    ConfigMismatch,
 }
 
 impl SurrenderReason {
-    /// A lowercase name (`expired`, `resigned`, `lost`, `shutdown`).
+    /// A lowercase name (`expired`, `resigned`, `lost`, `shutdown`, `config-mismatch`).
     pub fn as_str(self) -> &'static str {
         match self {
             SurrenderReason::Expired => "expired",
             SurrenderReason::Resigned => "resigned",
             SurrenderReason::Lost => "lost",
             SurrenderReason::Shutdown => "shutdown",
+            SurrenderReason::ConfigMismatch => "config-mismatch",
         }
     }
 }

@@ -74,6 +74,9 @@ pub(crate) struct Remote {
 #[derive(Debug, Clone)]
 pub(crate) struct LeaseState {
     pub(crate) name: LeaseName,
+    /// The highest ballot counter this node used or saw for this lease (T4). Per lease, so
+    /// that a ballot pushed up on one name (B1) slows no other name's proposers.
+    pub(crate) counter: u64,
     /// `Some(priority)` if this node stands for the lease.
     pub(crate) priority: Option<u8>,
     pub(crate) attempt: Option<Attempt>,
@@ -93,6 +96,7 @@ impl LeaseState {
     pub(crate) fn new(name: LeaseName) -> Self {
         LeaseState {
             name,
+            counter: 0,
             priority: None,
             attempt: None,
             active: None,

@@ -13,8 +13,10 @@
 //! use std::time::Duration;
 //! use paxos_core::{Config, Event, Incarnation, LeaseName, Node, NodeId, Timestamp};
 //!
-//! // A one-voter cluster, so no network is needed: the node is its own majority.
+//! // A one-voter cluster, so no network is needed: the node is its own majority. A voter
+//! // set of one must be confirmed, or a node started without its peers would elect itself.
 //! let mut config = Config::new(NodeId(1), vec![NodeId(1)]);
+//! config.single_node = true;
 //! config.set_lease_duration(Duration::from_secs(1));
 //! let start = Timestamp::ZERO;
 //! let mut node = Node::new(config, start, Incarnation(7), 0, 42)?;
@@ -41,14 +43,17 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+mod acceptors;
 mod ballot;
 mod config;
 mod error;
 mod event;
+mod fingerprint;
 mod id;
 mod lease;
 mod message;
 mod node;
+mod peers;
 mod rng;
 mod time;
 mod timers;
@@ -60,11 +65,23 @@ pub use ballot::Ballot;
 pub use config::{Config, MAX_PRIORITY, MAX_VOTERS, Timing, acceptor_duration};
 pub use error::Error;
 pub use event::{Event, Master, SurrenderReason};
+pub use fingerprint::{Difference, Fingerprint, PROTOCOL_VERSION};
 pub use id::{Incarnation, LeaseName, NodeId, Owner};
-pub use message::{Envelope, LiveLease, Message, Transmit};
+pub use message::{Envelope, Hello, LiveLease, Message, Transmit};
 pub use node::{Node, Stats};
 pub use rng::Rng;
 pub use time::Timestamp;
+
+/// B1: a ballot whose counter is more than this above the receiving node's wall-clock
+/// floor (Unix milliseconds, see [`Node::raise_ballot_floor`]) is dropped and counted
+/// ([`Stats::dropped_absurd_ballot`]): 2^42, about 139 years of milliseconds.
+///
+/// Honest counters start at the wall clock in milliseconds and grow by one per attempt of
+/// one lease, so only a forged or corrupted ballot comes near it, and a node whose wall
+/// clock is decades behind still takes every honest ballot. Because the bound follows
+/// the floor, no sequence of messages can push a counter past about `2^43` within this
+/// century, far from the `2^64` at which it would wrap: ballots cannot be exhausted.
+pub const MAX_BALLOT_LEAD: u64 = 1 << 42;
 
 /// Test-only switches that each break one rule of `PROTOCOL.md` ("Known ways to get it
 /// wrong"), so the simulator can prove that its checker finds the resulting violations.
@@ -92,6 +109,16 @@ pub enum UnsafeRule {
     /// Rule 9: a restarted proposer reuses its incarnation and counter, with no wall-clock
     /// floor (a simulator setting).
     ReuseBallot,
+    /// B1 off: ballots of any size are taken and counters wrap (as a release build did
+    /// before the bound): one forged ballot near `2^64` stops every election.
+    UnboundedBallots,
+    /// B2 off: acceptors and learners take an observer's Prepare, Accept, Release and Learn.
+    ObserverBallots,
+    /// F1/F2 off: fingerprints are not compared, so nodes with different voter sets count
+    /// each other (a simulator setting in `SimConfig::split`).
+    NoFingerprint,
+    /// Acceptor entries are forgotten at every sweep, without the quarantine-long wait.
+    EarlyPrune,
     /// Control, expected to stay safe: the corrected PaxosLease of the 2026 contract
     /// without gen-paxos's three defences in depth: acceptors overwrite live leases of
     /// other owners (A2 without its refusal), ballots follow the wall clock only from
@@ -114,7 +141,7 @@ impl UnsafeRule {
 #[cfg(feature = "unsafe-rules")]
 impl UnsafeRule {
     /// Every switch, with its command-line name.
-    pub const ALL: [(&'static str, UnsafeRule); 9] = [
+    pub const ALL: [(&'static str, UnsafeRule); 13] = [
         ("late-timer", UnsafeRule::LateTimer),
         ("no-quarantine", UnsafeRule::NoQuarantine),
         ("count-duplicates", UnsafeRule::CountDuplicates),
@@ -123,6 +150,10 @@ impl UnsafeRule {
         ("timer-order", UnsafeRule::TimerOrder),
         ("clock-rate", UnsafeRule::ClockRate),
         ("reuse-ballot", UnsafeRule::ReuseBallot),
+        ("unbounded-ballots", UnsafeRule::UnboundedBallots),
+        ("observer-ballots", UnsafeRule::ObserverBallots),
+        ("no-fingerprint", UnsafeRule::NoFingerprint),
+        ("early-prune", UnsafeRule::EarlyPrune),
         ("baseline", UnsafeRule::Baseline),
     ];
 

@@ -69,6 +69,31 @@ pub enum Message {
 }
 
 impl Message {
+    /// Every ballot the message carries (checked against the node's ballot bound).
+    pub(crate) fn ballots(&self) -> [Option<Ballot>; 2] {
+        match self {
+            Message::Prepare { ballot }
+            | Message::Accept { ballot, .. }
+            | Message::Accepted { ballot }
+            | Message::Learn { ballot, .. }
+            | Message::Release { ballot } => [Some(*ballot), None],
+            Message::Promise { ballot, lease } => [Some(*ballot), lease.map(|l| l.ballot)],
+            Message::Reject { ballot, promised } => [Some(*ballot), Some(*promised)],
+        }
+    }
+
+    /// Whether only a voter may send this message: Prepare, Accept and Release speak for a
+    /// proposer, Learn for an owner, and observers are neither.
+    pub(crate) fn voters_only(&self) -> bool {
+        matches!(
+            self,
+            Message::Prepare { .. }
+                | Message::Accept { .. }
+                | Message::Release { .. }
+                | Message::Learn { .. }
+        )
+    }
+
     /// A ballot of another proposer this message shows (not the replies to one's own).
     pub(crate) fn ballot_heard(&self) -> Option<Ballot> {
         match self {
@@ -89,6 +114,17 @@ pub struct Envelope {
     pub lease: LeaseName,
     /// The message.
     pub message: Message,
+}
+
+/// A hello to send: this node's full [`crate::Fingerprint`] for `to`, which also carries its
+/// digest like every batch. The receiver hands it to [`crate::Node::handle_hello`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    /// The addressee: a member, or a node outside this configuration that sent this node
+    /// something.
+    pub to: NodeId,
+    /// A probe: the addressee should answer with its own hello.
+    pub wants_reply: bool,
 }
 
 /// Messages for one peer, batched over any number of leases.

@@ -3,14 +3,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use crate::acceptor::Acceptor;
+use crate::acceptors::Acceptors;
 use crate::ballot::Ballot;
 use crate::config::{Config, MAX_PRIORITY, Timing, acceptor_duration};
 use crate::error::Error;
 use crate::event::{Event, Master, SurrenderReason};
+use crate::fingerprint::Fingerprint;
 use crate::id::{Incarnation, LeaseName, NodeId, Owner};
 use crate::lease::{Active, Attempt, LeaseState, Remote};
-use crate::message::{Envelope, LiveLease, Message, Transmit};
+use crate::message::{Envelope, Hello, LiveLease, Message, Transmit};
+use crate::peers::Peers;
 use crate::rng::Rng;
 use crate::time::Timestamp;
 use crate::timers::Timers;
@@ -30,6 +32,19 @@ pub struct Stats {
     pub dropped_spoofed: u64,
     /// Messages dropped as malformed (bad lease name, a voter message from an observer...).
     pub dropped_invalid: u64,
+    /// Batches and hellos whose sender's fingerprint differs from this node's (F1).
+    pub dropped_mismatched: u64,
+    /// Messages carrying a ballot whose counter is more than [`crate::MAX_BALLOT_LEAD`]
+    /// above this node's wall-clock floor (B1).
+    pub dropped_absurd_ballot: u64,
+    /// Acceptor messages ignored while a voter's fingerprint differs (F2).
+    pub dropped_conflicted: u64,
+    /// Messages for a new lease name dropped because the acceptor table is full.
+    pub dropped_over_capacity: u64,
+    /// Acceptor entries forgotten after a quarantine without use.
+    pub pruned_acceptors: u64,
+    /// Times this node stopped acting because a voter's fingerprint differs (F2).
+    pub conflicts: u64,
     /// Acceptor messages ignored during the restart quarantine (A4).
     pub dropped_quarantined: u64,
     /// Responses to attempts that are over (P5: ignored).
@@ -81,9 +96,12 @@ pub struct Node {
     members: Vec<NodeId>,
     is_voter: bool,
     majority: usize,
-    counter: u64,
+    /// The wall-clock floor of ballot counters (T4), and the base of the ballot bound (B1).
+    floor: u64,
     quarantine_until: Timestamp,
-    acceptors: HashMap<LeaseName, Acceptor>,
+    fingerprint: Fingerprint,
+    peers: Peers,
+    acceptors: Acceptors,
     leases: Vec<LeaseState>,
     by_name: HashMap<LeaseName, usize>,
     timers: Timers,
@@ -124,9 +142,33 @@ impl Node {
         let is_voter = voters.binary_search(&config.node).is_ok();
         let majority = voters.len() / 2 + 1;
         #[cfg(feature = "unsafe-rules")]
-        let no_quarantine = config.unsafe_rule == Some(crate::UnsafeRule::NoQuarantine);
+        let rule = |r: crate::UnsafeRule| config.unsafe_rule == Some(r);
         #[cfg(not(feature = "unsafe-rules"))]
-        let no_quarantine = false;
+        let rule = |_: ()| false;
+        #[cfg(feature = "unsafe-rules")]
+        let (no_quarantine, no_fingerprint, early_prune) = (
+            rule(crate::UnsafeRule::NoQuarantine),
+            rule(crate::UnsafeRule::NoFingerprint),
+            rule(crate::UnsafeRule::EarlyPrune),
+        );
+        #[cfg(not(feature = "unsafe-rules"))]
+        let (no_quarantine, no_fingerprint, early_prune) = (rule(()), rule(()), rule(()));
+        let fingerprint = config.fingerprint();
+        let peers = Peers::new(
+            config.node,
+            fingerprint.digest(),
+            &members,
+            &voters,
+            timing.retransmit,
+            now,
+            no_fingerprint,
+        );
+        // Swept twice per quarantine; the `early-prune` rule sweeps every retransmission.
+        let sweep_every = if early_prune {
+            timing.retransmit
+        } else {
+            timing.quarantine / 2
+        };
         Ok(Node {
             id: config.node,
             incarnation,
@@ -143,13 +185,15 @@ impl Node {
             members,
             is_voter,
             majority,
-            counter: ballot_floor,
+            floor: ballot_floor,
             quarantine_until: if no_quarantine {
                 now
             } else {
                 now + timing.quarantine
             },
-            acceptors: HashMap::new(),
+            fingerprint,
+            peers,
+            acceptors: Acceptors::new(config.max_acceptor_entries, timing.quarantine, sweep_every),
             leases: Vec::new(),
             by_name: HashMap::new(),
             timers: Timers::default(),
@@ -222,8 +266,39 @@ impl Node {
     /// even between nodes that never heard of each other's ballots, so fencing tokens keep
     /// increasing across handovers whose quorums overlapped only in a restarted acceptor.
     /// A wall clock that steps back only slows that growth; it is never used for deadlines.
+    /// The floor is also the base of the ballot bound (B1, [`crate::MAX_BALLOT_LEAD`]).
     pub fn raise_ballot_floor(&mut self, floor: u64) {
-        self.counter = self.counter.max(floor);
+        self.floor = self.floor.max(floor);
+    }
+
+    /// The fingerprint of this node's configuration (what every node must share).
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    /// The digest of [`Node::fingerprint`]: the runtime puts it in every frame it sends,
+    /// and passes the sender's to [`Node::handle_message`] and [`Node::handle_hello`].
+    pub fn fingerprint_digest(&self) -> u64 {
+        self.peers.digest()
+    }
+
+    /// Every other member with the fingerprint digest last heard from it (`None`: never
+    /// heard yet). A digest other than [`Node::fingerprint_digest`] means its messages are
+    /// refused.
+    pub fn peer_fingerprints(&self) -> impl Iterator<Item = (NodeId, Option<u64>)> + '_ {
+        self.peers.view()
+    }
+
+    /// Whether this node has stopped acting because one of its voters was last heard with
+    /// another fingerprint (F2): it holds no lease, starts no attempt and answers no
+    /// Prepare or Accept until every voter it hears from matches again.
+    pub fn in_conflict(&self) -> bool {
+        self.peers.in_conflict()
+    }
+
+    /// How many lease names this node keeps acceptor state for.
+    pub fn acceptor_entries(&self) -> usize {
+        self.acceptors.len()
     }
 
     /// Joins the election for `lease`: as a candidate with `priority` (0 to 3, higher is
@@ -331,15 +406,58 @@ impl Node {
             .is_some_and(|a| now < a.surrender_at)
     }
 
-    /// Handles a batch of messages from `from`, the authenticated sender.
-    pub fn handle_message(&mut self, now: Timestamp, from: NodeId, messages: Vec<Envelope>) {
-        if from == self.id || self.members.binary_search(&from).is_err() {
+    /// Handles a batch of messages from `from`, the authenticated sender, whose frame
+    /// carried the fingerprint digest `fingerprint`.
+    ///
+    /// F1: a batch whose digest differs from [`Node::fingerprint_digest`] is dropped whole
+    /// and counted; if it held messages, the sender is answered with a hello (see
+    /// [`Node::poll_hello`]) so it learns why. A batch from a node outside the
+    /// configuration is dropped too. An empty batch is how the runtime reports any other
+    /// frame from a peer (a heartbeat): it only records the sender's fingerprint.
+    pub fn handle_message(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        fingerprint: u64,
+        messages: Vec<Envelope>,
+    ) {
+        if from == self.id {
             self.stats.dropped_unknown_sender += 1;
+            return;
+        }
+        if !self.hear(now, from, fingerprint, None, !messages.is_empty()) {
+            if self.members.binary_search(&from).is_err() {
+                self.stats.dropped_unknown_sender += 1;
+            } else {
+                self.stats.dropped_mismatched += 1;
+            }
+            self.flush_local(now);
             return;
         }
         for envelope in messages {
             self.dispatch(now, from, envelope);
         }
+        self.sweep(now);
+        self.flush_local(now);
+    }
+
+    /// Handles a hello from `from`: its fingerprint digest, and whether it asks for this
+    /// node's hello back. The runtime compares the full fingerprints for its log; the core
+    /// needs only the digest.
+    pub fn handle_hello(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        fingerprint: u64,
+        wants_reply: bool,
+    ) {
+        if from == self.id {
+            return;
+        }
+        if fingerprint != self.peers.digest() {
+            self.stats.dropped_mismatched += 1;
+        }
+        self.hear(now, from, fingerprint, Some(wants_reply), false);
         self.flush_local(now);
     }
 
@@ -354,12 +472,34 @@ impl Node {
             self.tick(now, idx);
             self.schedule(idx);
         }
+        self.peers.probe(now);
+        self.sweep(now);
         self.flush_local(now);
     }
 
-    /// The next local time at which [`Node::handle_timeout`] has work, if any.
+    /// The next local time at which [`Node::handle_timeout`] has work, if any: a lease's
+    /// timer, or the next probe of a member whose fingerprint is not known yet.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.timers.peek().map(|(at, _)| at)
+        match (self.timers.peek(), self.peers.next_probe()) {
+            (Some((at, _)), Some(probe)) => Some(at.min(probe)),
+            (Some((at, _)), None) => Some(at),
+            (None, probe) => probe,
+        }
+    }
+
+    /// Forgets acceptor entries unused for a quarantine, when a sweep is due. Sweeps ride
+    /// on inputs (a running node gets some every heartbeat) rather than on a timer of
+    /// their own.
+    fn sweep(&mut self, now: Timestamp) {
+        let early = self.unsafe_rule_is(UnsafeRuleKind::EarlyPrune);
+        self.stats.pruned_acceptors += self.acceptors.sweep(now, early) as u64;
+    }
+
+    /// The next hello to send: the runtime sends [`Node::fingerprint`] to `to` (a member,
+    /// or a node outside the configuration that talked to this one), marked as a probe if
+    /// asked. Pull hellos with the transmits.
+    pub fn poll_hello(&mut self) -> Option<Hello> {
+        self.peers.poll_hello()
     }
 
     /// Simulator only: from now on, keep every acceptance for [`Node::take_accept_log`].
@@ -408,24 +548,47 @@ impl Node {
             self.stats.dropped_invalid += 1;
             return;
         }
+        // B2: observers never propose and never own a lease: what would speak for one of
+        // their ballots is dropped.
+        if from != self.id
+            && message.voters_only()
+            && self.voters.binary_search(&from).is_err()
+            && !self.unsafe_rule_is(UnsafeRuleKind::ObserverBallots)
+        {
+            self.stats.dropped_invalid += 1;
+            return;
+        }
+        // B1: a ballot far above the wall clock is forged or corrupt. Following it would
+        // push this lease's counters towards overflow, so it is not even looked at.
+        let limit = self.ballot_limit();
+        if !self.unsafe_rule_is(UnsafeRuleKind::UnboundedBallots)
+            && message
+                .ballots()
+                .iter()
+                .flatten()
+                .any(|b| b.counter > limit)
+        {
+            self.stats.dropped_absurd_ballot += 1;
+            return;
+        }
         if let Some(ballot) = message.ballot_heard() {
-            // T4, strengthened: never propose at or below a ballot seen anywhere.
-            self.counter = self.counter.max(ballot.counter);
+            // T4, strengthened: never propose at or below a ballot seen for this lease.
+            self.raise_counter(&lease, ballot.counter);
             if self.is_voter && !self.out_of_quarantine(now) && from == ballot.node {
-                self.acceptors
-                    .entry(lease.clone())
-                    .or_default()
-                    .observe_in_quarantine(ballot);
+                match self.acceptors.entry(now, &lease) {
+                    Some(a) => a.observe_in_quarantine(now, ballot),
+                    None => self.stats.dropped_over_capacity += 1,
+                }
             }
         }
         match message {
             Message::Prepare { ballot } => {
                 if self.acceptor_may_answer(now, from, ballot) {
-                    let reply = self
-                        .acceptors
-                        .entry(lease.clone())
-                        .or_default()
-                        .handle_prepare(now, ballot);
+                    let Some(acceptor) = self.acceptors.entry(now, &lease) else {
+                        self.stats.dropped_over_capacity += 1;
+                        return;
+                    };
+                    let reply = acceptor.handle_prepare(now, ballot);
                     self.send(from, &lease, reply);
                 }
             }
@@ -441,11 +604,11 @@ impl Node {
                     );
                     let exclusion = self.timing.exclusion.max(theirs);
                     let overwrite = self.unsafe_rule_is(UnsafeRuleKind::Baseline);
-                    let reply = self
-                        .acceptors
-                        .entry(lease.clone())
-                        .or_default()
-                        .handle_accept(now, ballot, exclusion, overwrite);
+                    let Some(acceptor) = self.acceptors.entry(now, &lease) else {
+                        self.stats.dropped_over_capacity += 1;
+                        return;
+                    };
+                    let reply = acceptor.handle_accept(now, ballot, exclusion, overwrite);
                     #[cfg(feature = "sim")]
                     if let (Some(log), Message::Accepted { .. }) = (&mut self.accept_log, &reply) {
                         log.push((lease.clone(), ballot));
@@ -462,10 +625,10 @@ impl Node {
                     let owner_only = self.unsafe_rule_is(UnsafeRuleKind::OwnerOnlyRelease);
                     // Recorded even for a lease this acceptor has not heard of yet, so the
                     // released ballot's own late Prepare or Accept is refused.
-                    self.acceptors
-                        .entry(lease.clone())
-                        .or_default()
-                        .handle_release(ballot, owner_only);
+                    match self.acceptors.entry(now, &lease) {
+                        Some(a) => a.handle_release(now, ballot, owner_only),
+                        None => self.stats.dropped_over_capacity += 1,
+                    }
                 }
                 if let Some(&idx) = self.by_name.get(&lease) {
                     self.learn_release(now, idx, ballot);
@@ -503,7 +666,7 @@ impl Node {
             }
             Message::Reject { ballot, promised } => {
                 // T4: never propose at or below a ballot seen in a rejection again.
-                self.counter = self.counter.max(promised.counter);
+                self.raise_counter(&lease, promised.counter);
                 if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
                     let minority = self.voters.len() - self.majority;
                     match self.leases[idx]
@@ -536,8 +699,8 @@ impl Node {
         now >= self.quarantine_until
     }
 
-    /// A1/A2 preconditions: this node votes, the ballot is the sender's own, and the
-    /// restart quarantine is over (A4).
+    /// A1/A2 preconditions: this node votes, the ballot is the sender's own, the restart
+    /// quarantine is over (A4), and no voter's fingerprint differs (F2).
     fn acceptor_may_answer(&mut self, now: Timestamp, from: NodeId, ballot: Ballot) -> bool {
         if !self.is_voter {
             self.stats.dropped_invalid += 1;
@@ -548,8 +711,71 @@ impl Node {
         } else if !self.out_of_quarantine(now) {
             self.stats.dropped_quarantined += 1;
             false
+        } else if self.peers.in_conflict() {
+            self.stats.dropped_conflicted += 1;
+            false
         } else {
             true
+        }
+    }
+
+    /// The highest ballot counter this node takes from anyone (B1).
+    fn ballot_limit(&self) -> u64 {
+        self.floor.saturating_add(crate::MAX_BALLOT_LEAD)
+    }
+
+    /// T4 for one lease: its next ballot goes above `counter`. Only joined leases propose,
+    /// so only they keep a counter.
+    fn raise_counter(&mut self, lease: &LeaseName, counter: u64) {
+        if let Some(&idx) = self.by_name.get(lease) {
+            let l = &mut self.leases[idx];
+            l.counter = l.counter.max(counter);
+        }
+    }
+
+    /// Records what `from` said about its fingerprint and applies F2 when the set of
+    /// mismatched voters empties or fills. Returns whether its messages are admitted.
+    fn hear(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        digest: u64,
+        hello: Option<bool>,
+        nonempty: bool,
+    ) -> bool {
+        let heard = self.peers.hear(now, from, digest, hello, nonempty);
+        match heard.conflict {
+            Some(true) => self.enter_conflict(),
+            Some(false) => self.leave_conflict(now),
+            None => {}
+        }
+        heard.admitted
+    }
+
+    /// F2: a voter runs with another configuration, so the majorities this node counts may
+    /// not intersect the ones it counts. Stop acting: surrender and release every lease,
+    /// abandon every attempt, and (in `acceptor_may_answer`) answer no Prepare or Accept.
+    fn enter_conflict(&mut self) {
+        self.stats.conflicts += 1;
+        for idx in 0..self.leases.len() {
+            self.give_up(idx, SurrenderReason::ConfigMismatch);
+            self.leases[idx].next_attempt = Timestamp::MAX;
+            self.leases[idx].paced_slot = None;
+            self.schedule(idx);
+        }
+    }
+
+    /// Every voter heard from matches again: candidates try again after a random wait.
+    fn leave_conflict(&mut self, now: Timestamp) {
+        for idx in 0..self.leases.len() {
+            if let Some(p) = self.leases[idx].priority {
+                let wait = self.candidate_wait(p);
+                let lease = &mut self.leases[idx];
+                if lease.attempt.is_none() && lease.active.is_none() {
+                    lease.next_attempt = lease.next_attempt.min(now + wait);
+                    self.schedule(idx);
+                }
+            }
         }
     }
 
@@ -582,9 +808,10 @@ impl Node {
 
     /// P1: a fresh ballot, `d := now + D_P` stored with the attempt, Prepare to all voters.
     fn start_attempt(&mut self, now: Timestamp, idx: usize, renewal_base: Option<Ballot>) {
-        self.counter += 1;
+        let counter = self.next_counter(idx);
+        self.leases[idx].counter = counter;
         let ballot = Ballot {
-            counter: self.counter,
+            counter,
             incarnation: self.incarnation,
             node: self.id,
         };
@@ -848,6 +1075,24 @@ impl Node {
         {
             self.abandon(now, idx, Abandon::TimedOut);
         }
+        if self.peers.in_conflict() {
+            // F2: no attempt until every voter heard from matches (`leave_conflict`).
+            self.leases[idx].next_attempt = Timestamp::MAX;
+        }
+        let lease = &self.leases[idx];
+        let excess = self.next_counter(idx).saturating_sub(self.ballot_limit());
+        if lease.attempt.is_none()
+            && lease.stands()
+            && now >= lease.next_attempt
+            && !self.shutting_down
+            && excess > 0
+            && !self.unsafe_rule_is(UnsafeRuleKind::UnboundedBallots)
+        {
+            // B1: a ballot over the bound would be dropped everywhere. Only a pushed
+            // counter gets here (a forged ballot just under the bound); the floor
+            // catches up one per millisecond.
+            self.leases[idx].next_attempt = now + Duration::from_millis(excess);
+        }
         let lease = &self.leases[idx];
         if lease.attempt.is_none()
             && lease.stands()
@@ -883,6 +1128,18 @@ impl Node {
             });
         }
         self.retransmit(now, idx);
+    }
+
+    /// The counter of the lease's next ballot: above every ballot seen for it and the
+    /// wall-clock floor (T4). Saturating: with the ballot bound (B1) it stays centuries
+    /// away from the top, and the `unbounded-ballots` rule shows what wrapping did.
+    fn next_counter(&self, idx: usize) -> u64 {
+        let base = self.leases[idx].counter.max(self.floor);
+        if self.unsafe_rule_is(UnsafeRuleKind::UnboundedBallots) {
+            base.wrapping_add(1)
+        } else {
+            base.saturating_add(1)
+        }
     }
 
     /// Re-sends Prepare / Accept to the voters that have not answered this attempt yet.
@@ -1154,6 +1411,18 @@ impl Node {
                     Some(UnsafeRuleAlias::TimerOrder),
                     UnsafeRuleKind::TimerOrder
                 )
+                | (
+                    Some(UnsafeRuleAlias::UnboundedBallots),
+                    UnsafeRuleKind::UnboundedBallots
+                )
+                | (
+                    Some(UnsafeRuleAlias::ObserverBallots),
+                    UnsafeRuleKind::ObserverBallots
+                )
+                | (
+                    Some(UnsafeRuleAlias::EarlyPrune),
+                    UnsafeRuleKind::EarlyPrune
+                )
         ) || (self.unsafe_rule.is_some_and(UnsafeRuleAlias::on_baseline)
             && kind == UnsafeRuleKind::Baseline)
     }
@@ -1176,6 +1445,12 @@ enum UnsafeRuleKind {
     /// The defences in depth are off (acceptors overwrite live leases; abandoned attempts
     /// are not released).
     Baseline,
+    /// B1 off: no ballot bound, counters wrap.
+    UnboundedBallots,
+    /// B2 off: observers' Prepare, Accept, Release and Learn are taken.
+    ObserverBallots,
+    /// Acceptor entries are forgotten without waiting a quarantine.
+    EarlyPrune,
 }
 
 /// The position of `node` in the succession order of lease `name`: FNV-1a over the name,

@@ -3,8 +3,21 @@
 use std::time::Duration;
 
 use paxos_core::{
-    Config, Error, Incarnation, LeaseName, Node, NodeId, Timestamp, acceptor_duration,
+    Config, Envelope, Error, Incarnation, LeaseName, Node, NodeId, Timestamp, acceptor_duration,
 };
+
+/// Delivers a batch from a node of the same configuration (its fingerprint digest is the
+/// receiver's own).
+trait Recv {
+    fn recv(&mut self, now: Timestamp, from: NodeId, batch: Vec<Envelope>);
+}
+
+impl Recv for Node {
+    fn recv(&mut self, now: Timestamp, from: NodeId, batch: Vec<Envelope>) {
+        let digest = self.fingerprint_digest();
+        self.handle_message(now, from, digest, batch);
+    }
+}
 
 fn voters(n: u64) -> Vec<NodeId> {
     (1..=n).map(NodeId).collect()
@@ -132,7 +145,7 @@ fn bad_commands_are_refused() {
 
 #[test]
 fn messages_from_strangers_and_spoofers_are_dropped_and_counted() {
-    use paxos_core::{Ballot, Envelope, Message};
+    use paxos_core::{Ballot, Message};
     let now = Timestamp::from_nanos(3_000_000_000); // after the quarantine of a 2 s lease
     let mut node = Node::new(
         Config::new(NodeId(1), voters(3)),
@@ -153,13 +166,13 @@ fn messages_from_strangers_and_spoofers_are_dropped_and_counted() {
             },
         },
     };
-    node.handle_message(now, NodeId(77), vec![prepare(77)]);
+    node.recv(now, NodeId(77), vec![prepare(77)]);
     assert_eq!(node.stats().dropped_unknown_sender, 1);
     // Node 2 speaking for node 3's ballot.
-    node.handle_message(now, NodeId(2), vec![prepare(3)]);
+    node.recv(now, NodeId(2), vec![prepare(3)]);
     assert_eq!(node.stats().dropped_spoofed, 1);
     assert!(node.poll_transmit().is_none(), "nothing answered");
-    node.handle_message(now, NodeId(2), vec![prepare(2)]);
+    node.recv(now, NodeId(2), vec![prepare(2)]);
     assert!(
         node.poll_transmit().is_some(),
         "a genuine prepare is answered"

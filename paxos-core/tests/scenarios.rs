@@ -3,163 +3,15 @@
 //! run the same steps with the rule weakened and assert the unsafe outcome, so the test
 //! proves it can tell the two apart.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::time::Duration;
 
+use common::*;
 use paxos_core::{
-    Ballot, Config, Envelope, Event, Incarnation, LeaseName, Message, Node, NodeId,
-    SurrenderReason, Timestamp, UnsafeRule,
+    Ballot, Envelope, Event, Incarnation, LeaseName, Message, NodeId, SurrenderReason, Timestamp,
+    UnsafeRule,
 };
-
-const LEASE: Duration = Duration::from_secs(1);
-
-fn t(ms: u64) -> Timestamp {
-    Timestamp::from_nanos(ms * 1_000_000)
-}
-
-fn lease() -> LeaseName {
-    LeaseName::new("x").expect("valid name")
-}
-
-struct Wire {
-    from: NodeId,
-    to: NodeId,
-    envelope: Envelope,
-}
-
-/// A hand-driven cluster on one shared timeline: messages wait in `wire` until delivered.
-struct Cluster {
-    voters: Vec<NodeId>,
-    rule: Option<UnsafeRule>,
-    nodes: BTreeMap<NodeId, Node>,
-    wire: Vec<Wire>,
-    events: Vec<(NodeId, Event)>,
-}
-
-impl Cluster {
-    fn new(n: u64, rule: Option<UnsafeRule>) -> Self {
-        let voters: Vec<NodeId> = (1..=n).map(NodeId).collect();
-        let mut c = Cluster {
-            voters: voters.clone(),
-            rule,
-            nodes: BTreeMap::new(),
-            wire: Vec::new(),
-            events: Vec::new(),
-        };
-        for &id in &voters {
-            c.start(id, t(0), id.0 * 100);
-        }
-        c
-    }
-
-    fn config(&self, id: NodeId) -> Config {
-        let mut cfg = Config::new(id, self.voters.clone());
-        cfg.set_lease_duration(LEASE);
-        cfg.surrender_margin = Duration::ZERO;
-        cfg.unsafe_rule = self.rule;
-        cfg
-    }
-
-    /// (Re)starts a node at `now` with incarnation `inc`; it starts with counter 0.
-    fn start(&mut self, id: NodeId, now: Timestamp, inc: u64) {
-        let node = Node::new(self.config(id), now, Incarnation(inc), 0, 7).expect("valid config");
-        self.nodes.insert(id, node);
-    }
-
-    fn node(&mut self, id: u64) -> &mut Node {
-        self.nodes.get_mut(&NodeId(id)).expect("node exists")
-    }
-
-    fn collect(&mut self, id: NodeId) {
-        let node = self.nodes.get_mut(&id).expect("node exists");
-        while let Some(e) = node.poll_event() {
-            self.events.push((id, e));
-        }
-        while let Some(tx) = node.poll_transmit() {
-            for envelope in tx.messages {
-                self.wire.push(Wire {
-                    from: id,
-                    to: tx.to,
-                    envelope,
-                });
-            }
-        }
-    }
-
-    /// Makes node `id` stand for the lease and fires its first attempt (within a jitter
-    /// step of `now`); returns when Prepare was sent.
-    fn campaign(&mut self, id: u64, now: Timestamp) -> Timestamp {
-        self.node(id).join(now, lease(), Some(3)).expect("join");
-        let at = self
-            .node(id)
-            .poll_timeout()
-            .expect("a candidate has a timer")
-            .max(now);
-        self.node(id).handle_timeout(at);
-        self.collect(NodeId(id));
-        at
-    }
-
-    fn timeout(&mut self, id: u64, now: Timestamp) {
-        self.node(id).handle_timeout(now);
-        self.collect(NodeId(id));
-    }
-
-    /// Delivers, at `now`, every queued message matching `pick` (one batch each).
-    fn deliver(&mut self, now: Timestamp, pick: impl Fn(&Wire) -> bool) -> usize {
-        let (chosen, rest): (Vec<Wire>, Vec<Wire>) =
-            std::mem::take(&mut self.wire).into_iter().partition(&pick);
-        self.wire = rest;
-        let n = chosen.len();
-        for w in chosen {
-            if let Some(node) = self.nodes.get_mut(&w.to) {
-                node.handle_message(now, w.from, vec![w.envelope]);
-                self.collect(w.to);
-            }
-        }
-        n
-    }
-
-    fn drop_where(&mut self, pick: impl Fn(&Wire) -> bool) {
-        self.wire.retain(|w| !pick(w));
-    }
-
-    fn elected(&self, id: u64) -> Vec<Ballot> {
-        self.events
-            .iter()
-            .filter_map(|(n, e)| match e {
-                Event::Elected { token, .. } if *n == NodeId(id) => Some(*token),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn masters(&self, now: Timestamp) -> Vec<NodeId> {
-        self.nodes
-            .iter()
-            .filter(|(_, n)| n.is_master(now, &lease()))
-            .map(|(id, _)| *id)
-            .collect()
-    }
-}
-
-fn is(w: &Wire, from: u64, to: u64) -> bool {
-    w.from == NodeId(from) && w.to == NodeId(to)
-}
-fn kind(w: &Wire) -> &'static str {
-    match w.envelope.message {
-        Message::Prepare { .. } => "prepare",
-        Message::Promise { .. } => "promise",
-        Message::Accept { .. } => "accept",
-        Message::Accepted { .. } => "accepted",
-        Message::Reject { .. } => "reject",
-        Message::Learn { .. } => "learn",
-        Message::Release { .. } => "release",
-    }
-}
-
-// Past every node's quarantine (Q is about 1002 ms for a 1 s lease).
-const START: u64 = 1100;
 
 /// Rule 1 / T1: `d` is fixed when Prepare is sent. Promises processed after `d` must not
 /// lead to Accept, even though they form a majority.
@@ -231,7 +83,7 @@ fn duplicated_promises(rule: Option<UnsafeRule>) -> usize {
     let w = c.wire.remove(promise);
     for _ in 0..3 {
         c.node(1)
-            .handle_message(t(START + 2), w.from, vec![w.envelope.clone()]);
+            .recv(t(START + 2), w.from, vec![w.envelope.clone()]);
         c.collect(NodeId(1));
     }
     c.wire.iter().filter(|w| kind(w) == "accept").count()
@@ -259,17 +111,15 @@ fn stale_release_then_prepare(rule: Option<UnsafeRule>) -> Option<Ballot> {
             lease_duration: LEASE,
         },
     };
+    c.node(2).recv(t(START), NodeId(1), vec![accept(b(5))]);
     c.node(2)
-        .handle_message(t(START), NodeId(1), vec![accept(b(5))]);
-    c.node(2)
-        .handle_message(t(START + 300), NodeId(1), vec![accept(b(6))]);
+        .recv(t(START + 300), NodeId(1), vec![accept(b(6))]);
     // The Release of b(5), delayed, arrives now.
     let release = Envelope {
         lease: lease(),
         message: Message::Release { ballot: b(5) },
     };
-    c.node(2)
-        .handle_message(t(START + 310), NodeId(1), vec![release]);
+    c.node(2).recv(t(START + 310), NodeId(1), vec![release]);
     // Node 3 prepares: what live lease does node 2 report?
     let prepare = Envelope {
         lease: lease(),
@@ -281,8 +131,7 @@ fn stale_release_then_prepare(rule: Option<UnsafeRule>) -> Option<Ballot> {
             },
         },
     };
-    c.node(2)
-        .handle_message(t(START + 320), NodeId(3), vec![prepare]);
+    c.node(2).recv(t(START + 320), NodeId(3), vec![prepare]);
     c.collect(NodeId(2));
     c.wire.iter().find_map(|w| match &w.envelope.message {
         Message::Promise { lease: l, .. } => Some(l.map(|l| l.ballot)),
@@ -325,7 +174,7 @@ fn fresh_attempt_over_own_stale_lease(rule: Option<UnsafeRule>) -> usize {
                 lease_duration: LEASE,
             },
         };
-        c.node(to).handle_message(t(START), NodeId(1), vec![accept]);
+        c.node(to).recv(t(START), NodeId(1), vec![accept]);
     }
     c.campaign(1, t(START + 10));
     c.deliver(t(START + 11), |w| kind(w) == "prepare");

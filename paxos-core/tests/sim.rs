@@ -162,3 +162,70 @@ fn checker_catches_late_timer_and_stale_owner_open() {
 fn baseline_protocol_never_has_two_masters() {
     assert!(first_violation(UnsafeRule::Baseline, 3, seeds(1000), "two masters").is_none());
 }
+
+/// Searches seeds until a run ends without a master for some lease (a liveness failure).
+fn first_liveness_failure(rule: UnsafeRule, nodes: usize, max_seeds: u64) -> Option<u64> {
+    (0..max_seeds).find(|&seed| {
+        let mut c = SimConfig::new(seed, nodes);
+        c.unsafe_rule = Some(rule);
+        run(&c).liveness_failure.is_some()
+    })
+}
+
+/// B1: every run injects forged extreme ballots (the safe runs above show they do no
+/// harm). Without the bound, counters wrap and elections stop for good.
+#[test]
+fn checker_catches_unbounded_ballots() {
+    assert!(
+        first_liveness_failure(UnsafeRule::UnboundedBallots, 3, 2000).is_some(),
+        "no run lost its master with --unsafe unbounded-ballots"
+    );
+}
+
+/// B2: an observer's forged Accept is taken by acceptors without the rule.
+#[test]
+fn checker_catches_observer_ballots() {
+    assert_caught_within(UnsafeRule::ObserverBallots, "which is not a voter", 5000);
+}
+
+/// Acceptor entries forgotten before a quarantine has passed lose promises and leases
+/// that still count.
+#[test]
+fn checker_catches_early_prune() {
+    assert_caught(UnsafeRule::EarlyPrune, "two masters");
+}
+
+fn split(seed: u64, rule: Option<UnsafeRule>) -> SimReport {
+    let mut c = SimConfig::new(seed, 5);
+    c.split = true;
+    c.unsafe_rule = rule;
+    run(&c)
+}
+
+/// F1–F3: misconfigured clusters (a half-done reconfiguration on even seeds, a lone
+/// single-node cluster beside a cluster naming it on odd ones) never have two masters,
+/// and the group around the shared node keeps a master.
+#[test]
+fn split_configurations_never_have_two_masters() {
+    for seed in 0..seeds(300) {
+        let r = split(seed, None);
+        assert!(
+            r.violations.is_empty() && r.liveness_failure.is_none(),
+            "seed {seed}: {:?} {:?}\nreplay: cargo run --release -p paxos-core --example sim -- --seed {seed} --split",
+            r.violations,
+            r.liveness_failure
+        );
+    }
+}
+
+#[test]
+fn checker_catches_no_fingerprint() {
+    for seed in [0, 1] {
+        let r = split(seed, Some(UnsafeRule::NoFingerprint));
+        assert!(
+            r.violations.iter().any(|v| v.contains("two masters")),
+            "seed {seed}: {:?}",
+            r.violations
+        );
+    }
+}

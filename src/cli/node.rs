@@ -54,6 +54,14 @@ pub struct NodeArgs {
     /// level for a free lease; give less preferred nodes a lower one.
     #[arg(long)]
     pub priority: Option<u8>,
+    /// Run as a cluster of one voter (no --peer). Refused without it: a node meant to join
+    /// others but started without its peers would elect itself, a second master.
+    #[arg(long)]
+    pub single_node: bool,
+    /// A name for the cluster, part of its fingerprint: nodes with different names refuse
+    /// each other. Must be the same on every node (default: none).
+    #[arg(long)]
+    pub cluster_name: Option<String>,
     /// A TOML file with the same settings.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -80,6 +88,9 @@ struct NodeFile {
     #[serde(default)]
     observer: bool,
     priority: Option<u8>,
+    #[serde(default)]
+    single_node: bool,
+    cluster_name: Option<String>,
 }
 
 /// The settings of one node, from flags and file.
@@ -94,6 +105,8 @@ struct Settled {
     lease_duration: Duration,
     observer: bool,
     priority: u8,
+    single_node: bool,
+    cluster_name: Option<String>,
 }
 
 fn settle(args: &NodeArgs) -> Result<Settled> {
@@ -155,7 +168,29 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
         lease_duration,
         observer: args.observer || file.observer,
         priority,
+        single_node: args.single_node || file.single_node,
+        cluster_name: args.cluster_name.clone().or(file.cluster_name),
     })
+}
+
+/// Refuses peer lists that cannot be right: two ids at one address (messages for one would
+/// reach the other, which refuses them), or a peer at this node's own address.
+fn check_addresses(s: &Settled) -> Result<()> {
+    let mut seen: BTreeMap<SocketAddr, NodeId> = BTreeMap::new();
+    seen.insert(s.listen, s.id);
+    for &(id, addr) in s.peers.iter().chain(&s.observer_peers) {
+        if let Some(other) = seen.insert(addr, id)
+            && other != id
+        {
+            if other == s.id {
+                bail!("peer {id} is given this node's own address {addr}");
+            }
+            bail!(
+                "peers {other} and {id} are both given the address {addr}: every node needs its own"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The tool's `Leader`: it holds no state of its own; what happens is printed from the
@@ -187,6 +222,7 @@ pub async fn run(args: &NodeArgs) -> Result<()> {
     {
         bail!("node {} lists itself as a peer", s.id);
     }
+    check_addresses(&s)?;
     let (identity, ca) = load_identity(&s.certs, Some(s.id))?;
     let mut voters: Vec<NodeId> = s.peers.iter().map(|(id, _)| *id).collect();
     let mut observers: Vec<NodeId> = s.observer_peers.iter().map(|(id, _)| *id).collect();
@@ -195,9 +231,19 @@ pub async fn run(args: &NodeArgs) -> Result<()> {
     } else {
         voters.push(s.id)
     }
+    if voters.len() == 1 && !s.single_node {
+        bail!(
+            "node {} would be the only voter: a one-voter cluster elects itself without asking \
+             anyone, so a node started without its peers would be a second master. List the other \
+             voters with --peer ID=ADDR, or pass --single-node if a cluster of one is meant",
+            voters[0]
+        );
+    }
     let mut config = election::Config::new(s.id, voters)
         .with_observers(observers)
         .with_lease_duration(s.lease_duration);
+    config.single_node = s.single_node;
+    config.cluster_name = s.cluster_name.clone();
     config.clock_rate = args.clock_rate_for_tests;
     config.validate().context("invalid cluster configuration")?;
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::ballot::Ballot;
-use crate::id::{LeaseName, Owner};
+use crate::id::{LeaseName, NodeId, Owner};
 
 /// One node's current claim of authority over a lease, in real nanoseconds.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +28,10 @@ struct LeaseHistory {
 /// backed by a majority of distinct acceptors.
 #[derive(Debug)]
 pub(crate) struct Checker {
-    majority: usize,
+    /// Every node that is a voter in some host's configuration.
+    voters: Vec<NodeId>,
+    /// The simulated wall clock at real time zero, in Unix milliseconds.
+    wall_epoch_ms: u64,
     leases: HashMap<LeaseName, LeaseHistory>,
     /// Distinct acceptors (host index bits) that accepted each ballot.
     accepted_by: HashMap<(LeaseName, Ballot), u64>,
@@ -36,9 +39,10 @@ pub(crate) struct Checker {
 }
 
 impl Checker {
-    pub(crate) fn new(majority: usize) -> Self {
+    pub(crate) fn new(voters: Vec<NodeId>, wall_epoch_ms: u64) -> Self {
         Checker {
-            majority,
+            voters,
+            wall_epoch_ms,
             leases: HashMap::new(),
             accepted_by: HashMap::new(),
             violations: Vec::new(),
@@ -46,11 +50,20 @@ impl Checker {
     }
 
     pub(crate) fn accepted(&mut self, lease: &LeaseName, ballot: Ballot, acceptor: usize) {
+        if !self.voters.contains(&ballot.node) {
+            self.violations.push(format!(
+                "node {} accepted {lease} ballot {ballot} of node {}, which is not a voter",
+                other_node(acceptor),
+                ballot.node
+            ));
+        }
         *self.accepted_by.entry((lease.clone(), ballot)).or_default() |= 1 << acceptor;
     }
 
     /// A node claims authority from `now` until real time `end` (`Elected` or `Renewed`).
     /// A claim whose deadline already passed still holds at the instant it is made.
+    /// `majority` is a majority of the claiming node's own voter set.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn claim(
         &mut self,
         now: u64,
@@ -59,19 +72,20 @@ impl Checker {
         lease: &LeaseName,
         token: Ballot,
         end: u64,
+        majority: usize,
     ) {
         let quorum = self
             .accepted_by
             .get(&(lease.clone(), token))
             .map_or(0, |bits| bits.count_ones() as usize);
-        if quorum < self.majority {
+        if quorum < majority {
             self.violations.push(format!(
                 "t={} node {} activated {lease} with token {token} accepted by only {quorum} distinct acceptors",
                 ms(now),
                 owner.node
             ));
         }
-        let majority = self.majority;
+        let wall_ms = self.wall_ms(now);
         let history = self.leases.entry(lease.clone()).or_default();
         for (&other, c) in &history.claims {
             if other != host && c.end > now && c.start <= now {
@@ -88,7 +102,12 @@ impl Checker {
         }
         if let Some((last_owner, last_token)) = history.last {
             let restarted = history.restarted_since.count_ones() as usize;
-            if last_owner != owner && restarted < majority && token <= last_token {
+            // A counter beyond every wall clock came from a forged ballot just under the
+            // bound B1 (honest counters follow the wall clock). Acceptors remember it
+            // only in volatile state: once those that heard it lose it, the next token
+            // follows the wall clock again. The order of honest tokens is checked.
+            let honest = last_token.counter <= wall_ms;
+            if last_owner != owner && restarted < majority && token <= last_token && honest {
                 self.violations.push(format!(
                     "t={} fencing token went backwards on {lease}: {token} (node {}) after {last_token} (node {})",
                     ms(now),
@@ -107,6 +126,12 @@ impl Checker {
                 end: end.max(now + 1),
             },
         );
+    }
+
+    /// The highest wall clock of any host at real time `now`, in Unix milliseconds, with
+    /// a second of slack (hosts' wall clocks are within 100 ms of each other).
+    fn wall_ms(&self, now: u64) -> u64 {
+        self.wall_epoch_ms + now / 1_000_000 + 1_000
     }
 
     /// A node stopped acting for `lease` (surrendered, crashed).

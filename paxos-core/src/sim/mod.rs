@@ -7,6 +7,13 @@
 //! split, one-way links, the "chained" and "quorum-loss" shapes); crashes with restarts
 //! that lose all acceptor state; process pauses; resignations. No threads, no real time.
 //!
+//! A faulty-but-authenticated peer also forges messages now and then: a Prepare, Accept,
+//! Release or Learn in its own name with an extreme ballot (near `2^64`, or just over or
+//! under the ballot bound B1), also from an observer (B2).
+//!
+//! With [`SimConfig::split`] the cluster is misconfigured instead: two groups of nodes run
+//! with different voter sets that share one node (see [`SimConfig::split`]).
+//!
 //! A run has a fault phase and then heals everything (restarts crashed nodes, resumes
 //! paused ones, removes partitions and loss) and checks liveness. Invariants are checked on
 //! simulated real time throughout:
@@ -15,7 +22,8 @@
 //!   crash, or the real instant its local deadline passes (a paused node cannot extend it);
 //! - fencing tokens increase from one owner to the next unless a majority restarted since;
 //! - every activation is backed by a majority of distinct acceptors that accepted it;
-//! - observers are never elected.
+//! - observers are never elected, and no acceptor accepts a ballot of a node that is not
+//!   a voter.
 //!
 //! ```
 //! use paxos_core::sim::{SimConfig, run};
@@ -30,10 +38,11 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
+use crate::ballot::Ballot;
 use crate::config::Config;
 use crate::event::Event;
 use crate::id::{Incarnation, LeaseName, NodeId};
-use crate::message::{Envelope, Transmit};
+use crate::message::{Envelope, Message};
 use crate::node::Node;
 use crate::rng::Rng;
 use crate::time::{Timestamp, nanos};
@@ -57,6 +66,13 @@ pub struct SimConfig {
     pub fault_phase: Duration,
     /// Record a trace of notable steps (slower; used to replay a failing seed).
     pub trace: bool,
+    /// A misconfigured cluster: hosts 1 and 2 run with voters `{1, 2, 3}`, and on even
+    /// seeds hosts 3, 4 and 5 with `{3, 4, 5}` (a half-done reconfiguration), on odd seeds
+    /// host 3 alone as a confirmed single-node cluster. `voters` is ignored. The network
+    /// loses, duplicates, delays and redelivers, and nodes resign and forge messages, but
+    /// nothing crashes, pauses or is cut off: the fingerprint rule needs the shared node 3
+    /// to be reachable (a split whose groups share no reachable node is undetectable).
+    pub split: bool,
     /// Break one protocol rule on purpose.
     #[cfg(feature = "unsafe-rules")]
     pub unsafe_rule: Option<UnsafeRule>,
@@ -72,6 +88,7 @@ impl SimConfig {
             lease_duration: Duration::from_secs(1),
             fault_phase: Duration::from_secs(20),
             trace: false,
+            split: false,
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: None,
         }
@@ -173,6 +190,9 @@ impl Clock {
 #[derive(Debug)]
 struct Host {
     id: NodeId,
+    /// This host's configuration (the same on every host unless `split`).
+    voters: Vec<NodeId>,
+    observers: Vec<NodeId>,
     voter: bool,
     priority: Option<u8>,
     clock: Clock,
@@ -180,7 +200,7 @@ struct Host {
     first_incarnation: u64,
     epoch: u64,
     paused: bool,
-    buffer: Vec<(NodeId, Vec<Envelope>)>,
+    buffer: Vec<(NodeId, u64, Payload)>,
     timer_gen: u64,
     timer_at: u64,
     /// This host's wall clock minus real time, in ms (NTP-grade: within 100 ms).
@@ -189,12 +209,20 @@ struct Host {
     last_prepare: u64,
 }
 
+/// What travels between hosts: a batch or a hello, with the sender's fingerprint digest.
+#[derive(Debug, Clone)]
+enum Payload {
+    Batch(Vec<Envelope>),
+    Hello { wants_reply: bool },
+}
+
 #[derive(Debug)]
 enum Ev {
     Deliver {
         to: usize,
         from: NodeId,
-        batch: Vec<Envelope>,
+        digest: u64,
+        payload: Payload,
     },
     Timer {
         host: usize,
@@ -245,8 +273,6 @@ struct Sim<'a> {
     cfg: &'a SimConfig,
     rng: Rng,
     hosts: Vec<Host>,
-    voters: Vec<NodeId>,
-    observers: Vec<NodeId>,
     leases: Vec<LeaseName>,
     queue: BinaryHeap<Reverse<Queued>>,
     seq: u64,
@@ -271,12 +297,35 @@ const WALL_EPOCH_MS: u64 = 1_700_000_000_000;
 impl<'a> Sim<'a> {
     fn new(cfg: &'a SimConfig) -> Self {
         let mut rng = Rng::new(cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5EED);
-        let voters: Vec<NodeId> = (1..=cfg.voters as u64).map(NodeId).collect();
-        let observers: Vec<NodeId> = if rng.chance(0.3) {
-            vec![NodeId(cfg.voters as u64 + 1)]
+        let ids = |v: &[u64]| v.iter().copied().map(NodeId).collect::<Vec<_>>();
+        // (voters, observers) of each host.
+        let configs: Vec<(Vec<NodeId>, Vec<NodeId>)> = if cfg.split {
+            if cfg.seed.is_multiple_of(2) {
+                let (a, b) = (ids(&[1, 2, 3]), ids(&[3, 4, 5]));
+                vec![
+                    (a.clone(), vec![]),
+                    (a, vec![]),
+                    (b.clone(), vec![]),
+                    (b.clone(), vec![]),
+                    (b, vec![]),
+                ]
+            } else {
+                let a = ids(&[1, 2, 3]);
+                vec![(a.clone(), vec![]), (a, vec![]), (ids(&[3]), vec![])]
+            }
         } else {
-            Vec::new()
+            let voters: Vec<NodeId> = (1..=cfg.voters as u64).map(NodeId).collect();
+            let observers: Vec<NodeId> = if rng.chance(0.3) {
+                vec![NodeId(cfg.voters as u64 + 1)]
+            } else {
+                Vec::new()
+            };
+            let n = voters.len() + observers.len();
+            vec![(voters, observers); n]
         };
+        let mut voters: Vec<NodeId> = configs.iter().flat_map(|c| c.0.clone()).collect();
+        voters.sort_unstable();
+        voters.dedup();
         let lease_count = 1 + rng.below(3) as usize;
         let leases = (0..lease_count)
             .map(|i| LeaseName::new(format!("lease-{i}")).expect("static lease names are valid"))
@@ -286,11 +335,12 @@ impl<'a> Sim<'a> {
         } else {
             cfg.rho
         };
-        let all: Vec<NodeId> = voters.iter().chain(&observers).copied().collect();
-        let hosts = all
-            .iter()
-            .map(|&id| {
-                let voter = voters.contains(&id);
+        let hosts: Vec<Host> = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (host_voters, host_observers))| {
+                let id = NodeId(i as u64 + 1);
+                let voter = host_voters.contains(&id);
                 // Half the clocks sit at the edges of the allowed range, to stress T2/T3.
                 let u = if rng.chance(0.5) {
                     if rng.chance(0.5) { 1.0 } else { -1.0 }
@@ -299,6 +349,8 @@ impl<'a> Sim<'a> {
                 };
                 Host {
                     id,
+                    voters: host_voters,
+                    observers: host_observers,
                     voter,
                     priority: voter.then(|| rng.below(4) as u8),
                     clock: Clock {
@@ -317,7 +369,7 @@ impl<'a> Sim<'a> {
                 }
             })
             .collect();
-        let n = all.len();
+        let n = hosts.len();
         let heal_at = nanos(cfg.fault_phase);
         let end_at = heal_at
             + nanos(liveness_bound(cfg.lease_duration, cfg.rho))
@@ -328,8 +380,6 @@ impl<'a> Sim<'a> {
             cfg,
             rng,
             hosts,
-            voters,
-            observers,
             leases,
             queue: BinaryHeap::new(),
             seq: 0,
@@ -343,7 +393,7 @@ impl<'a> Sim<'a> {
             loss: base_loss,
             loss_gen: 0,
             dup,
-            checker: Checker::new(cfg.voters / 2 + 1),
+            checker: Checker::new(voters.clone(), WALL_EPOCH_MS),
             report: SimReport {
                 seed: cfg.seed,
                 steps: 0,
@@ -442,7 +492,12 @@ impl<'a> Sim<'a> {
 
     fn handle(&mut self, ev: Ev) {
         match ev {
-            Ev::Deliver { to, from, batch } => self.deliver(to, from, batch),
+            Ev::Deliver {
+                to,
+                from,
+                digest,
+                payload,
+            } => self.deliver(to, from, digest, payload),
             Ev::Timer { host, generation } => {
                 let h = &mut self.hosts[host];
                 if h.timer_gen != generation || h.paused || h.node.is_none() {
@@ -516,7 +571,7 @@ impl<'a> Sim<'a> {
         Some(node)
     }
 
-    fn deliver(&mut self, to: usize, from: NodeId, batch: Vec<Envelope>) {
+    fn deliver(&mut self, to: usize, from: NodeId, digest: u64, payload: Payload) {
         if self.hosts[to].node.is_some() && !self.hosts[to].paused {
             self.node_mut(to);
         }
@@ -525,12 +580,18 @@ impl<'a> Sim<'a> {
             return;
         };
         if h.paused {
-            h.buffer.push((from, batch));
+            h.buffer.push((from, digest, payload));
             return;
         }
-        self.report.deliveries += batch.len() as u64;
+        let local = h.clock.local(self.now);
         self.report.steps += 1;
-        node.handle_message(h.clock.local(self.now), from, batch);
+        match payload {
+            Payload::Batch(batch) => {
+                self.report.deliveries += batch.len() as u64;
+                node.handle_message(local, from, digest, batch);
+            }
+            Payload::Hello { wants_reply } => node.handle_hello(local, from, digest, wants_reply),
+        }
         self.pump(to);
     }
 
@@ -541,11 +602,18 @@ impl<'a> Sim<'a> {
         self.note(|| format!("node {} resumes", host + 1));
         let buffered = std::mem::take(&mut self.hosts[host].buffer);
         let local = self.hosts[host].clock.local(self.now);
-        for (from, batch) in buffered {
-            self.report.deliveries += batch.len() as u64;
+        for (from, digest, payload) in buffered {
             self.report.steps += 1;
+            if let Payload::Batch(batch) = &payload {
+                self.report.deliveries += batch.len() as u64;
+            }
             if let Some(node) = self.node_mut(host) {
-                node.handle_message(local, from, batch);
+                match payload {
+                    Payload::Batch(batch) => node.handle_message(local, from, digest, batch),
+                    Payload::Hello { wants_reply } => {
+                        node.handle_hello(local, from, digest, wants_reply)
+                    }
+                }
             }
             self.pump(host);
         }
@@ -570,8 +638,9 @@ impl<'a> Sim<'a> {
         } else {
             WALL_EPOCH_MS + self.now / 1_000_000
         };
-        let mut config = Config::new(h.id, self.voters.clone());
-        config.observers = self.observers.clone();
+        let mut config = Config::new(h.id, h.voters.clone());
+        config.observers = h.observers.clone();
+        config.single_node = h.voters.len() == 1;
         config.rho = self.cfg.rho;
         config.set_lease_duration(self.cfg.lease_duration);
         config.surrender_margin = Duration::ZERO;
@@ -670,7 +739,9 @@ impl<'a> Sim<'a> {
                             )
                         });
                     }
-                    self.checker.claim(now, host, owner, &lease, token, end);
+                    let majority = self.hosts[host].voters.len() / 2 + 1;
+                    self.checker
+                        .claim(now, host, owner, &lease, token, end, majority);
                 }
                 Event::Surrendered {
                     lease,
@@ -689,8 +760,18 @@ impl<'a> Sim<'a> {
                 _ => {}
             }
         }
+        let digest = self.hosts[host]
+            .node
+            .as_ref()
+            .map_or(0, Node::fingerprint_digest);
         while let Some(t) = self.hosts[host].node.as_mut().and_then(Node::poll_transmit) {
-            self.route(host, t);
+            self.route(host, t.to, digest, Payload::Batch(t.messages));
+        }
+        while let Some(h) = self.hosts[host].node.as_mut().and_then(Node::poll_hello) {
+            let hello = Payload::Hello {
+                wants_reply: h.wants_reply,
+            };
+            self.route(host, h.to, digest, hello);
         }
         let h = &mut self.hosts[host];
         let next = h
@@ -708,23 +789,25 @@ impl<'a> Sim<'a> {
         }
     }
 
-    fn route(&mut self, from: usize, t: Transmit) {
-        let Some(to) = self.hosts.iter().position(|h| h.id == t.to) else {
+    fn route(&mut self, from: usize, to: NodeId, digest: u64, payload: Payload) {
+        let Some(to) = self.hosts.iter().position(|h| h.id == to) else {
             return;
         };
-        if self.cfg.trace && std::env::var_os("SIM_TRACE_MESSAGES").is_some() {
-            for e in &t.messages {
-                let line = format!("  {} -> {}: {} {:?}", from + 1, to + 1, e.lease, e.message);
-                self.note(|| line);
+        if let Payload::Batch(messages) = &payload {
+            if self.cfg.trace && std::env::var_os("SIM_TRACE_MESSAGES").is_some() {
+                for e in messages {
+                    let line = format!("  {} -> {}: {} {:?}", from + 1, to + 1, e.lease, e.message);
+                    self.note(|| line);
+                }
+            }
+            if messages
+                .iter()
+                .any(|e| matches!(e.message, Message::Prepare { .. }))
+            {
+                self.hosts[from].last_prepare = self.now;
             }
         }
         let n = self.hosts.len();
-        if t.messages
-            .iter()
-            .any(|e| matches!(e.message, crate::message::Message::Prepare { .. }))
-        {
-            self.hosts[from].last_prepare = self.now;
-        }
         if self.cut[from * n + to] || self.rng.chance(self.loss) {
             return;
         }
@@ -738,38 +821,23 @@ impl<'a> Sim<'a> {
                 50_000 + rng.below(nanos(MAX_NORMAL_DELAY) - 50_000)
             }
         };
+        let deliver = |payload: Payload| Ev::Deliver {
+            to,
+            from: from_id,
+            digest,
+            payload,
+        };
         if self.rng.chance(self.dup) {
             let d = delay(&mut self.rng, self.healed);
-            self.push(
-                self.now + d,
-                Ev::Deliver {
-                    to,
-                    from: from_id,
-                    batch: t.messages.clone(),
-                },
-            );
+            self.push(self.now + d, deliver(payload.clone()));
         }
         if !self.healed && self.rng.chance(0.005) {
             // Redelivered much later, possibly after the addressee restarted.
             let d = lease / 2 + self.rng.below(lease * 3);
-            self.push(
-                self.now + d,
-                Ev::Deliver {
-                    to,
-                    from: from_id,
-                    batch: t.messages.clone(),
-                },
-            );
+            self.push(self.now + d, deliver(payload.clone()));
         }
         let d = delay(&mut self.rng, self.healed);
-        self.push(
-            self.now + d,
-            Ev::Deliver {
-                to,
-                from: from_id,
-                batch: t.messages,
-            },
-        );
+        self.push(self.now + d, deliver(payload));
     }
 
     /// Injects one random fault and schedules the next.
@@ -782,12 +850,18 @@ impl<'a> Sim<'a> {
         self.push(next, Ev::Fault);
         let n = self.hosts.len();
         let target = self.pick_target();
-        match self.rng.below(100) {
-            0..=21 => {
+        let mut kind = self.rng.below(100);
+        if self.cfg.split && kind <= 67 {
+            // A split cluster is only detectable while its shared node is reachable: no
+            // crashes, pauses or partitions (see `SimConfig::split`).
+            kind = 68 + kind % 32;
+        }
+        match kind {
+            0..=20 => {
                 let down = lease / 20 + self.rng.below(lease * 3);
                 self.crash(target, down);
             }
-            22..=43 => {
+            21..=41 => {
                 let h = &mut self.hosts[target];
                 if h.node.is_some() && !h.paused {
                     h.paused = true;
@@ -803,14 +877,15 @@ impl<'a> Sim<'a> {
                     );
                 }
             }
-            44..=71 => {
+            42..=67 => {
                 self.partition(target);
                 self.partition_gen += 1;
                 let dur = lease * 3 / 10 + self.rng.below(lease * 4);
                 let generation = self.partition_gen;
                 self.push(self.now + dur, Ev::HealPartition { generation });
             }
-            72..=85 => {
+            82..=89 => self.forge(target),
+            68..=81 => {
                 let lease_name =
                     self.leases[self.rng.below(self.leases.len() as u64) as usize].clone();
                 let local = self.hosts[target].clock.local(self.now);
@@ -834,6 +909,54 @@ impl<'a> Sim<'a> {
             }
         }
         let _ = n;
+    }
+
+    /// A faulty-but-authenticated peer: `target` sends every other host one message in its
+    /// own name (the transport authenticates senders, so only the content is forged) with
+    /// an extreme ballot: near `2^64`, just over the ballot bound B1, or just under it.
+    fn forge(&mut self, target: usize) {
+        let h = &self.hosts[target];
+        let Some(node) = h.node.as_ref().filter(|_| !h.paused) else {
+            return;
+        };
+        let digest = node.fingerprint_digest();
+        let id = h.id;
+        let floor = (WALL_EPOCH_MS + self.now / 1_000_000).saturating_add_signed(h.wall_skew_ms);
+        let lead = crate::MAX_BALLOT_LEAD;
+        let counter = match self.rng.below(4) {
+            0 => u64::MAX,
+            1 => u64::MAX - self.rng.below(1 << 20),
+            // Clocks differ by up to 200 ms: 1000 ms over (under) is over (under) for all.
+            2 => floor + lead + 1000 + self.rng.below(1 << 20),
+            _ => floor + lead - 1000 - self.rng.below(1 << 20),
+        };
+        let ballot = Ballot {
+            counter,
+            incarnation: Incarnation(self.rng.next_u64()),
+            node: id,
+        };
+        let lease_d = self.cfg.lease_duration;
+        let message = match self.rng.below(4) {
+            0 => Message::Prepare { ballot },
+            1 => Message::Accept {
+                ballot,
+                lease_duration: lease_d,
+            },
+            2 => Message::Release { ballot },
+            _ => Message::Learn {
+                ballot,
+                remaining: lease_d,
+            },
+        };
+        let lease = self.leases[self.rng.below(self.leases.len() as u64) as usize].clone();
+        self.note(|| format!("node {} forges {lease} {message:?}", target + 1));
+        let envelope = Envelope { lease, message };
+        for other in 0..self.hosts.len() {
+            if other != target {
+                let to = self.hosts[other].id;
+                self.route(target, to, digest, Payload::Batch(vec![envelope.clone()]));
+            }
+        }
     }
 
     /// The master of a random lease most of the time, sometimes a node in the middle of an
