@@ -150,6 +150,7 @@ impl StatusClient {
     ) -> Result<StatusClient, Error> {
         settings.validate()?;
         tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        tls::check_own_identity(identity, ca)?;
         let local: SocketAddr = match addr {
             SocketAddr::V4(a) if a.ip().is_loopback() => (Ipv4Addr::LOCALHOST, 0).into(),
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),

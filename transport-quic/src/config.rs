@@ -103,9 +103,31 @@ pub struct Settings {
     pub max_client_connections: usize,
     /// Status requests waiting to be answered before new ones are refused (default 16).
     pub client_queue_len: usize,
-    /// Handshakes in progress at once; further connection attempts are refused
-    /// (default 64).
+    /// Handshakes in progress at once from sources that are not configured peers (status
+    /// clients, guests, strangers); beyond it, new ones are ignored (default 64). Each
+    /// configured peer's address has `peer_handshake_slots` of its own.
     pub max_handshakes: usize,
+    /// Handshakes reserved for each configured peer's address, whatever else is going on
+    /// (default 2). Every source must first prove its address with a QUIC retry, so a
+    /// flood with forged source addresses cannot take these.
+    pub peer_handshake_slots: usize,
+    /// Handshakes per second started for sources that are not configured peers, after a
+    /// burst of `max_handshakes` (default 200/s): a flood of handshakes costs this node
+    /// a bounded amount of work, and configured peers are never held back by it.
+    pub handshake_rate: u32,
+    /// Handshakes in progress at once from one IP address that is not a configured peer's
+    /// (default 4), so one flooding host cannot take the whole pool.
+    pub max_handshakes_per_ip: usize,
+    /// Whether nodes of the CA that are not configured peers may connect as guests
+    /// (default true). A guest's messages reach the runtime under its verified id, and
+    /// the runtime may answer it: that is how a node learns that another node lists it
+    /// with a different cluster configuration. The runtime admits nothing else from it.
+    pub accept_guests: bool,
+    /// Guest connections served at once (default 8); more are closed.
+    pub max_guests: usize,
+    /// A status-client connection with no request for this long is closed (default 2 s),
+    /// so idle clients cannot hold the `max_client_connections` slots.
+    pub client_idle_timeout: Duration,
     /// How long [`election::Transport::close`] may spend flushing (default 500 ms).
     pub close_timeout: Duration,
 }
@@ -129,6 +151,12 @@ impl Default for Settings {
             max_client_connections: 8,
             client_queue_len: 16,
             max_handshakes: 64,
+            peer_handshake_slots: 2,
+            handshake_rate: 200,
+            max_handshakes_per_ip: 4,
+            accept_guests: true,
+            max_guests: 8,
+            client_idle_timeout: Duration::from_secs(2),
             close_timeout: Duration::from_millis(500),
         }
     }
@@ -179,8 +207,17 @@ impl Settings {
         if self.bad_frame_window.is_zero() {
             return fail("bad_frame_window must be non-zero");
         }
-        if self.max_handshakes == 0 {
-            return fail("max_handshakes must be at least 1");
+        if self.max_handshakes == 0
+            || self.peer_handshake_slots == 0
+            || self.max_handshakes_per_ip == 0
+            || self.handshake_rate == 0
+        {
+            return fail(
+                "max_handshakes, peer_handshake_slots, max_handshakes_per_ip and handshake_rate must be at least 1",
+            );
+        }
+        if self.client_idle_timeout.is_zero() {
+            return fail("client_idle_timeout must be non-zero");
         }
         Ok(())
     }

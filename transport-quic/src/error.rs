@@ -33,6 +33,25 @@ pub enum CertError {
     /// The CA key does not belong to the CA certificate.
     #[error("the CA private key does not match the CA certificate")]
     KeyMismatch,
+    /// A node's or client's private key does not belong to its certificate.
+    #[error("the private key does not belong to the certificate")]
+    LeafKeyMismatch,
+    /// The certificate does not chain to the cluster CA (another CA, expired, wrong uses).
+    #[error("the certificate is not one the cluster CA (ca.pem) vouches for: {0}")]
+    NotIssuedByCa(String),
+    /// The chain has more intermediate certificates than the CA's path length allows.
+    #[error(
+        "the certificate chain has {intermediates} intermediate certificates, but the cluster CA allows {allowed}"
+    )]
+    ChainTooLong {
+        /// Intermediates presented.
+        intermediates: usize,
+        /// The CA's path-length constraint.
+        allowed: u32,
+    },
+    /// The CA certificate is not a CA (no basic constraints with cA set).
+    #[error("ca.pem is not a CA certificate")]
+    NotACa,
     /// A file that would be written exists and overwriting was not asked for.
     #[error("{0} already exists (pass force to overwrite)")]
     WouldOverwrite(PathBuf),

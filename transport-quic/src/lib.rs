@@ -132,14 +132,18 @@
 //! `connection` span; [`QuicTransport::stats`] returns a [`Stats`] snapshot.
 #![warn(missing_docs)]
 
+mod accept;
 pub mod certs;
 pub mod client;
 /// The frame codec, shared with the runtime (it lives in [`election::codec`]).
 pub use election::codec;
 pub mod config;
 pub mod error;
+mod gate;
+mod guests;
 pub mod identity;
 mod peer;
+mod receive;
 pub mod stats;
 pub mod tls;
 pub mod transport;

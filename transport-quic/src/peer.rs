@@ -229,6 +229,7 @@ pub(crate) struct BadFrames {
     limit: u32,
     window: Duration,
     state: Mutex<(u32, Option<Instant>)>,
+    version_warned: std::sync::atomic::AtomicBool,
 }
 
 impl BadFrames {
@@ -237,7 +238,16 @@ impl BadFrames {
             limit,
             window,
             state: Mutex::new((0, None)),
+            version_warned: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// True the first time on this connection: a frame of an unknown wire version is worth
+    /// one warning, not one per frame.
+    pub(crate) fn first_version_error(&self) -> bool {
+        !self
+            .version_warned
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Records one bad frame; true if the connection has now broken the rule.

@@ -44,6 +44,15 @@ pub struct Stats {
     pub client_requests: u64,
     /// Status requests refused (nobody listening, queue full, bad request frame).
     pub client_requests_refused: u64,
+    /// QUIC retries sent: every source proves its address before a handshake starts.
+    pub retries_sent: u64,
+    /// Validated connection attempts not started: a peer address's own slots, the shared
+    /// pool, the source IP's share of it, or the handshake rate were used up.
+    pub ignored_handshakes: u64,
+    /// Connections accepted from nodes of the CA outside the configuration (guests).
+    pub guest_connections: u64,
+    /// Status-client connections closed for asking nothing for `client_idle_timeout`.
+    pub clients_idle_closed: u64,
 }
 
 impl Stats {
@@ -99,6 +108,10 @@ counters!(
     dial_failures,
     client_requests,
     client_requests_refused,
+    retries_sent,
+    ignored_handshakes,
+    guest_connections,
+    clients_idle_closed,
 );
 
 /// Adds one to a counter.

@@ -6,10 +6,14 @@
 //! certificate, so an expired or removed certificate cannot ride on an old session.
 //!
 //! - Accepting: a client certificate is mandatory and must chain to the cluster CA; its
-//!   identity must be a configured peer node (never this node itself), or "client" when
+//!   identity must be a configured peer node (never this node itself), any other node of
+//!   the CA when guests are accepted ([`crate::Settings::accept_guests`]), or "client" when
 //!   status clients are accepted. Anything else fails the handshake.
 //! - Dialling: the server's certificate must chain to the cluster CA, carry the DNS name
 //!   [`server_name`] of the node being dialled, and bind exactly that node id.
+//! - Both: a chain may hold no more intermediate certificates than the CA's path-length
+//!   constraint allows (webpki does not apply the trust anchor's own constraint; the CA
+//!   `gen-paxos certs` makes says 0, so only leaves it signed itself are admitted).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -29,7 +33,7 @@ use tracing::debug;
 
 use crate::certs::{CaCertificate, Identity};
 use crate::config::Settings;
-use crate::error::Error;
+use crate::error::{CertError, Error};
 use crate::identity::PeerIdentity;
 
 /// The ALPN protocol id both ends must offer (version 1 of the gen-paxos wire protocol).
@@ -66,8 +70,12 @@ fn roots(ca: &CaCertificate) -> Result<Arc<RootCertStore>, Error> {
 /// Who may connect to a node.
 #[derive(Debug, Clone)]
 pub(crate) struct Admission {
+    /// This node (never admitted).
+    pub(crate) local: NodeId,
     /// The other nodes of the cluster.
     pub(crate) peers: BTreeSet<NodeId>,
+    /// Whether other nodes of the CA are admitted as guests.
+    pub(crate) guests: bool,
     /// Whether status clients are admitted.
     pub(crate) clients: bool,
 }
@@ -75,10 +83,102 @@ pub(crate) struct Admission {
 impl Admission {
     pub(crate) fn admits(&self, identity: PeerIdentity) -> bool {
         match identity {
-            PeerIdentity::Node(id) => self.peers.contains(&id),
+            PeerIdentity::Node(id) if id == self.local => false,
+            PeerIdentity::Node(id) => self.guests || self.peers.contains(&id),
             PeerIdentity::Client => self.clients,
         }
     }
+}
+
+/// How many intermediate certificates the CA allows below it: its path-length constraint
+/// (`None`: unconstrained). webpki does not apply it to a trust anchor, so this module
+/// does.
+pub(crate) fn ca_path_len(ca: &CaCertificate) -> Result<Option<u32>, Error> {
+    let (_, cert) = x509_parser::parse_x509_certificate(ca.der())
+        .map_err(|e| Error::Cert(CertError::Parse(format!("ca.pem: {e}"))))?;
+    let constraints = cert
+        .basic_constraints()
+        .map_err(|e| Error::Cert(CertError::Parse(format!("ca.pem: {e}"))))?;
+    match constraints {
+        Some(bc) if bc.value.ca => Ok(bc.value.path_len_constraint),
+        _ => Err(Error::Cert(CertError::NotACa)),
+    }
+}
+
+/// Refuses a chain with more intermediates than the CA's path length allows.
+fn check_path_len(
+    path_len: Option<u32>,
+    intermediates: &[CertificateDer<'_>],
+) -> Result<(), rustls::Error> {
+    match path_len {
+        Some(max) if intermediates.len() > max as usize => {
+            debug!(
+                intermediates = intermediates.len(),
+                allowed = max,
+                "refused a chain longer than the CA's path length allows"
+            );
+            Err(CertificateError::Other(rustls::OtherError(Arc::new(PathTooLong))).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A chain longer than the CA's path-length constraint.
+#[derive(Debug)]
+struct PathTooLong;
+
+impl std::fmt::Display for PathTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("certificate chain longer than the CA's path-length constraint")
+    }
+}
+
+impl std::error::Error for PathTooLong {}
+
+/// Checks, before a node or client starts, that its own certificate is one its peers will
+/// accept: the key belongs to the certificate, the chain leads to `ca` within the CA's
+/// path length, and it is valid now for the uses it needs (client authentication always;
+/// server authentication under [`server_name`] for a node).
+pub(crate) fn check_own_identity(identity: &Identity, ca: &CaCertificate) -> Result<(), Error> {
+    rustls::sign::CertifiedKey::from_der(
+        identity.cert_chain().to_vec(),
+        identity.private_key(),
+        &provider(),
+    )
+    .map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => Error::Cert(CertError::LeafKeyMismatch),
+        other => Error::Tls(other),
+    })?;
+    let chain = identity.cert_chain();
+    let (leaf, intermediates) = chain
+        .split_first()
+        .ok_or(Error::Cert(CertError::NoIdentity))?;
+    let path_len = ca_path_len(ca)?;
+    if check_path_len(path_len, intermediates).is_err() {
+        return Err(Error::Cert(CertError::ChainTooLong {
+            intermediates: intermediates.len(),
+            allowed: path_len.unwrap_or(0),
+        }));
+    }
+    let now = UnixTime::now();
+    let not_issued = |e: rustls::Error| Error::Cert(CertError::NotIssuedByCa(e.to_string()));
+    let client = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
+        .build()
+        .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+    client
+        .verify_client_cert(leaf, intermediates, now)
+        .map_err(not_issued)?;
+    if let PeerIdentity::Node(id) = PeerIdentity::from_certificate(leaf)? {
+        let server = WebPkiServerVerifier::builder_with_provider(roots(ca)?, provider())
+            .build()
+            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        let name = ServerName::try_from(server_name(id))
+            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        server
+            .verify_server_cert(leaf, intermediates, &name, &[], now)
+            .map_err(not_issued)?;
+    }
+    Ok(())
 }
 
 /// Checks the chain with webpki, then the identity against the cluster configuration.
@@ -86,6 +186,7 @@ impl Admission {
 struct ClusterClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     admission: Admission,
+    path_len: Option<u32>,
 }
 
 impl ClientCertVerifier for ClusterClientVerifier {
@@ -107,6 +208,7 @@ impl ClientCertVerifier for ClusterClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        check_path_len(self.path_len, intermediates)?;
         self.inner
             .verify_client_cert(end_entity, intermediates, now)
             .inspect_err(|e| debug!(error = %e, "refused a client certificate"))?;
@@ -152,6 +254,7 @@ impl ClientCertVerifier for ClusterClientVerifier {
 #[derive(Debug)]
 struct NodeServerVerifier {
     inner: Arc<WebPkiServerVerifier>,
+    path_len: Option<u32>,
 }
 
 impl ServerCertVerifier for NodeServerVerifier {
@@ -163,6 +266,7 @@ impl ServerCertVerifier for NodeServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        check_path_len(self.path_len, intermediates)?;
         self.inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .inspect_err(|e| debug!(error = %e, "refused a server certificate"))?;
@@ -268,7 +372,11 @@ pub(crate) fn server_config(
     let inner = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
         .build()
         .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
-    let verifier = Arc::new(ClusterClientVerifier { inner, admission });
+    let verifier = Arc::new(ClusterClientVerifier {
+        inner,
+        admission,
+        path_len: ca_path_len(ca)?,
+    });
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -302,7 +410,10 @@ pub fn client_config(
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(NodeServerVerifier { inner }))
+        .with_custom_certificate_verifier(Arc::new(NodeServerVerifier {
+            inner,
+            path_len: ca_path_len(ca)?,
+        }))
         .with_client_auth_cert(identity.cert_chain().to_vec(), identity.private_key())?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.resumption = rustls::client::Resumption::disabled();

@@ -3,27 +3,30 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use election::{Delivery, Incoming, Transport};
 use paxos_core::NodeId;
-use quinn::{ReadExactError, SendDatagramError};
+use quinn::SendDatagramError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, debug_span, info_span, trace};
 
+use crate::accept::accept_loop;
 use crate::client::{ClientRequest, ClientRequests};
-use crate::codec::{self, CodecError};
+use crate::codec;
 use crate::config::{Config, Settings};
 use crate::error::{CertError, Error};
+use crate::gate::Gate;
+use crate::guests::Guests;
 use crate::identity::{self, PeerIdentity};
-use crate::peer::{Backoff, BadFrames, Outgoing, Peer};
+use crate::peer::{Backoff, Outgoing, Peer};
+use crate::receive::read_connection;
 use crate::stats::{Counters, Stats, bump};
 use crate::tls::{self, Admission};
 
@@ -45,21 +48,24 @@ pub mod code {
     pub const REFUSED: VarInt = VarInt::from_u32(5);
     /// A stream to the peer could not be opened in time.
     pub const STALLED: VarInt = VarInt::from_u32(6);
+    /// A status client asked nothing for `client_idle_timeout`.
+    pub const IDLE: VarInt = VarInt::from_u32(7);
 }
 
 /// What the transport's tasks share.
 pub(crate) struct Shared<M> {
-    local_id: NodeId,
+    pub(crate) local_id: NodeId,
     pub(crate) settings: Settings,
-    endpoint: quinn::Endpoint,
-    peers: HashMap<NodeId, Arc<Peer>>,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) peers: HashMap<NodeId, Arc<Peer>>,
     pub(crate) counters: Counters,
-    incoming: mpsc::Sender<Incoming<M>>,
-    clients: mpsc::Sender<ClientRequest>,
-    client_connections: AtomicUsize,
-    handshakes: Arc<Semaphore>,
+    pub(crate) incoming: mpsc::Sender<Incoming<M>>,
+    pub(crate) clients: mpsc::Sender<ClientRequest>,
+    pub(crate) client_connections: AtomicUsize,
+    pub(crate) gate: Arc<Gate>,
+    pub(crate) guests: Guests,
     pub(crate) closing: watch::Sender<bool>,
-    runtime: tokio::runtime::Handle,
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// A node's QUIC transport: one quinn endpoint that accepts connections from the other
@@ -110,14 +116,25 @@ where
                 found: found.to_string(),
             });
         }
+        tls::check_own_identity(&config.identity, &config.ca)?;
         let peer_addrs: Vec<(NodeId, SocketAddr)> = config
             .peers
             .iter()
             .filter(|(id, _)| **id != local_id)
             .map(|(id, addr)| (*id, *addr))
             .collect();
+        let mut seen: HashMap<SocketAddr, NodeId> = HashMap::new();
+        for &(id, addr) in &peer_addrs {
+            if let Some(other) = seen.insert(addr, id) {
+                return Err(Error::InvalidSettings(format!(
+                    "peers {other} and {id} are both given the address {addr}"
+                )));
+            }
+        }
         let admission = Admission {
+            local: local_id,
             peers: peer_addrs.iter().map(|(id, _)| *id).collect(),
+            guests: settings.accept_guests,
             clients: settings.accept_clients,
         };
         let server = tls::server_config(&config.identity, &config.ca, admission, &settings)?;
@@ -152,7 +169,8 @@ where
         let (closing, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             local_id,
-            handshakes: Arc::new(Semaphore::new(settings.max_handshakes)),
+            gate: Arc::new(Gate::new(peer_addrs.iter().map(|(_, a)| *a), &settings)),
+            guests: Guests::new(settings.max_guests),
             settings,
             endpoint,
             peers,
@@ -238,11 +256,7 @@ where
             bump(&shared.counters.dropped_closed);
             return;
         }
-        let Some(peer) = shared.peers.get(&to) else {
-            bump(&shared.counters.dropped_unknown_peer);
-            trace!(%to, "dropped a message for a node that is not a peer");
-            return;
-        };
+        let peer = shared.peers.get(&to);
         let frame = match codec::encode(&message, shared.settings.max_frame_len) {
             Ok(frame) => frame,
             Err(e) => {
@@ -250,6 +264,19 @@ where
                 debug!(%to, error = %e, "dropped a message that cannot be sent");
                 return;
             }
+        };
+        let Some(peer) = peer else {
+            // A guest (a node outside the configuration that dialled us) is answered on
+            // its connection, best effort only.
+            match shared.guests.send(to, Bytes::from(frame)) {
+                Some(true) => bump(&shared.counters.sent_datagrams),
+                Some(false) => bump(&shared.counters.dropped_send_failed),
+                None => {
+                    bump(&shared.counters.dropped_unknown_peer);
+                    trace!(%to, "dropped a message for a node that is not a peer");
+                }
+            }
+            return;
         };
         let outgoing = Outgoing {
             frame: Bytes::from(frame),
@@ -291,6 +318,7 @@ where
         for peer in shared.peers.values() {
             peer.close_all(code::CLOSING, b"closing");
         }
+        shared.guests.close_all(b"closing");
         shared.endpoint.close(code::CLOSING, b"closing");
         let _ =
             tokio::time::timeout(shared.settings.close_timeout, shared.endpoint.wait_idle()).await;
@@ -500,331 +528,13 @@ where
     debug!(addr = %peer.addr, "connected");
     peer.set_dialled(conn.clone());
     let span = debug_span!("connection", peer = %peer.id, remote = %peer.addr, dialled = true);
-    tokio::spawn(read_connection(shared.clone(), conn.clone(), peer.clone()).instrument(span));
-    Ok(conn)
-}
-
-/// Accepts connection attempts, bounding the handshakes in progress.
-async fn accept_loop<M>(shared: Arc<Shared<M>>)
-where
-    M: Serialize + DeserializeOwned + Send + 'static,
-{
-    // Stops at the start of closing: `close` waits for this task with the peer drivers, and
-    // new connections are not wanted then (otherwise every close took its whole timeout).
-    let mut closing = shared.closing.subscribe();
-    loop {
-        let incoming = tokio::select! {
-            incoming = shared.endpoint.accept() => incoming,
-            _ = closed(&mut closing) => None,
-        };
-        let Some(incoming) = incoming else {
-            break;
-        };
-        let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
-            bump(&shared.counters.rejected_handshakes);
-            debug!(remote = %incoming.remote_address(), "too many handshakes in progress: refused");
-            incoming.refuse();
-            continue;
-        };
-        let span = debug_span!("handshake", remote = %incoming.remote_address());
-        tokio::spawn(handshake(shared.clone(), incoming, permit).instrument(span));
-    }
-}
-
-/// Completes one incoming handshake and serves the connection if its identity is admitted.
-async fn handshake<M>(
-    shared: Arc<Shared<M>>,
-    incoming: quinn::Incoming,
-    permit: OwnedSemaphorePermit,
-) where
-    M: Serialize + DeserializeOwned + Send + 'static,
-{
-    let remote = incoming.remote_address();
-    let result = async {
-        let connecting = incoming.accept()?;
-        tokio::time::timeout(shared.settings.connect_timeout, connecting)
-            .await
-            .map_err(|_| Error::Timeout)?
-            .map_err(Error::from)
-    }
-    .await;
-    drop(permit);
-    let conn = match result {
-        Ok(conn) => conn,
-        Err(e) => {
-            bump(&shared.counters.rejected_handshakes);
-            debug!(%remote, error = %e, "refused a connection");
-            return;
+    let (shared, reading, peer) = (shared.clone(), conn.clone(), peer.clone());
+    tokio::spawn(
+        async move {
+            read_connection(shared, reading.clone(), peer.id).await;
+            peer.forget(&reading);
         }
-    };
-    if *shared.closing.borrow() {
-        conn.close(code::CLOSING, b"closing");
-        return;
-    }
-    match identity::of_connection(&conn) {
-        Ok(PeerIdentity::Node(id)) if shared.peers.contains_key(&id) => {
-            let Some(peer) = shared.peers.get(&id).cloned() else {
-                return;
-            };
-            bump(&shared.counters.connections_accepted);
-            debug!(%remote, peer = %id, "accepted a node connection");
-            peer.set_accepted(conn.clone());
-            let span = debug_span!("connection", peer = %id, %remote, dialled = false);
-            read_connection(shared, conn, peer).instrument(span).await;
-        }
-        Ok(PeerIdentity::Client) if shared.settings.accept_clients => {
-            serve_client(shared, conn).await;
-        }
-        other => {
-            // The TLS verifier refuses these already; this is the second lock on the door.
-            bump(&shared.counters.rejected_handshakes);
-            debug!(%remote, identity = ?other, "refused a connection that is not admitted");
-            conn.close(code::NOT_ADMITTED, b"not admitted");
-        }
-    }
-}
-
-/// Reads datagrams and streams from one node connection until it ends.
-async fn read_connection<M>(shared: Arc<Shared<M>>, conn: quinn::Connection, peer: Arc<Peer>)
-where
-    M: Serialize + DeserializeOwned + Send + 'static,
-{
-    let rule = Arc::new(BadFrames::new(
-        shared.settings.bad_frame_limit,
-        shared.settings.bad_frame_window,
-    ));
-    // No exit on `closing`: this task's handle keeps the connection open while the peer
-    // drivers flush their last messages onto it (a Release at shutdown); dropping the last
-    // handle would close it at once and lose them. `close` ends the connection after the
-    // flush, and that ends this loop.
-    loop {
-        tokio::select! {
-            datagram = conn.read_datagram() => match datagram {
-                Ok(bytes) => {
-                    if !shared.deliver(&conn, peer.id, &rule, &bytes, false).await {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    debug!(reason = %e, "connection ended");
-                    break;
-                }
-            },
-            stream = conn.accept_uni() => match stream {
-                Ok(recv) => {
-                    let task = read_stream(shared.clone(), conn.clone(), peer.id, rule.clone(), recv);
-                    tokio::spawn(task.in_current_span());
-                }
-                Err(e) => {
-                    debug!(reason = %e, "connection ended");
-                    break;
-                }
-            },
-        }
-    }
-    peer.forget(&conn);
-}
-
-/// Reads length-prefixed frames from one stream until it ends.
-async fn read_stream<M>(
-    shared: Arc<Shared<M>>,
-    conn: quinn::Connection,
-    from: NodeId,
-    rule: Arc<BadFrames>,
-    mut recv: quinn::RecvStream,
-) where
-    M: Serialize + DeserializeOwned + Send + 'static,
-{
-    let max = codec::effective_max(shared.settings.max_frame_len);
-    loop {
-        let mut header = [0u8; 4];
-        match recv.read_exact(&mut header).await {
-            Ok(()) => {}
-            Err(ReadExactError::FinishedEarly(0)) => {
-                // The peer finished its stream: it is closing (or replaced this
-                // connection), and everything it sent here has been delivered. Closing now
-                // lets it stop at once (see the end of `drive_peer`).
-                conn.close(code::CLOSING, b"stream finished");
-                return;
-            }
-            Err(ReadExactError::FinishedEarly(_)) => {
-                shared.bad_frame(
-                    &conn,
-                    &rule,
-                    &CodecError::Malformed("truncated length".into()),
-                );
-                return;
-            }
-            Err(ReadExactError::ReadError(e)) => {
-                trace!(error = %e, "stream ended");
-                return;
-            }
-        }
-        let len = u32::from_be_bytes(header) as usize;
-        if len > max {
-            shared.bad_frame(&conn, &rule, &CodecError::TooLong { len, max });
-            // Skip the frame so the stream stays in step; memory stays flat.
-            if !skip(&mut recv, len).await {
-                return;
-            }
-            continue;
-        }
-        let mut frame = vec![0u8; len];
-        match recv.read_exact(&mut frame).await {
-            Ok(()) => {}
-            Err(ReadExactError::FinishedEarly(_)) => {
-                shared.bad_frame(
-                    &conn,
-                    &rule,
-                    &CodecError::Malformed("truncated frame".into()),
-                );
-                return;
-            }
-            Err(ReadExactError::ReadError(e)) => {
-                trace!(error = %e, "stream ended");
-                return;
-            }
-        }
-        if !shared.deliver(&conn, from, &rule, &frame, true).await {
-            return;
-        }
-    }
-}
-
-async fn skip(recv: &mut quinn::RecvStream, mut remaining: usize) -> bool {
-    while remaining > 0 {
-        match recv.read_chunk(remaining.min(64 * 1024), true).await {
-            Ok(Some(chunk)) => remaining = remaining.saturating_sub(chunk.bytes.len()),
-            Ok(None) | Err(_) => return false,
-        }
-    }
-    true
-}
-
-impl<M> Shared<M>
-where
-    M: Serialize + DeserializeOwned + Send + 'static,
-{
-    /// Decodes one frame from `from` and hands it to `recv`. Returns false once nobody
-    /// can receive any more.
-    async fn deliver(
-        &self,
-        conn: &quinn::Connection,
-        from: NodeId,
-        rule: &BadFrames,
-        frame: &[u8],
-        reliable: bool,
-    ) -> bool {
-        let message = match codec::decode::<M>(frame, self.settings.max_frame_len) {
-            Ok(message) => message,
-            Err(e) => {
-                self.bad_frame(conn, rule, &e);
-                return true;
-            }
-        };
-        // `from` is the identity of the verified certificate of this connection.
-        let incoming = Incoming { from, message };
-        if reliable {
-            // Waiting here pushes back on this stream only (QUIC flow control).
-            let mut closing = self.closing.subscribe();
-            let sent = tokio::select! {
-                sent = self.incoming.send(incoming) => sent.is_ok(),
-                _ = closed(&mut closing) => false,
-            };
-            if !sent {
-                return false;
-            }
-        } else {
-            match self.incoming.try_send(incoming) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    bump(&self.counters.dropped_recv_full);
-                    return true;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            }
-        }
-        bump(&self.counters.received);
-        true
-    }
-}
-
-impl<M> Shared<M> {
-    /// Counts a bad frame and applies the bad-frame rule.
-    fn bad_frame(&self, conn: &quinn::Connection, rule: &BadFrames, error: &CodecError) {
-        if error.is_too_long() {
-            bump(&self.counters.oversized_frames);
-        } else {
-            bump(&self.counters.malformed_frames);
-        }
-        debug!(error = %error, "dropped a bad frame");
-        if rule.record(Instant::now()) && conn.close_reason().is_none() {
-            bump(&self.counters.closed_for_bad_frames);
-            debug!("closing a connection that keeps sending bad frames");
-            conn.close(code::BAD_FRAMES, b"too many bad frames");
-        }
-    }
-}
-
-/// Serves one status-client connection: each bidirectional stream is one request.
-async fn serve_client<M>(shared: Arc<Shared<M>>, conn: quinn::Connection)
-where
-    M: Send + 'static,
-{
-    let max = shared.settings.max_client_connections;
-    if shared.client_connections.fetch_add(1, Ordering::AcqRel) >= max {
-        shared.client_connections.fetch_sub(1, Ordering::AcqRel);
-        bump(&shared.counters.rejected_handshakes);
-        debug!("too many status clients: refused");
-        conn.close(code::TOO_MANY_CLIENTS, b"too many clients");
-        return;
-    }
-    let mut closing = shared.closing.subscribe();
-    loop {
-        tokio::select! {
-            stream = conn.accept_bi() => match stream {
-                Ok((send, recv)) => {
-                    tokio::spawn(client_request(shared.clone(), send, recv).in_current_span());
-                }
-                Err(e) => {
-                    trace!(reason = %e, "client connection ended");
-                    break;
-                }
-            },
-            _ = closed(&mut closing) => break,
-        }
-    }
-    shared.client_connections.fetch_sub(1, Ordering::AcqRel);
-}
-
-async fn client_request<M>(
-    shared: Arc<Shared<M>>,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-) where
-    M: Send + 'static,
-{
-    let settings = &shared.settings;
-    let max = codec::effective_max(settings.max_frame_len);
-    let frame = match tokio::time::timeout(settings.connect_timeout, recv.read_to_end(max)).await {
-        Ok(Ok(frame)) => frame,
-        _ => {
-            bump(&shared.counters.client_requests_refused);
-            let _ = send.reset(code::REFUSED);
-            return;
-        }
-    };
-    let request = ClientRequest::new(
-        frame,
-        send,
-        settings.max_frame_len,
-        settings.max_status_reply_len,
-        settings.connect_timeout,
-        shared.runtime.clone(),
+        .instrument(span),
     );
-    // A request nobody takes is dropped, which resets its stream: the client hears "no".
-    match shared.clients.try_send(request) {
-        Ok(()) => bump(&shared.counters.client_requests),
-        Err(_) => bump(&shared.counters.client_requests_refused),
-    }
+    Ok(conn)
 }

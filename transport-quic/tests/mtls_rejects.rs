@@ -33,28 +33,66 @@ async fn assert_refused(n1: &common::Node, attacker: &common::Node) -> anyhow::R
     Ok(())
 }
 
+/// Sends a frame from a hand-made client with `identity` (trusting the cluster CA) to node
+/// 1; node 1 must receive nothing and count a refused handshake.
+async fn assert_client_refused(
+    n1: &common::Node,
+    identity: &transport_quic::Identity,
+    ca: &ClusterCa,
+) -> anyhow::Result<()> {
+    let a1 = n1.local_addr()?;
+    // TLS 1.3 client authentication ends after the client's last flight: the connection
+    // may look open to the client until its first stream or datagram is refused.
+    if let Ok((_endpoint, conn)) = raw_connect(identity, &ca.certificate(), a1, 1).await {
+        let frame = transport_quic::codec::encode(&Msg::Ping(7), 1 << 20)?;
+        if let Ok(mut uni) = conn.open_uni().await {
+            let _ = uni.write_all(&common::stream_frame(&frame)).await;
+        }
+        let _ = conn.send_datagram(frame.into());
+    }
+    assert!(recv_within(n1, Duration::from_millis(300)).await.is_none());
+    stats_eventually(n1, "a rejected handshake", |s| s.rejected_handshakes >= 1).await?;
+    let stats = n1.stats();
+    assert_eq!(
+        (stats.received, stats.connections_accepted),
+        (0, 0),
+        "{stats:?}"
+    );
+    Ok(())
+}
+
+/// Node 1 dials node 2, where a server presenting `issued` answers: the dial must fail.
+async fn assert_server_refused(issued: &transport_quic::IssuedCert) -> anyhow::Result<()> {
+    let ca = ClusterCa::generate("cluster")?;
+    let server = common::raw_server(issued)?;
+    let n1 = node(&ca, 1, socket()?, &[(2, server.local_addr()?)])?;
+    n1.send(NodeId(2), Msg::Ping(0), Delivery::Reliable);
+    stats_eventually(&n1, "a failed dial", |s| s.dial_failures >= 1).await?;
+    assert_eq!(n1.stats().connections_dialled, 0);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_from_a_foreign_ca_is_rejected() -> anyhow::Result<()> {
     let ca = ClusterCa::generate("cluster")?;
     let foreign = ClusterCa::generate("foreign")?;
-    let (s1, s2) = (socket()?, socket()?);
-    let (a1, a2) = (s1.local_addr()?, s2.local_addr()?);
-    let n1 = node(&ca, 1, s1, &[(2, a2)])?;
-    // Node 2's certificate is for the right id but from another CA; it trusts our CA.
-    let identity = foreign.issue_node(NodeId(2))?.identity()?;
-    let n2 = node_with(
-        2,
-        identity,
+    let n1 = node(&ca, 1, socket()?, &[(2, "127.0.0.1:9".parse()?)])?;
+    // A client with the right id from another CA.
+    let issued = foreign.issue_node(NodeId(2))?;
+    assert_client_refused(&n1, &issued.identity()?, &ca).await?;
+    // A server with it.
+    assert_server_refused(&issued).await?;
+    // And a node holding it does not start: its peers would refuse it.
+    let config = Config::new(
+        NodeId(2),
+        "127.0.0.1:0".parse()?,
+        issued.identity()?,
         ca.certificate(),
-        s2,
-        &[(1, a1)],
-        common::settings(),
-    )?;
-    assert_refused(&n1, &n2).await?;
-    // And node 1 refuses to talk to it as a server.
-    n1.send(NodeId(2), Msg::Ping(0), Delivery::Reliable);
-    assert!(recv_within(&n2, Duration::from_millis(300)).await.is_none());
-    stats_eventually(&n1, "a failed dial", |s| s.dial_failures >= 1).await?;
+    );
+    match QuicTransport::<Msg>::bind(config) {
+        Err(Error::Cert(transport_quic::CertError::NotIssuedByCa(_))) => {}
+        other => anyhow::bail!("expected a refusal to start, got {other:?}"),
+    }
     Ok(())
 }
 
@@ -97,18 +135,68 @@ async fn connection_without_client_certificate_is_rejected() -> anyhow::Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn valid_certificate_for_a_node_outside_the_cluster_is_rejected() -> anyhow::Result<()> {
+async fn valid_certificate_for_a_node_outside_the_cluster_is_rejected_without_guests()
+-> anyhow::Result<()> {
     let ca = ClusterCa::generate("cluster")?;
     let (s1, s9) = (socket()?, socket()?);
     let (a1, a9) = (s1.local_addr()?, s9.local_addr()?);
     // Node 1's cluster is {1, 2}; node 9 holds a valid certificate from the same CA.
-    let n1 = node(&ca, 1, s1, &[(2, "127.0.0.1:9".parse()?)])?;
+    let mut no_guests = common::settings();
+    no_guests.accept_guests = false;
+    let n1 = node_with(
+        1,
+        ca.issue_node(NodeId(1))?.identity()?,
+        ca.certificate(),
+        s1,
+        &[(2, "127.0.0.1:9".parse()?)],
+        no_guests,
+    )?;
     let n9 = node(&ca, 9, s9, &[(1, a1)])?;
     assert_refused(&n1, &n9).await?;
     // Node 1 never sends to it either: it is not a peer.
     n1.send(NodeId(9), Msg::Ping(0), Delivery::Reliable);
     assert_eq!(n1.stats().dropped_unknown_peer, 1);
     let _ = a9;
+    Ok(())
+}
+
+/// By default such a node is a guest: its messages arrive under its verified id (the
+/// runtime decides what to make of them), it can be answered on its own connection with
+/// datagrams, and guests are bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_outside_the_cluster_is_a_bounded_guest() -> anyhow::Result<()> {
+    let ca = ClusterCa::generate("cluster")?;
+    let s1 = socket()?;
+    let a1 = s1.local_addr()?;
+    let mut one_guest = common::settings();
+    one_guest.max_guests = 1;
+    let n1 = node_with(
+        1,
+        ca.issue_node(NodeId(1))?.identity()?,
+        ca.certificate(),
+        s1,
+        &[(2, "127.0.0.1:9".parse()?)],
+        one_guest,
+    )?;
+    let n9 = node(&ca, 9, socket()?, &[(1, a1)])?;
+    let got = common::send_until_received(&n9, 1, &n1, Msg::Ping(9), Delivery::BestEffort).await?;
+    assert_eq!(got.from, NodeId(9), "attributed to the certificate's id");
+    // Node 1 answers its guest.
+    let back = common::send_until_received(&n1, 9, &n9, Msg::Ping(1), Delivery::BestEffort).await?;
+    assert_eq!((back.from, back.message), (NodeId(1), Msg::Ping(1)));
+    // A second guest finds no room.
+    let n8 = node(&ca, 8, socket()?, &[(1, a1)])?;
+    for i in 0..5 {
+        n8.send(NodeId(1), Msg::Ping(i), Delivery::BestEffort);
+        if let Some(m) = recv_within(&n1, Duration::from_millis(100)).await {
+            assert_ne!(m.from, NodeId(8), "no room for a second guest");
+        }
+    }
+    stats_eventually(&n1, "the second guest refused", |s| {
+        s.rejected_handshakes >= 1
+    })
+    .await?;
+    assert_eq!(n1.stats().guest_connections, 1);
     Ok(())
 }
 
@@ -132,7 +220,7 @@ async fn node_cannot_impersonate_another_id() -> anyhow::Result<()> {
     // 2. A hand-made client with node 3's certificate, whatever it claims, is node 3.
     let (s1, s3) = (socket()?, socket()?);
     let (a1, a3) = (s1.local_addr()?, s3.local_addr()?);
-    let n1 = node(&ca, 1, s1, &[(2, a3), (3, a3)])?;
+    let n1 = node(&ca, 1, s1, &[(2, a3), (3, "127.0.0.1:9".parse()?)])?;
     let (_endpoint, conn) = raw_connect(&cert3, &ca.certificate(), a1, 1).await?;
     let frame = transport_quic::codec::encode(&Msg::Ping(2), 1 << 20)?;
     let mut uni = conn.open_uni().await?;
@@ -164,30 +252,26 @@ async fn node_cannot_impersonate_another_id() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_certificate_is_rejected() -> anyhow::Result<()> {
     let ca = ClusterCa::generate("cluster")?;
-    let (s1, s2) = (socket()?, socket()?);
-    let (a1, a2) = (s1.local_addr()?, s2.local_addr()?);
-    let n1 = node(&ca, 1, s1, &[(2, a2)])?;
+    let n1 = node(&ca, 1, socket()?, &[(2, "127.0.0.1:9".parse()?)])?;
     let now = OffsetDateTime::now_utc();
     let expired = Validity {
         not_before: now - time::Duration::days(30),
         not_after: now - time::Duration::days(1),
     };
-    let identity = ca
-        .issue_node_with_validity(NodeId(2), expired)?
-        .identity()?;
-    let n2 = node_with(
-        2,
-        identity,
+    let issued = ca.issue_node_with_validity(NodeId(2), expired)?;
+    assert_client_refused(&n1, &issued.identity()?, &ca).await?;
+    assert_server_refused(&issued).await?;
+    let config = Config::new(
+        NodeId(2),
+        "127.0.0.1:0".parse()?,
+        issued.identity()?,
         ca.certificate(),
-        s2,
-        &[(1, a1)],
-        common::settings(),
-    )?;
-    assert_refused(&n1, &n2).await?;
-    // As a server, the expired node is refused by node 1 as well.
-    n1.send(NodeId(2), Msg::Ping(0), Delivery::Reliable);
-    stats_eventually(&n1, "a failed dial", |s| s.dial_failures >= 1).await?;
-    assert_eq!(n1.stats().connections_dialled, 0);
-    assert!(recv_within(&n2, Duration::from_millis(100)).await.is_none());
+    );
+    match QuicTransport::<Msg>::bind(config) {
+        Err(Error::Cert(transport_quic::CertError::NotIssuedByCa(why))) => {
+            assert!(why.to_lowercase().contains("expired"), "{why}");
+        }
+        other => anyhow::bail!("expected a refusal to start, got {other:?}"),
+    }
     Ok(())
 }

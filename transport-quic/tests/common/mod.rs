@@ -155,3 +155,22 @@ pub fn stream_frame(frame: &[u8]) -> Vec<u8> {
     out.extend_from_slice(frame);
     out
 }
+
+/// A hand-made QUIC server presenting `issued` (any certificate, even one no node would
+/// start with) with the gen-paxos ALPN and no client authentication: an impostor to dial.
+pub fn raw_server(issued: &transport_quic::IssuedCert) -> anyhow::Result<quinn::Endpoint> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    tls.alpn_protocols = vec![tls::ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    Ok(quinn::Endpoint::server(server, "127.0.0.1:0".parse()?)?)
+}

@@ -1,0 +1,231 @@
+//! Who gets a handshake: configured peers always, everyone else within bounds.
+//!
+//! A handshake costs the accepting node a TLS key exchange and a signature, and holds a
+//! slot until it completes or times out, so never-finished handshakes are the cheapest
+//! way to keep a node busy. The gate sorts incoming attempts, whose source address the
+//! accept loop has already validated with a QUIC retry (a forged source never gets here):
+//!
+//! - an attempt from a configured peer's address takes one of that address's own
+//!   [`Settings::peer_handshake_slots`], which nothing else can use;
+//! - any other source needs a slot of the shared pool ([`Settings::max_handshakes`]), at
+//!   most [`Settings::max_handshakes_per_ip`] of them per IP address, and a token of a
+//!   bucket refilled at [`Settings::handshake_rate`] per second.
+//!
+//! What the gate turns away is ignored (no packet in answer) and counted.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::Settings;
+
+/// The slots a handshake in progress holds; dropping it frees them.
+#[derive(Debug)]
+pub(crate) enum Pass {
+    /// From a configured peer's address.
+    Peer(#[allow(dead_code)] OwnedSemaphorePermit),
+    /// From anyone else.
+    Other(
+        #[allow(dead_code)] OwnedSemaphorePermit,
+        #[allow(dead_code)] IpSlot,
+    ),
+}
+
+impl Pass {
+    #[cfg(test)]
+    fn is_peer(&self) -> bool {
+        matches!(self, Pass::Peer(_))
+    }
+}
+
+/// Why an attempt was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The peer address's own slots are all in use.
+    PeerBusy,
+    /// The shared pool is full.
+    PoolFull,
+    /// This IP address has its share of the pool.
+    IpBusy,
+    /// Over the handshake rate.
+    Rate,
+}
+
+/// One of an IP address's slots in the shared pool.
+#[derive(Debug)]
+pub(crate) struct IpSlot {
+    gate: Arc<Gate>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut per_ip = self.gate.lock_per_ip();
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The handshake admission of one endpoint.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    peers: HashMap<SocketAddr, Arc<Semaphore>>,
+    pool: Arc<Semaphore>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    per_ip_max: usize,
+    /// Token bucket as a theoretical arrival time: an attempt at `now` passes if
+    /// `tat - burst <= now`, and moves `tat` one interval on.
+    tat: Mutex<Option<Instant>>,
+    interval: Duration,
+    burst: Duration,
+}
+
+impl Gate {
+    pub(crate) fn new(
+        peer_addrs: impl IntoIterator<Item = SocketAddr>,
+        settings: &Settings,
+    ) -> Self {
+        let peers = peer_addrs
+            .into_iter()
+            .map(|a| (a, Arc::new(Semaphore::new(settings.peer_handshake_slots))))
+            .collect();
+        let interval = Duration::from_secs(1) / settings.handshake_rate.max(1);
+        Gate {
+            peers,
+            pool: Arc::new(Semaphore::new(settings.max_handshakes)),
+            per_ip: Mutex::new(HashMap::new()),
+            per_ip_max: settings.max_handshakes_per_ip,
+            tat: Mutex::new(None),
+            interval,
+            burst: interval * u32::try_from(settings.max_handshakes).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn lock_per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_ip.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `source` (address already validated) may start a handshake at `now`.
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        source: SocketAddr,
+        now: Instant,
+    ) -> Result<Pass, Refusal> {
+        if let Some(slots) = self.peers.get(&source) {
+            return slots
+                .clone()
+                .try_acquire_owned()
+                .map(Pass::Peer)
+                .map_err(|_| Refusal::PeerBusy);
+        }
+        let ip = source.ip();
+        {
+            let per_ip = self.lock_per_ip();
+            if per_ip.get(&ip).copied().unwrap_or(0) >= self.per_ip_max {
+                return Err(Refusal::IpBusy);
+            }
+        }
+        let permit = self
+            .pool
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::PoolFull)?;
+        {
+            let mut tat = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
+            let t = tat.map_or(now, |t| t.max(now));
+            if t.checked_sub(self.burst)
+                .is_some_and(|earliest| earliest > now)
+            {
+                return Err(Refusal::Rate);
+            }
+            *tat = Some(t + self.interval);
+        }
+        *self.lock_per_ip().entry(ip).or_insert(0) += 1;
+        Ok(Pass::Other(
+            permit,
+            IpSlot {
+                gate: self.clone(),
+                ip,
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            max_handshakes: 6,
+            max_handshakes_per_ip: 2,
+            peer_handshake_slots: 1,
+            handshake_rate: 10,
+            ..Settings::default()
+        }
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("address")
+    }
+
+    #[test]
+    fn a_peer_address_has_its_own_slots() {
+        let peer = addr("127.0.0.2:7002");
+        let gate = Arc::new(Gate::new([peer], &settings()));
+        let now = Instant::now();
+        // Strangers fill the pool from three addresses.
+        let mut held = Vec::new();
+        for i in 0..3 {
+            for _ in 0..2 {
+                held.push(gate.admit(addr(&format!("127.0.0.{}:9000", 50 + i)), now));
+            }
+        }
+        assert!(held.iter().all(Result::is_ok));
+        assert_eq!(
+            gate.admit(addr("127.0.0.60:9000"), now).err(),
+            Some(Refusal::PoolFull)
+        );
+        // The peer still gets in, once at a time.
+        let first = gate.admit(peer, now).expect("reserved");
+        assert!(first.is_peer());
+        assert_eq!(gate.admit(peer, now).err(), Some(Refusal::PeerBusy));
+        drop(first);
+        assert!(gate.admit(peer, now).is_ok());
+    }
+
+    #[test]
+    fn one_ip_gets_its_share_and_the_rate_holds() {
+        let gate = Arc::new(Gate::new([], &settings()));
+        let now = Instant::now();
+        let a = gate.admit(addr("10.0.0.1:1"), now).expect("first");
+        let b = gate.admit(addr("10.0.0.1:2"), now).expect("second");
+        assert_eq!(
+            gate.admit(addr("10.0.0.1:3"), now).err(),
+            Some(Refusal::IpBusy)
+        );
+        drop((a, b));
+        assert!(
+            gate.admit(addr("10.0.0.1:3"), now).is_ok(),
+            "slots come back"
+        );
+        // At one instant the bucket lets through its burst (the pool size) plus one: three
+        // went above, four more now; then nothing until it refills at 10 per second.
+        let passed = (0..20)
+            .filter(|i| gate.admit(addr(&format!("10.0.1.{i}:1")), now).is_ok())
+            .count();
+        assert_eq!(passed, 4);
+        let later = now + Duration::from_millis(250);
+        let refilled = (0..20)
+            .filter(|i| gate.admit(addr(&format!("10.0.2.{i}:1")), later).is_ok())
+            .count();
+        assert_eq!(refilled, 2, "two tokens in 250 ms at 10/s");
+    }
+}
