@@ -74,9 +74,24 @@ pub async fn run(args: &StatusArgs) -> Result<()> {
             .collect();
         let down: Vec<u64> = answer.down.iter().map(|n| n.0).collect();
         let alive: Vec<u64> = answer.alive.iter().map(|n| n.0).collect();
+        let refused: Vec<_> = answer
+            .peers
+            .iter()
+            .filter(|p| p.fingerprint.is_some() && !p.matches)
+            .map(|p| {
+                serde_json::json!({
+                    "node": p.node.0, "member": p.member, "refused_frames": p.refused,
+                    "differences": p.differences,
+                })
+            })
+            .collect();
         outln!(
             "{}",
-            serde_json::json!({"node": answer.node.0, "alive": alive, "down": down, "leases": leases})
+            serde_json::json!({
+                "node": answer.node.0, "alive": alive, "down": down, "leases": leases,
+                "fingerprint": format!("{:016x}", answer.fingerprint),
+                "in_conflict": answer.in_conflict, "mismatched_peers": refused,
+            })
         );
     } else {
         let ids = |v: &[NodeId]| {
@@ -91,6 +106,28 @@ pub async fn run(args: &StatusArgs) -> Result<()> {
             ids(&answer.alive),
             ids(&answer.down)
         );
+        if answer.in_conflict {
+            outln!(
+                "  NOT ACTING: a voter runs with another cluster configuration (no lease held, no vote given until it matches)"
+            );
+        }
+        for p in answer
+            .peers
+            .iter()
+            .filter(|p| p.fingerprint.is_some() && !p.matches)
+        {
+            let what = if p.differences.is_empty() {
+                "details not received yet".to_string()
+            } else {
+                p.differences.join("; ")
+            };
+            outln!(
+                "  refusing node {}{} ({} frames): another cluster configuration: {what}",
+                p.node,
+                if p.member { "" } else { " (not a member here)" },
+                p.refused
+            );
+        }
         for l in &answer.leases {
             match (l.master, l.token, l.expires_in) {
                 (Some(m), Some(t), Some(e)) => outln!(
