@@ -118,6 +118,10 @@ pub struct Settings {
     /// Handshakes in progress at once from one IP address that is not a configured peer's
     /// (default 4), so one flooding host cannot take the whole pool.
     pub max_handshakes_per_ip: usize,
+    /// Handshakes per second started for one IP address that is not a configured peer's,
+    /// after a burst of `max_handshakes_per_ip` (default 20/s), so a few flooding hosts
+    /// cannot use up `handshake_rate` for everyone else.
+    pub handshake_rate_per_ip: u32,
     /// Whether nodes of the CA that are not configured peers may connect as guests
     /// (default true). A guest's messages reach the runtime under its verified id, and
     /// the runtime may answer it: that is how a node learns that another node lists it
@@ -154,6 +158,7 @@ impl Default for Settings {
             peer_handshake_slots: 2,
             handshake_rate: 200,
             max_handshakes_per_ip: 4,
+            handshake_rate_per_ip: 20,
             accept_guests: true,
             max_guests: 8,
             client_idle_timeout: Duration::from_secs(2),
@@ -211,9 +216,10 @@ impl Settings {
             || self.peer_handshake_slots == 0
             || self.max_handshakes_per_ip == 0
             || self.handshake_rate == 0
+            || self.handshake_rate_per_ip == 0
         {
             return fail(
-                "max_handshakes, peer_handshake_slots, max_handshakes_per_ip and handshake_rate must be at least 1",
+                "max_handshakes, peer_handshake_slots, max_handshakes_per_ip, handshake_rate and handshake_rate_per_ip must be at least 1",
             );
         }
         if self.client_idle_timeout.is_zero() {

@@ -8,8 +8,12 @@
 //! - an attempt from a configured peer's address takes one of that address's own
 //!   [`Settings::peer_handshake_slots`], which nothing else can use;
 //! - any other source needs a slot of the shared pool ([`Settings::max_handshakes`]), at
-//!   most [`Settings::max_handshakes_per_ip`] of them per IP address, and a token of a
-//!   bucket refilled at [`Settings::handshake_rate`] per second.
+//!   most [`Settings::max_handshakes_per_ip`] of them per IP address, a token of its IP
+//!   address's bucket ([`Settings::handshake_rate_per_ip`] per second) and one of the
+//!   shared bucket ([`Settings::handshake_rate`] per second). A flood from a few hosts
+//!   thus leaves room for everyone else; a flood from more hosts than the shared rate
+//!   has tokens for can still crowd out other strangers (status clients, guests), but
+//!   never a configured peer.
 //!
 //! What the gate turns away is ignored (no packet in answer) and counted.
 
@@ -50,8 +54,10 @@ pub(crate) enum Refusal {
     PoolFull,
     /// This IP address has its share of the pool.
     IpBusy,
-    /// Over the handshake rate.
+    /// Over the shared handshake rate.
     Rate,
+    /// Over this IP address's handshake rate.
+    IpRate,
 }
 
 /// One of an IP address's slots in the shared pool.
@@ -64,12 +70,30 @@ pub(crate) struct IpSlot {
 impl Drop for IpSlot {
     fn drop(&mut self) {
         let mut per_ip = self.gate.lock_per_ip();
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&self.ip);
-            }
+        if let Some(state) = per_ip.get_mut(&self.ip) {
+            state.handshakes = state.handshakes.saturating_sub(1);
         }
+    }
+}
+
+/// One IP address's handshakes in progress and its own rate.
+#[derive(Debug, Clone, Copy)]
+struct IpState {
+    handshakes: usize,
+    tat: Instant,
+}
+
+/// A generic cell rate algorithm step: `Some(new tat)` if an attempt at `now` conforms.
+fn conform(
+    tat: Option<Instant>,
+    now: Instant,
+    interval: Duration,
+    burst: Duration,
+) -> Option<Instant> {
+    let t = tat.map_or(now, |t| t.max(now));
+    match t.checked_sub(burst) {
+        Some(earliest) if earliest > now => None,
+        _ => Some(t + interval),
     }
 }
 
@@ -78,8 +102,10 @@ impl Drop for IpSlot {
 pub(crate) struct Gate {
     peers: HashMap<SocketAddr, Arc<Semaphore>>,
     pool: Arc<Semaphore>,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    per_ip: Mutex<HashMap<IpAddr, IpState>>,
     per_ip_max: usize,
+    ip_interval: Duration,
+    ip_burst: Duration,
     /// Token bucket as a theoretical arrival time: an attempt at `now` passes if
     /// `tat - burst <= now`, and moves `tat` one interval on.
     tat: Mutex<Option<Instant>>,
@@ -97,18 +123,22 @@ impl Gate {
             .map(|a| (a, Arc::new(Semaphore::new(settings.peer_handshake_slots))))
             .collect();
         let interval = Duration::from_secs(1) / settings.handshake_rate.max(1);
+        let ip_interval = Duration::from_secs(1) / settings.handshake_rate_per_ip.max(1);
         Gate {
             peers,
             pool: Arc::new(Semaphore::new(settings.max_handshakes)),
             per_ip: Mutex::new(HashMap::new()),
             per_ip_max: settings.max_handshakes_per_ip,
+            ip_interval,
+            ip_burst: ip_interval
+                * u32::try_from(settings.max_handshakes_per_ip).unwrap_or(u32::MAX),
             tat: Mutex::new(None),
             interval,
             burst: interval * u32::try_from(settings.max_handshakes).unwrap_or(u32::MAX),
         }
     }
 
-    fn lock_per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+    fn lock_per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, IpState>> {
         self.per_ip.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -126,12 +156,17 @@ impl Gate {
                 .map_err(|_| Refusal::PeerBusy);
         }
         let ip = source.ip();
-        {
-            let per_ip = self.lock_per_ip();
-            if per_ip.get(&ip).copied().unwrap_or(0) >= self.per_ip_max {
-                return Err(Refusal::IpBusy);
-            }
+        // One lock for the per-IP checks and the shared ones, so that admitting is one
+        // decision: nothing is taken unless everything conforms.
+        let mut per_ip = self.lock_per_ip();
+        let mine = per_ip.get(&ip).copied();
+        if mine.is_some_and(|m| m.handshakes >= self.per_ip_max) {
+            return Err(Refusal::IpBusy);
         }
+        let Some(ip_tat) = conform(mine.map(|m| m.tat), now, self.ip_interval, self.ip_burst)
+        else {
+            return Err(Refusal::IpRate);
+        };
         let permit = self
             .pool
             .clone()
@@ -139,15 +174,22 @@ impl Gate {
             .map_err(|_| Refusal::PoolFull)?;
         {
             let mut tat = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
-            let t = tat.map_or(now, |t| t.max(now));
-            if t.checked_sub(self.burst)
-                .is_some_and(|earliest| earliest > now)
-            {
+            let Some(next) = conform(*tat, now, self.interval, self.burst) else {
                 return Err(Refusal::Rate);
-            }
-            *tat = Some(t + self.interval);
+            };
+            *tat = Some(next);
         }
-        *self.lock_per_ip().entry(ip).or_insert(0) += 1;
+        // Entries of addresses with nothing in progress whose rate has recovered say
+        // nothing any more; new entries appear at most at the shared rate, so the map
+        // stays small.
+        per_ip.retain(|_, s| s.handshakes > 0 || s.tat > now);
+        let state = per_ip.entry(ip).or_insert(IpState {
+            handshakes: 0,
+            tat: now,
+        });
+        state.handshakes += 1;
+        state.tat = ip_tat;
+        drop(per_ip);
         Ok(Pass::Other(
             permit,
             IpSlot {
@@ -199,6 +241,33 @@ mod tests {
         assert_eq!(gate.admit(peer, now).err(), Some(Refusal::PeerBusy));
         drop(first);
         assert!(gate.admit(peer, now).is_ok());
+    }
+
+    #[test]
+    fn one_busy_ip_is_held_to_its_own_rate_and_others_still_pass() {
+        let mut s = settings();
+        s.handshake_rate = 1000;
+        s.max_handshakes = 64;
+        let gate = Arc::new(Gate::new([], &s));
+        let now = Instant::now();
+        // Each attempt finishes at once (the pass is dropped): only the rate holds it.
+        let passed = (0..50)
+            .filter(|i| gate.admit(addr(&format!("10.0.0.9:{i}")), now).is_ok())
+            .count();
+        assert_eq!(passed, 3, "a burst of max_handshakes_per_ip, plus one");
+        assert_eq!(
+            gate.admit(addr("10.0.0.9:99"), now).err(),
+            Some(Refusal::IpRate)
+        );
+        assert!(
+            gate.admit(addr("10.0.0.10:1"), now).is_ok(),
+            "another host passes"
+        );
+        let later = now + Duration::from_millis(100);
+        assert!(
+            gate.admit(addr("10.0.0.9:100"), later).is_ok(),
+            "the rate refills"
+        );
     }
 
     #[test]
