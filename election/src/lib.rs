@@ -117,6 +117,15 @@
 //! it, stop the cluster and wait out the old leases (one acceptor duration `D_A`,
 //! [`Config::acceptor_duration`]) before starting with the new set.
 //!
+//! Nodes check that they agree: every [`Wire`] message carries the sender's cluster
+//! fingerprint digest ([`Config::fingerprint`]: voters, observers, lease duration, `rho`,
+//! versions, [`Config::cluster_name`]), a message with another digest is refused whole,
+//! and a node that hears one of its voters with another fingerprint stops acting until
+//! they match ([`Election::in_conflict`], [`ElectionEvent::ConfigMismatch`], the
+//! `config-mismatch` surrender reason). Refusals are logged at error level once per peer
+//! and fingerprint, naming the fields that differ; [`Election::peer_configs`] and the
+//! status reply list them. A voter set of one must be confirmed ([`Config::single_node`]).
+//!
 //! # Transports and the wire format
 //!
 //! The runtime speaks [`Wire`] messages through any [`Transport<Wire>`](Transport):

@@ -7,6 +7,14 @@
 //! `quinn-proto`. The `election` crate wraps it in a tokio runtime; tests and the
 //! simulator drive it by hand.
 //!
+//! Beyond the protocol contract, the core defends against a wrong configuration and a
+//! hostile but authenticated peer (the rules are named in the project README's guarantee
+//! section): every batch is admitted only with the receiver's own cluster
+//! [`Fingerprint`] digest (F1), a node whose voter runs with another fingerprint stops
+//! acting (F2), nodes exchange [`Hello`]s to learn each other's fingerprints (F3), ballots
+//! far above the wall clock are dropped ([`MAX_BALLOT_LEAD`], B1), observers' ballots are
+//! dropped (B2), and acceptor state of names unused for a quarantine is forgotten.
+//!
 //! # Driving a node by hand
 //!
 //! ```

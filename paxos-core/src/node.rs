@@ -96,8 +96,10 @@ pub struct Node {
     members: Vec<NodeId>,
     is_voter: bool,
     majority: usize,
-    /// The wall-clock floor of ballot counters (T4), and the base of the ballot bound (B1).
+    /// The wall-clock floor of ballot counters (T4).
     floor: u64,
+    /// The latest wall clock heard (Unix ms): the base of the ballot bound (B1).
+    wall: u64,
     quarantine_until: Timestamp,
     fingerprint: Fingerprint,
     peers: Peers,
@@ -186,6 +188,7 @@ impl Node {
             is_voter,
             majority,
             floor: ballot_floor,
+            wall: ballot_floor,
             quarantine_until: if no_quarantine {
                 now
             } else {
@@ -269,6 +272,15 @@ impl Node {
     /// The floor is also the base of the ballot bound (B1, [`crate::MAX_BALLOT_LEAD`]).
     pub fn raise_ballot_floor(&mut self, floor: u64) {
         self.floor = self.floor.max(floor);
+        self.wall = self.wall.max(floor);
+    }
+
+    /// Simulator only: tells the node the wall clock for the ballot bound (B1) without
+    /// raising its ballot counters, as a runtime following T4 only at process start would
+    /// (the simulator's `baseline` and `reuse-ballot` switches).
+    #[cfg(feature = "sim")]
+    pub fn observe_wall_clock(&mut self, unix_ms: u64) {
+        self.wall = self.wall.max(unix_ms);
     }
 
     /// The fingerprint of this node's configuration (what every node must share).
@@ -721,7 +733,7 @@ impl Node {
 
     /// The highest ballot counter this node takes from anyone (B1).
     fn ballot_limit(&self) -> u64 {
-        self.floor.saturating_add(crate::MAX_BALLOT_LEAD)
+        self.wall.saturating_add(crate::MAX_BALLOT_LEAD)
     }
 
     /// T4 for one lease: its next ballot goes above `counter`. Only joined leases propose,

@@ -54,10 +54,25 @@
 //!
 //! TLS 1.3 only, ring provider passed explicitly, ALPN [`tls::ALPN`], no resumption, no
 //! 0-RTT. An accepting node requires a client certificate that chains to the CA and binds
-//! a configured peer's id (or "client", if [`Settings::accept_clients`]); its own id and
-//! unknown ids are refused during the handshake. A dialling node requires the server's
-//! certificate to chain to the CA and bind the id it dialled. Refusals are logged at debug
-//! level and counted in [`Stats::rejected_handshakes`].
+//! a configured peer's id, another node id of the CA as a *guest* (if
+//! [`Settings::accept_guests`]: its messages reach `recv` under its id and it can be
+//! answered with datagrams, so the runtime can tell a misconfigured node why it is
+//! refused), or "client" (if [`Settings::accept_clients`]); its own id is refused during
+//! the handshake. A dialling node requires the server's certificate to chain to the CA and
+//! bind the id it dialled. No chain may hold more intermediates than the CA's path-length
+//! constraint allows. Refusals are logged at debug level and counted in
+//! [`Stats::rejected_handshakes`]. [`QuicTransport::bind`] refuses to start with a key
+//! that does not match its certificate, a certificate the CA does not vouch for, or two
+//! peers at one address.
+//!
+//! # Handshake admission
+//!
+//! Every source proves its address with a stateless QUIC retry before anything is kept
+//! for it; each configured peer's address then has [`Settings::peer_handshake_slots`] of
+//! its own, and everyone else shares [`Settings::max_handshakes`] within
+//! [`Settings::max_handshakes_per_ip`], [`Settings::handshake_rate_per_ip`] and
+//! [`Settings::handshake_rate`]. A flood of never-finished handshakes keeps no configured
+//! peer out. Status clients idle for [`Settings::client_idle_timeout`] are closed.
 //!
 //! # Wire format
 //!

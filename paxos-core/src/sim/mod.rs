@@ -565,7 +565,9 @@ impl<'a> Sim<'a> {
         // (PROTOCOL.md T4 as written), and a naive restart reuses its ballots.
         let naive = self.cfg.unsafe_is("reuse-ballot") || self.cfg.on_baseline();
         let node = self.hosts[host].node.as_mut()?;
-        if !naive {
+        if naive {
+            node.observe_wall_clock(wall);
+        } else {
             node.raise_ballot_floor(wall);
         }
         Some(node)
