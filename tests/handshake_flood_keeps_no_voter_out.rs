@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use flood::Flood;
 use paxos_core::NodeId;
-use procs::{Proc, free_addr, make_certs, overlaps, peer_args, status, temp_dir, within};
+use procs::{Proc, free_addr, make_certs, overlaps, peer_args, serial, status, temp_dir, within};
 use transport_quic::{CaCertificate, Identity, QuicTransport, Settings};
 
 /// Flood sources: four loopback addresses other than 127.0.0.1 (all of 127/8 is local).
@@ -31,6 +31,7 @@ fn sources() -> Vec<IpAddr> {
 /// turns away.
 #[test]
 fn the_flooder_starts_real_handshakes() -> anyhow::Result<()> {
+    let _serial = serial();
     let certs = temp_dir("flood-sanity");
     make_certs(&certs, "1,2");
     let runtime = tokio::runtime::Runtime::new()?;
@@ -75,6 +76,7 @@ fn the_flooder_starts_real_handshakes() -> anyhow::Result<()> {
 
 #[test]
 fn a_restarted_voter_rejoins_within_one_lease_under_a_handshake_flood() {
+    let _serial = serial();
     let certs = temp_dir("flood");
     make_certs(&certs, "1,2,3");
     let a: Vec<String> = (0..3).map(|_| free_addr()).collect();

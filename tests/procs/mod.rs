@@ -15,6 +15,14 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gen-paxos");
 
+/// Held for the whole of a test that runs node processes: one such test at a time per
+/// test binary, so their timing does not depend on how many others share the 2 cores.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A fresh directory under the system's temp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gen-paxos-{name}-{}", std::process::id()));
