@@ -343,3 +343,48 @@ fn peers_sharing_an_address_are_refused() {
     assert!(one_line(&e).contains("this node's own address"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A node refuses to start, in one line, with a certificate its peers would refuse: one
+/// from another CA than its `ca.pem`, or a key that is not the certificate's.
+#[test]
+fn a_certificate_the_cluster_would_refuse_stops_the_node_at_start() {
+    let (ours, theirs) = (dir("ca-ours"), dir("ca-theirs"));
+    certs(&ours, "1,2");
+    certs(&theirs, "1,2");
+    let listen = format!("127.0.0.1:{}", port());
+    let run = |d: &Path| {
+        fails(&[
+            "node",
+            "--id",
+            "1",
+            "--listen",
+            &listen,
+            "--peer",
+            "2=127.0.0.1:9",
+            "--certs",
+            d.to_str().expect("utf8"),
+        ])
+    };
+    // Node 1's certificate and key from another cluster's CA.
+    for ext in ["pem", "key"] {
+        std::fs::copy(
+            theirs.join(format!("node-1.{ext}")),
+            ours.join(format!("node-1.{ext}")),
+        )
+        .expect("copy");
+    }
+    let e = run(&ours);
+    assert!(
+        one_line(&e).contains("not one the cluster CA (ca.pem) vouches for"),
+        "{e}"
+    );
+    // Node 1's own certificate with node 2's key.
+    std::fs::copy(theirs.join("node-2.key"), theirs.join("node-1.key")).expect("copy");
+    let e = run(&theirs);
+    assert!(
+        one_line(&e).contains("the private key does not belong to the certificate"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&ours);
+    let _ = std::fs::remove_dir_all(&theirs);
+}
