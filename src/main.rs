@@ -10,8 +10,33 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "gen-paxos", version, about)]
 struct Cli {
+    /// How log lines (stderr, filtered by RUST_LOG, default `warn`) are written: `text`
+    /// (coloured only when stderr is a terminal) or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr through `tracing-subscriber`: its JSON formatter, or text with ANSI
+/// colours only when a person is reading a terminal.
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -25,11 +50,24 @@ enum Command {
     Certs(cli::certs::CertsArgs),
     /// Run one node of a cluster; its events are printed as JSON lines on stdout.
     Node(cli::node::NodeArgs),
-    /// Ask a running node who is master.
+    /// Ask a running node who is master (exit 0: a master is known; 3: none; 4: no answer).
     Status(cli::status::StatusArgs),
+    /// Ask a running node to resign a lease (or all of them).
+    Resign(cli::resign::ResignArgs),
 }
 
-fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(work: F) -> anyhow::Result<()> {
+/// The exit code a command chose, or 1 with one line for an error.
+fn exit_code(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            cli::common::complain(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn block_on<T, F: std::future::Future<Output = anyhow::Result<T>>>(work: F) -> anyhow::Result<T> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -41,24 +79,21 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(work: F) -> any
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    init_logs(cli.log_format);
+    cli::common::set_json_logs(cli.log_format == LogFormat::Json);
     let result = match &cli.command {
         Command::Demo(args) => block_on(cli::demo::run(args)),
         Command::Simulate(args) => cli::simulate::run(args),
         Command::Certs(args) => cli::certs::run(args),
         Command::Node(args) => block_on(cli::node::run(args)),
-        Command::Status(args) => block_on(cli::status::run(args)),
+        Command::Status(args) => return exit_code(block_on(cli::status::run(args))),
+        Command::Resign(args) => return exit_code(block_on(cli::resign::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One clear line (with its causes), no backtrace.
-            eprintln!("gen-paxos: {e:#}");
+            cli::common::complain(&format!("{e:#}"));
             ExitCode::FAILURE
         }
     }

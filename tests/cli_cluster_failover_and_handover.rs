@@ -1,12 +1,13 @@
 //! End to end with real processes: `gen-paxos certs`, three `gen-paxos node` processes over
-//! QUIC on loopback, `gen-paxos status`; SIGKILL of the master, `resign` on stdin, SIGTERM.
+//! QUIC on loopback, `gen-paxos status` and its exit codes; SIGKILL of the master,
+//! `gen-paxos resign`, SIGTERM.
 //! Also checks that every event line follows the documented JSON fields exactly.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,7 +20,6 @@ struct NodeProc {
     id: u64,
     addr: String,
     child: Child,
-    stdin: Option<ChildStdin>,
     lines: Arc<Mutex<Vec<Value>>>,
 }
 
@@ -88,7 +88,7 @@ fn start(id: u64, addrs: &[(u64, String)], certs: &Path) -> NodeProc {
         cmd.args(["--peer", &format!("{peer}={a}")]);
     }
     let mut child = cmd
-        .stdin(Stdio::piped())
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -103,12 +103,10 @@ fn start(id: u64, addrs: &[(u64, String)], certs: &Path) -> NodeProc {
             sink.lock().expect("lock").push(value);
         }
     });
-    let stdin = child.stdin.take();
     NodeProc {
         id,
         addr,
         child,
-        stdin,
         lines,
     }
 }
@@ -127,9 +125,13 @@ fn status(certs: &Path, node: &NodeProc) -> Option<Value> {
         .arg(certs)
         .output()
         .expect("run status");
-    out.status
-        .success()
-        .then(|| serde_json::from_slice(&out.stdout).expect("status prints JSON"))
+    // Exit 0 with a known master, 3 without one; the JSON is printed either way.
+    matches!(out.status.code(), Some(0 | 3))
+        .then(|| serde_json::from_slice::<Value>(&out.stdout).expect("status prints JSON"))
+        .inspect(|v| {
+            let known = !v["leases"][0]["master"].is_null();
+            assert_eq!(out.status.code(), Some(if known { 0 } else { 3 }), "{v}");
+        })
 }
 
 fn check_fields(v: &Value) {
@@ -260,9 +262,30 @@ fn three_node_processes_fail_over_hand_over_and_shut_down_cleanly() {
         "fencing token grew past the dead master's"
     );
 
-    // `resign` on the new master's stdin hands over to the other survivor.
+    // The dead node does not answer: `status` exits 4.
+    let out = Command::new(BIN)
+        .args([
+            "status",
+            "--timeout",
+            "500ms",
+            "--peer",
+            &format!("{}={}", dead.id, dead.addr),
+            "--certs",
+        ])
+        .arg(&certs)
+        .output()
+        .expect("run status");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `gen-paxos resign` (client certificate) hands the new master's lease over to the
+    // other survivor.
     let m = nodes
-        .iter_mut()
+        .iter()
         .find(|n| n.id == new_master)
         .expect("new master");
     let last_token = m
@@ -270,7 +293,32 @@ fn three_node_processes_fail_over_hand_over_and_shut_down_cleanly() {
         .last()
         .map(token)
         .unwrap_or_else(|| token(&m.events("elected")[0]));
-    writeln!(m.stdin.as_mut().expect("stdin"), "resign").expect("write resign");
+    let resign = |lease: &str| {
+        Command::new(BIN)
+            .args([
+                "resign",
+                "--lease",
+                lease,
+                "--peer",
+                &format!("{}={}", m.id, m.addr),
+                "--certs",
+            ])
+            .arg(&certs)
+            .output()
+            .expect("run resign")
+    };
+    let out = resign("nosuch");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not joined"),
+        "{out:?}"
+    );
+    let out = resign("default");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("node {new_master} resigned default (it was master)")
+    );
     let other = nodes
         .iter()
         .position(|n| n.id != new_master)
@@ -331,5 +379,46 @@ fn three_node_processes_fail_over_hand_over_and_shut_down_cleanly() {
         }
     }
     assert!(count > 10, "only {count} event lines");
+    let _ = std::fs::remove_dir_all(&certs);
+}
+
+/// A node whose peers never started: `status` answers but exits 3 (no master known), and
+/// lists the peers as down, not alive.
+#[test]
+fn a_lone_node_reports_no_master_and_its_peers_down() {
+    let certs = std::env::temp_dir().join(format!("gen-paxos-lone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&certs);
+    let made = Command::new(BIN)
+        .args(["certs", "--nodes", "1,2,3", "--out"])
+        .arg(&certs)
+        .output()
+        .expect("certs");
+    assert!(made.status.success());
+    let addrs: Vec<(u64, String)> = (1..=3)
+        .map(|i| (i, format!("127.0.0.1:{}", free_port())))
+        .collect();
+    let node = start(1, &addrs, &certs);
+    let mut answer = None;
+    wait_until("node 1 to answer status", Duration::from_secs(10), || {
+        let out = Command::new(BIN)
+            .args([
+                "status",
+                "--json",
+                "--peer",
+                &format!("1={}", node.addr),
+                "--certs",
+            ])
+            .arg(&certs)
+            .output()
+            .expect("run status");
+        answer = (out.status.code() != Some(4)).then_some(out);
+        answer.is_some()
+    });
+    let out = answer.expect("answered");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["alive"], serde_json::json!([1]), "{v}");
+    assert_eq!(v["down"], serde_json::json!([2, 3]), "{v}");
+    assert!(v["leases"][0]["master"].is_null(), "{v}");
     let _ = std::fs::remove_dir_all(&certs);
 }

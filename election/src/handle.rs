@@ -198,7 +198,15 @@ impl Election {
                 o
             },
             leases: RwLock::new(HashMap::new()),
-            down: Mutex::new(BTreeSet::new()),
+            // A peer is alive once heard from, not before: a node that starts alone must
+            // not report peers that never answered as alive.
+            down: Mutex::new(
+                core.members()
+                    .iter()
+                    .copied()
+                    .filter(|&m| m != config.node)
+                    .collect(),
+            ),
             events: event_channel(),
             stopped: AtomicBool::new(false),
         });
@@ -363,7 +371,8 @@ impl Election {
         self.inner.shared.set_stopped();
     }
 
-    /// Voters that answer (gen_leader `alive/1`), this node included if it votes.
+    /// Voters heard from within the peer timeout (gen_leader `alive/1`), this node
+    /// included if it votes. A peer never heard from since start is down.
     pub fn alive(&self) -> Vec<NodeId> {
         let down = self.down();
         self.inner

@@ -250,7 +250,9 @@ impl Cluster {
     fn command(&self, id: u64) -> Command {
         let own = &self.addrs[(id - 1) as usize].1;
         let mut cmd = Command::new(&self.setup.bin);
+        // Resign is timed from a line on the master's stdin.
         cmd.args(["node", "--id", &id.to_string(), "--listen", own])
+            .arg("--stdin-commands")
             .arg("--certs")
             .arg(&self.certs)
             .args([

@@ -10,6 +10,32 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use transport_quic::{CaCertificate, Identity};
 
+static JSON_LOGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Records that stderr carries JSON log lines (`--log-format json`).
+pub fn set_json_logs(json: bool) {
+    let _ = JSON_LOGS.set(json);
+}
+
+/// A line for the person running the tool, on stderr: plain text, or an `info` event in
+/// JSON mode so that stderr stays one JSON object per line.
+pub fn notice(line: &str) {
+    if JSON_LOGS.get().copied().unwrap_or(false) {
+        tracing::info!("{line}");
+    } else {
+        eprintln!("gen-paxos: {line}");
+    }
+}
+
+/// Like [`notice`] for a failure: an `error` event in JSON mode.
+pub fn complain(line: &str) {
+    if JSON_LOGS.get().copied().unwrap_or(false) {
+        tracing::error!("{line}");
+    } else {
+        eprintln!("gen-paxos: {line}");
+    }
+}
+
 /// Writes one line to stdout, flushed; exits quietly if stdout was closed (see `outln!`).
 pub fn emit(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
@@ -18,7 +44,7 @@ pub fn emit(line: std::fmt::Arguments<'_>) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        eprintln!("gen-paxos: cannot write to stdout: {e}");
+        complain(&format!("cannot write to stdout: {e}"));
         std::process::exit(1);
     }
 }

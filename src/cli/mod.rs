@@ -10,7 +10,9 @@ macro_rules! outln {
 
 pub mod certs;
 pub mod common;
+pub mod control;
 pub mod demo;
 pub mod node;
+pub mod resign;
 pub mod simulate;
 pub mod status;

@@ -10,8 +10,7 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use clap::Args;
 use election::{
-    Candidacy, Election, ElectionEvent, Leader, LeaseInfo, NodeId, StatusRequest, SurrenderInfo,
-    Wire,
+    Candidacy, Election, ElectionEvent, Leader, LeaseInfo, NodeId, SurrenderInfo, Wire,
 };
 use serde::Deserialize;
 use tokio::io::AsyncBufReadExt;
@@ -19,7 +18,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
 use transport_quic::{QuicTransport, Settings};
 
-use super::common::{event_json, load_identity, missing, parse_duration, parse_peer};
+use super::common::{
+    complain, event_json, load_identity, missing, notice, parse_duration, parse_peer,
+};
 
 /// Arguments of `gen-paxos node`. Every setting may also come from `--config FILE` (TOML,
 /// same names with underscores; flags win).
@@ -65,6 +66,9 @@ pub struct NodeArgs {
     /// A TOML file with the same settings.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Read `resign [NAME]` commands from stdin (off by default: use `gen-paxos resign`).
+    #[arg(long)]
+    pub stdin_commands: bool,
     /// Test-only: scale this node's local clock rate (e.g. 1.0005), to emulate clock-rate
     /// error in fault tests. Beyond `rho` (0.1%) the lease guarantee is void.
     #[arg(long, hide = true)]
@@ -272,41 +276,31 @@ pub async fn run(args: &NodeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot join lease {name:?}"))?;
     }
-    if let Some(mut requests) = status_requests {
-        let election = election.clone();
-        tokio::spawn(async move {
-            while let Some(request) = requests.next().await {
-                match request.decode::<StatusRequest>() {
-                    Ok(question) => {
-                        let answer = election.status(&question);
-                        if let Err(e) = request.respond(&answer) {
-                            debug!(error = %e, "status answer not sent");
-                        }
-                    }
-                    Err(e) => debug!(error = %e, "malformed status request"),
-                }
-            }
-        });
+    if let Some(requests) = status_requests {
+        super::control::serve(requests, election.clone(), s.leases.clone());
     }
-    eprintln!(
-        "gen-paxos: node {} listening on {}, leases {:?}",
+    notice(&format!(
+        "node {} listening on {}, leases {:?}",
         s.id, s.listen, s.leases
-    );
+    ));
 
-    wait_for_stop(&election, &s.leases).await?;
+    wait_for_stop(&election, &s.leases, args.stdin_commands).await?;
     election.shutdown().await;
     // Let the printer write the surrenders of the shutdown before exiting.
     let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
     Ok(())
 }
 
-/// Serves `resign [NAME]` lines on stdin until SIGTERM or SIGINT.
-async fn wait_for_stop(election: &Election, leases: &[String]) -> Result<()> {
+/// Waits for SIGTERM or SIGINT, serving `resign [NAME]` lines on stdin meanwhile if asked
+/// to (`--stdin-commands`). Stdin is left alone otherwise: a node started in the
+/// background of an interactive shell must not read the terminal (the shell would stop
+/// it, "Stopped (tty input)").
+async fn wait_for_stop(election: &Election, leases: &[String], stdin_commands: bool) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut stdin_open = true;
+    let mut stdin_open = stdin_commands;
     loop {
         tokio::select! {
             _ = term.recv() => return Ok(()),
@@ -331,11 +325,11 @@ async fn command(election: &Election, leases: &[String], line: &str) {
             for name in names {
                 match election.resign(name).await {
                     Ok(was_master) => info!(lease = name, was_master, "resigned"),
-                    Err(e) => eprintln!("gen-paxos: cannot resign {name:?}: {e}"),
+                    Err(e) => complain(&format!("cannot resign {name:?}: {e}")),
                 }
             }
         }
-        _ => eprintln!("gen-paxos: unknown command {line:?} (try: resign [NAME])"),
+        _ => complain(&format!("unknown command {line:?} (try: resign [NAME])")),
     }
 }
 

@@ -1,17 +1,21 @@
-//! `gen-paxos status`: asks a running node who is master.
+//! `gen-paxos status`: asks a running node who is master, with exit codes for scripts.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use clap::Args;
-use election::{NodeId, StatusReply, StatusRequest};
-use transport_quic::{Settings, StatusClient};
+use election::{NodeId, StatusRequest};
 
-use super::common::{load_identity, parse_peer};
+use super::common::{complain, parse_peer};
+use super::control::{self, EXIT_ERROR, EXIT_NO_MASTER, EXIT_OK, ToolAnswer, ToolRequest};
 
 /// Arguments of `gen-paxos status`.
+///
+/// Exit codes: 0 every lease asked about has a known master; 3 the node answered but some
+/// lease has none (or the node joined none); 4 the node did not answer in time or refused
+/// the client; 1 bad input (flags, certificate files, a lease the node has not joined).
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Directory with ca.pem and client.pem/.key.
@@ -31,36 +35,39 @@ pub struct StatusArgs {
     pub timeout: Duration,
 }
 
-/// Asks and prints.
-pub async fn run(args: &StatusArgs) -> Result<()> {
-    let (identity, ca) = load_identity(&args.certs, None)?;
-    let (node, addr) = args.peer;
-    let mut settings = Settings::default();
-    settings.connect_timeout = args.timeout;
+/// Asks, prints, and returns the exit code.
+pub async fn run(args: &StatusArgs) -> Result<u8> {
+    let (node, _) = args.peer;
     let question = match &args.lease {
         Some(name) => StatusRequest::lease(name.clone()),
         None => StatusRequest::all(),
     };
-    let ask = async {
-        let client = StatusClient::connect(addr, node, &identity, &ca, &settings).await?;
-        let answer: StatusReply = client.request(&question).await?;
-        client.close().await;
-        Ok::<_, transport_quic::Error>(answer)
+    let answer = match control::ask(
+        &args.certs,
+        args.peer,
+        args.timeout,
+        &ToolRequest::Status(question),
+    )
+    .await
+    {
+        Ok(ToolAnswer::Status(answer)) => answer,
+        Ok(other) => {
+            complain(&format!("node {node} gave an unexpected answer: {other:?}"));
+            return Ok(EXIT_ERROR);
+        }
+        Err(e) => return Ok(control::report(e)),
     };
-    let answer = tokio::time::timeout(args.timeout, ask)
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "node {node} at {addr} did not answer within {:?}",
-                args.timeout
-            )
-        })?
-        .with_context(|| format!("cannot ask node {node} at {addr}"))?;
     if let Some(name) = &args.lease
         && !answer.leases.iter().any(|l| &l.lease == name)
     {
-        bail!("node {node} has not joined lease {name:?}");
+        complain(&format!("node {node} has not joined lease {name:?}"));
+        return Ok(EXIT_ERROR);
     }
+    let code = if !answer.leases.is_empty() && answer.leases.iter().all(|l| l.master.is_some()) {
+        EXIT_OK
+    } else {
+        EXIT_NO_MASTER
+    };
     if args.json {
         let leases: Vec<_> = answer
             .leases
@@ -145,5 +152,5 @@ pub async fn run(args: &StatusArgs) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(code)
 }

@@ -1213,6 +1213,8 @@ impl Cluster {
             &self.addr(id),
             "--lease-duration",
             &format!("{}ms", self.opts.lease_ms),
+            // The harness resigns masters by a line on stdin.
+            "--stdin-commands",
             "--certs",
         ])
         .arg(&self.certs);

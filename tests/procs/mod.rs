@@ -69,7 +69,8 @@ impl Proc {
     /// Starts `gen-paxos node --id <id> --listen <addr> --certs <certs> <args...>`.
     pub fn start(id: u64, addr: &str, certs: &Path, args: &[String]) -> Proc {
         let mut child = Command::new(BIN)
-            .args(["node", "--id", &id.to_string(), "--listen", addr, "--certs"])
+            .args(["node", "--id", &id.to_string(), "--listen", addr])
+            .args(["--stdin-commands", "--certs"])
             .arg(certs)
             .args(args)
             .stdin(Stdio::piped())

@@ -1,0 +1,129 @@
+//! The tool's control channel: what `gen-paxos status` and `gen-paxos resign` ask a running
+//! node, over the transport's status-client streams (authenticated with `client.pem`),
+//! and how the node answers. Also the exit codes scripts and orchestrators rely on.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use election::{Election, NodeId, StatusReply, StatusRequest};
+use serde::{Deserialize, Serialize};
+use tracing::debug;
+use transport_quic::{ClientRequests, Settings, StatusClient};
+
+use super::common::load_identity;
+
+/// Exit code: done (for `status`: every lease asked about has a known master).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: bad input or local files (and anything unexpected).
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code of `status`: the node answered, and some lease asked about has no known master.
+pub const EXIT_NO_MASTER: u8 = 3;
+/// Exit code: the node did not answer in time, or refused the client.
+pub const EXIT_UNREACHABLE: u8 = 4;
+
+/// A question from the tool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ToolRequest {
+    /// Who is master, peers, fingerprints.
+    Status(StatusRequest),
+    /// Resign one lease, or every lease the node joined.
+    Resign {
+        /// The lease; `None` for all.
+        lease: Option<String>,
+    },
+}
+
+/// A node's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ToolAnswer {
+    /// The status.
+    Status(StatusReply),
+    /// One entry per lease resigned: whether the node was master, or why it could not.
+    Resigned(Vec<(String, Result<bool, String>)>),
+}
+
+/// The node side: answers every request until the transport closes.
+pub fn serve(mut requests: ClientRequests, election: Election, leases: Vec<String>) {
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let answer = match request.decode::<ToolRequest>() {
+                Ok(ToolRequest::Status(question)) => ToolAnswer::Status(election.status(&question)),
+                Ok(ToolRequest::Resign { lease }) => {
+                    let names = lease.map_or_else(|| leases.clone(), |l| vec![l]);
+                    let mut results = Vec::with_capacity(names.len());
+                    for name in names {
+                        let outcome = election.resign(&name).await.map_err(|e| e.to_string());
+                        tracing::info!(lease = %name, ?outcome, "resign asked by a client");
+                        results.push((name, outcome));
+                    }
+                    ToolAnswer::Resigned(results)
+                }
+                Err(e) => {
+                    debug!(error = %e, "malformed request from a client");
+                    continue;
+                }
+            };
+            if let Err(e) = request.respond(&answer) {
+                debug!(error = %e, "answer not sent");
+            }
+        }
+    });
+}
+
+/// Why a question got no answer.
+#[derive(Debug)]
+pub enum AskError {
+    /// Local trouble (certificate files): exit [`EXIT_ERROR`].
+    Local(anyhow::Error),
+    /// The node did not answer or refused: exit [`EXIT_UNREACHABLE`].
+    Unreachable(String),
+}
+
+/// Asks node `peer` one question with the client certificate in `certs`.
+pub async fn ask(
+    certs: &Path,
+    peer: (NodeId, SocketAddr),
+    timeout: Duration,
+    request: &ToolRequest,
+) -> Result<ToolAnswer, AskError> {
+    let (identity, ca) = load_identity(certs, None).map_err(AskError::Local)?;
+    let (node, addr) = peer;
+    let mut settings = Settings::default();
+    settings.connect_timeout = timeout;
+    let exchange = async {
+        let client = StatusClient::connect(addr, node, &identity, &ca, &settings).await?;
+        let answer: ToolAnswer = client.request(request).await?;
+        client.close().await;
+        Ok::<_, transport_quic::Error>(answer)
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err(AskError::Unreachable(format!(
+            "node {node} at {addr} did not answer within {timeout:?}"
+        ))),
+        // A certificate the node's CA does not vouch for is the caller's problem.
+        Ok(Err(transport_quic::Error::Cert(e))) => Err(AskError::Local(
+            anyhow::Error::new(e)
+                .context(format!("cannot use client.pem from {}", certs.display())),
+        )),
+        Ok(Err(e)) => Err(AskError::Unreachable(format!(
+            "cannot ask node {node} at {addr}: {e}"
+        ))),
+        Ok(Ok(answer)) => Ok(answer),
+    }
+}
+
+/// Prints an [`AskError`] as one line and returns its exit code.
+pub fn report(error: AskError) -> u8 {
+    match error {
+        AskError::Local(e) => {
+            super::common::complain(&format!("{e:#}"));
+            EXIT_ERROR
+        }
+        AskError::Unreachable(why) => {
+            super::common::complain(&why);
+            EXIT_UNREACHABLE
+        }
+    }
+}
