@@ -72,9 +72,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Loads `node-<id>.pem`/`.key` (or `client.pem`/`.key` for `None`) and `ca.pem` from `dir`.
 pub fn load_identity(dir: &Path, node: Option<NodeId>) -> Result<(Identity, CaCertificate)> {
-    let (cert, key) = match node {
-        Some(id) => transport_quic::node_file_names(id),
-        None => ("client.pem".to_string(), "client.key".to_string()),
+    load_identity_named(dir, node, None)
+}
+
+/// Like [`load_identity`]; a client may be named (`client-<NAME>.pem`, made by
+/// `certs --add-client NAME`).
+pub fn load_identity_named(
+    dir: &Path,
+    node: Option<NodeId>,
+    client: Option<&str>,
+) -> Result<(Identity, CaCertificate)> {
+    let (cert, key) = match (node, client) {
+        (Some(id), _) => transport_quic::node_file_names(id),
+        (None, Some(name)) => (format!("client-{name}.pem"), format!("client-{name}.key")),
+        (None, None) => ("client.pem".to_string(), "client.key".to_string()),
     };
     let identity = Identity::load(&dir.join(&cert), &dir.join(&key))
         .with_context(|| format!("cannot load {} and {} from {}", cert, key, dir.display()))?;

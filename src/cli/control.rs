@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 use transport_quic::{ClientRequests, Settings, StatusClient};
 
-use super::common::load_identity;
+use super::common::load_identity_named;
 
 /// Exit code: done (for `status`: every lease asked about has a known master).
 pub const EXIT_OK: u8 = 0;
@@ -81,14 +81,16 @@ pub enum AskError {
     Unreachable(String),
 }
 
-/// Asks node `peer` one question with the client certificate in `certs`.
+/// Asks node `peer` one question with the client certificate in `certs` (`client.pem`,
+/// or `client-<NAME>.pem` for `client`).
 pub async fn ask(
     certs: &Path,
+    client: Option<&str>,
     peer: (NodeId, SocketAddr),
     timeout: Duration,
     request: &ToolRequest,
 ) -> Result<ToolAnswer, AskError> {
-    let (identity, ca) = load_identity(certs, None).map_err(AskError::Local)?;
+    let (identity, ca) = load_identity_named(certs, None, client).map_err(AskError::Local)?;
     let (node, addr) = peer;
     let mut settings = Settings::default();
     settings.connect_timeout = timeout;

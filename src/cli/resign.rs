@@ -21,6 +21,9 @@ pub struct ResignArgs {
     /// Directory with ca.pem and client.pem/.key.
     #[arg(long)]
     pub certs: PathBuf,
+    /// Use client-<NAME>.pem/.key (made by `certs --add-client NAME`) instead of client.pem.
+    #[arg(long)]
+    pub client: Option<String>,
     /// The node, as ID=ADDR.
     #[arg(long, value_parser = parse_peer)]
     pub peer: (NodeId, SocketAddr),
@@ -38,7 +41,15 @@ pub async fn run(args: &ResignArgs) -> Result<u8> {
     let request = ToolRequest::Resign {
         lease: args.lease.clone(),
     };
-    let results = match control::ask(&args.certs, args.peer, args.timeout, &request).await {
+    let results = match control::ask(
+        &args.certs,
+        args.client.as_deref(),
+        args.peer,
+        args.timeout,
+        &request,
+    )
+    .await
+    {
         Ok(ToolAnswer::Resigned(results)) => results,
         Ok(other) => {
             complain(&format!("node {node} gave an unexpected answer: {other:?}"));

@@ -21,6 +21,9 @@ pub struct StatusArgs {
     /// Directory with ca.pem and client.pem/.key.
     #[arg(long)]
     pub certs: PathBuf,
+    /// Use client-<NAME>.pem/.key (made by `certs --add-client NAME`) instead of client.pem.
+    #[arg(long)]
+    pub client: Option<String>,
     /// The node to ask, as ID=ADDR (its id authenticates its certificate).
     #[arg(long, value_parser = parse_peer)]
     pub peer: (NodeId, SocketAddr),
@@ -44,6 +47,7 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
     };
     let answer = match control::ask(
         &args.certs,
+        args.client.as_deref(),
         args.peer,
         args.timeout,
         &ToolRequest::Status(question),

@@ -371,9 +371,66 @@ pub fn write_cluster_certs(
     let client = ca.issue_client()?;
     files.push(("client.pem".into(), client.cert_pem, false));
     files.push(("client.key".into(), client.key_pem, true));
+    // Everything is checked before anything is written: never a half-replaced set.
+    write_set(dir, files, force)
+}
 
+/// Issues certificates for `nodes` with the CA saved in `dir` (`ca.pem` and `ca.key`) and
+/// writes `node-<id>.pem`/`.key` next to it, for a node added to a running cluster. The
+/// CA is never rewritten. An existing node file is refused unless `force` (which replaces
+/// that node's files only). Returns the paths written.
+pub fn add_node_certs(
+    dir: &Path,
+    nodes: &[NodeId],
+    force: bool,
+) -> Result<Vec<PathBuf>, CertError> {
+    let ca = ClusterCa::load(&dir.join("ca.pem"), &dir.join("ca.key"))?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut files = Vec::new();
+    for &id in nodes {
+        if !seen.insert(id) {
+            return Err(CertError::DuplicateNode(id));
+        }
+        let issued = ca.issue_node(id)?;
+        let (cert_name, key_name) = node_file_names(id);
+        files.push((cert_name, issued.cert_pem, false));
+        files.push((key_name, issued.key_pem, true));
+    }
+    write_set(dir, files, force)
+}
+
+/// Issues a status-client certificate named `name` (file names `client-<name>.pem` and
+/// `.key`; the identity is "client" like `client.pem`'s) with the CA saved in `dir`. The
+/// CA is never rewritten; an existing file is refused unless `force`. Names are 1 to 64
+/// ASCII letters, digits, `-` or `_`.
+pub fn add_client_cert(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>, CertError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(CertError::Parse(format!(
+            "client name {name:?}: use 1 to 64 letters, digits, '-' or '_'"
+        )));
+    }
+    let ca = ClusterCa::load(&dir.join("ca.pem"), &dir.join("ca.key"))?;
+    let issued = ca.issue_client()?;
+    let files = vec![
+        (format!("client-{name}.pem"), issued.cert_pem, false),
+        (format!("client-{name}.key"), issued.key_pem, true),
+    ];
+    write_set(dir, files, force)
+}
+
+/// Writes `(file name, contents, secret?)` into `dir`; without `force`, checks that none
+/// exists before writing any, so a set is never half written.
+fn write_set(
+    dir: &Path,
+    files: Vec<(String, String, bool)>,
+    force: bool,
+) -> Result<Vec<PathBuf>, CertError> {
     if !force {
-        // Check everything before writing anything: never leave a half-replaced set.
         for (name, _, _) in &files {
             let path = dir.join(name);
             if path.exists() {

@@ -164,7 +164,8 @@ pub mod tls;
 pub mod transport;
 
 pub use certs::{
-    CaCertificate, ClusterCa, Identity, IssuedCert, Validity, node_file_names, write_cluster_certs,
+    CaCertificate, ClusterCa, Identity, IssuedCert, Validity, add_client_cert, add_node_certs,
+    node_file_names, write_cluster_certs,
 };
 pub use client::{ClientRequest, ClientRequests, StatusClient};
 pub use codec::CodecError;
