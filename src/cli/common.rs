@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use election::{ElectionEvent, MasterInfo, NodeId};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use transport_quic::{CaCertificate, Identity};
+use transport_quic::{CaCertificate, Identity, PeerAddr};
 
 static JSON_LOGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
@@ -49,8 +49,9 @@ pub fn emit(line: std::fmt::Arguments<'_>) {
     }
 }
 
-/// `ID=ADDR`, e.g. `2=127.0.0.1:7002`.
-pub fn parse_peer(text: &str) -> Result<(NodeId, SocketAddr), String> {
+/// `ID=ADDR`, e.g. `2=127.0.0.1:7002` or `2=node2.example:7002` (a name is resolved at
+/// every connection).
+pub fn parse_peer(text: &str) -> Result<(NodeId, PeerAddr), String> {
     let (id, addr) = text
         .split_once('=')
         .ok_or_else(|| format!("expected ID=ADDR, got {text:?}"))?;
@@ -58,11 +59,23 @@ pub fn parse_peer(text: &str) -> Result<(NodeId, SocketAddr), String> {
         .trim()
         .parse::<u64>()
         .map_err(|_| format!("{id:?} is not a node id"))?;
-    let addr = addr
-        .trim()
-        .parse::<SocketAddr>()
-        .map_err(|_| format!("{addr:?} is not an address like 127.0.0.1:7001"))?;
+    let addr = addr.trim().parse::<PeerAddr>()?;
     Ok((NodeId(id), addr))
+}
+
+/// The address a tool connects to for `peer`, resolved now (a name, to the first address
+/// of the family of `0.0.0.0`/`::` that fits).
+pub async fn resolve(peer: &PeerAddr) -> Result<SocketAddr, String> {
+    let found = peer
+        .resolve()
+        .await
+        .map_err(|e| format!("cannot resolve {peer}: {e}"))?;
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("{peer} resolves to no address"))
 }
 
 /// A duration such as `2s`, `500ms`, `1.5s`.

@@ -2,7 +2,6 @@
 //! node, over the transport's status-client streams (authenticated with `client.pem`),
 //! and how the node answers. Also the exit codes scripts and orchestrators rely on.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use anyhow::Result;
 use election::{Election, NodeId, StatusReply, StatusRequest};
 use serde::{Deserialize, Serialize};
 use tracing::debug;
-use transport_quic::{ClientRequests, Settings, StatusClient};
+use transport_quic::{ClientRequests, PeerAddr, Settings, StatusClient};
 
 use super::common::load_identity_named;
 
@@ -86,12 +85,15 @@ pub enum AskError {
 pub async fn ask(
     certs: &Path,
     client: Option<&str>,
-    peer: (NodeId, SocketAddr),
+    peer: &(NodeId, PeerAddr),
     timeout: Duration,
     request: &ToolRequest,
 ) -> Result<ToolAnswer, AskError> {
     let (identity, ca) = load_identity_named(certs, None, client).map_err(AskError::Local)?;
-    let (node, addr) = peer;
+    let node = peer.0;
+    let addr = super::common::resolve(&peer.1)
+        .await
+        .map_err(AskError::Unreachable)?;
     let mut settings = Settings::default();
     settings.connect_timeout = timeout;
     let exchange = async {

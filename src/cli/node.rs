@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
-use transport_quic::{QuicTransport, Settings};
+use transport_quic::{PeerAddr, QuicTransport, Settings};
 
 use super::common::{
     complain, event_json, load_identity, missing, notice, parse_duration, parse_peer,
@@ -34,11 +34,11 @@ pub struct NodeArgs {
     pub listen: Option<SocketAddr>,
     /// Another voter, as ID=ADDR (repeat for each).
     #[arg(long = "peer", value_parser = parse_peer)]
-    pub peers: Vec<(NodeId, SocketAddr)>,
+    pub peers: Vec<(NodeId, PeerAddr)>,
     /// An observer node (learns, never votes), as ID=ADDR. Every node must list the same
     /// voters and observers.
     #[arg(long = "observer-peer", value_parser = parse_peer)]
-    pub observer_peers: Vec<(NodeId, SocketAddr)>,
+    pub observer_peers: Vec<(NodeId, PeerAddr)>,
     /// Directory with ca.pem and node-<id>.pem/.key (see `gen-paxos certs`).
     #[arg(long)]
     pub certs: Option<PathBuf>,
@@ -82,9 +82,9 @@ struct NodeFile {
     id: Option<u64>,
     listen: Option<SocketAddr>,
     #[serde(default)]
-    peers: BTreeMap<u64, SocketAddr>,
+    peers: BTreeMap<u64, String>,
     #[serde(default)]
-    observer_peers: BTreeMap<u64, SocketAddr>,
+    observer_peers: BTreeMap<u64, String>,
     certs: Option<PathBuf>,
     #[serde(default)]
     leases: Vec<String>,
@@ -102,8 +102,8 @@ struct NodeFile {
 struct Settled {
     id: NodeId,
     listen: SocketAddr,
-    peers: Vec<(NodeId, SocketAddr)>,
-    observer_peers: Vec<(NodeId, SocketAddr)>,
+    peers: Vec<(NodeId, PeerAddr)>,
+    observer_peers: Vec<(NodeId, PeerAddr)>,
     certs: PathBuf,
     leases: Vec<String>,
     lease_duration: Duration,
@@ -123,11 +123,18 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
         }
         None => NodeFile::default(),
     };
-    let pairs = |flags: &[(NodeId, SocketAddr)], file: &BTreeMap<u64, SocketAddr>| {
+    let pairs = |flags: &[(NodeId, PeerAddr)],
+                 file: &BTreeMap<u64, String>|
+     -> Result<Vec<(NodeId, PeerAddr)>> {
         if flags.is_empty() {
-            file.iter().map(|(&id, &a)| (NodeId(id), a)).collect()
+            file.iter()
+                .map(|(&id, a)| {
+                    let addr = a.parse::<PeerAddr>().map_err(anyhow::Error::msg);
+                    Ok((NodeId(id), addr.context("a peer in --config")?))
+                })
+                .collect()
         } else {
-            flags.to_vec()
+            Ok(flags.to_vec())
         }
     };
     let lease_duration = match (args.lease_duration, &file.lease_duration) {
@@ -161,8 +168,8 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
             .listen
             .or(file.listen)
             .ok_or_else(|| missing("--listen"))?,
-        peers: pairs(&args.peers, &file.peers),
-        observer_peers: pairs(&args.observer_peers, &file.observer_peers),
+        peers: pairs(&args.peers, &file.peers)?,
+        observer_peers: pairs(&args.observer_peers, &file.observer_peers)?,
         certs: args
             .certs
             .clone()
@@ -180,10 +187,11 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
 /// Refuses peer lists that cannot be right: two ids at one address (messages for one would
 /// reach the other, which refuses them), or a peer at this node's own address.
 fn check_addresses(s: &Settled) -> Result<()> {
-    let mut seen: BTreeMap<SocketAddr, NodeId> = BTreeMap::new();
-    seen.insert(s.listen, s.id);
-    for &(id, addr) in s.peers.iter().chain(&s.observer_peers) {
-        if let Some(other) = seen.insert(addr, id)
+    let mut seen: BTreeMap<PeerAddr, NodeId> = BTreeMap::new();
+    seen.insert(PeerAddr::Socket(s.listen), s.id);
+    for (id, addr) in s.peers.iter().chain(&s.observer_peers) {
+        let id = *id;
+        if let Some(other) = seen.insert(addr.clone(), id)
             && other != id
         {
             if other == s.id {
@@ -255,8 +263,8 @@ pub async fn run(args: &NodeArgs) -> Result<()> {
     settings.accept_clients = true;
     let mut quic =
         transport_quic::Config::new(s.id, s.listen, identity, ca).with_settings(settings);
-    for &(id, addr) in s.peers.iter().chain(&s.observer_peers) {
-        quic = quic.with_peer(id, addr);
+    for (id, addr) in s.peers.iter().chain(&s.observer_peers) {
+        quic = quic.with_peer_addr(*id, addr.clone());
     }
     let transport = QuicTransport::<Wire>::bind(quic)
         .with_context(|| format!("cannot start node {} on {}", s.id, s.listen))?;

@@ -1,13 +1,13 @@
 //! `gen-paxos resign`: asks a running node to resign a lease (or all of them), like a
 //! `resign` line on its stdin used to, authenticated with the client certificate.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use election::NodeId;
+use transport_quic::PeerAddr;
 
 use super::common::{complain, parse_peer};
 use super::control::{self, EXIT_ERROR, EXIT_OK, ToolAnswer, ToolRequest};
@@ -26,7 +26,7 @@ pub struct ResignArgs {
     pub client: Option<String>,
     /// The node, as ID=ADDR.
     #[arg(long, value_parser = parse_peer)]
-    pub peer: (NodeId, SocketAddr),
+    pub peer: (NodeId, PeerAddr),
     /// The lease to resign (default: every lease the node joined).
     #[arg(long)]
     pub lease: Option<String>,
@@ -44,7 +44,7 @@ pub async fn run(args: &ResignArgs) -> Result<u8> {
     let results = match control::ask(
         &args.certs,
         args.client.as_deref(),
-        args.peer,
+        &args.peer,
         args.timeout,
         &request,
     )

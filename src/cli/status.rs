@@ -1,12 +1,12 @@
 //! `gen-paxos status`: asks a running node who is master, with exit codes for scripts.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use election::{NodeId, StatusRequest};
+use transport_quic::PeerAddr;
 
 use super::common::{complain, parse_peer};
 use super::control::{self, EXIT_ERROR, EXIT_NO_MASTER, EXIT_OK, ToolAnswer, ToolRequest};
@@ -26,7 +26,7 @@ pub struct StatusArgs {
     pub client: Option<String>,
     /// The node to ask, as ID=ADDR (its id authenticates its certificate).
     #[arg(long, value_parser = parse_peer)]
-    pub peer: (NodeId, SocketAddr),
+    pub peer: (NodeId, PeerAddr),
     /// Only this lease.
     #[arg(long)]
     pub lease: Option<String>,
@@ -40,7 +40,7 @@ pub struct StatusArgs {
 
 /// Asks, prints, and returns the exit code.
 pub async fn run(args: &StatusArgs) -> Result<u8> {
-    let (node, _) = args.peer;
+    let node = args.peer.0;
     let question = match &args.lease {
         Some(name) => StatusRequest::lease(name.clone()),
         None => StatusRequest::all(),
@@ -48,7 +48,7 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
     let answer = match control::ask(
         &args.certs,
         args.client.as_deref(),
-        args.peer,
+        &args.peer,
         args.timeout,
         &ToolRequest::Status(question),
     )

@@ -1,7 +1,9 @@
 //! What a node needs to start its transport, and the tunables.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use paxos_core::NodeId;
@@ -9,6 +11,100 @@ use paxos_core::NodeId;
 use crate::certs::{CaCertificate, Identity};
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, MAX_FRAME_LEN_CAP};
 use crate::error::Error;
+
+/// Where a peer listens: a socket address, or a host name and port resolved at every dial
+/// (so a machine replaced under the same name is found again on reconnect).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PeerAddr {
+    /// An IP address and port.
+    Socket(SocketAddr),
+    /// A DNS name (or anything the system resolver knows, `/etc/hosts` included) and port.
+    Host {
+        /// The name.
+        host: String,
+        /// The UDP port.
+        port: u16,
+    },
+}
+
+impl From<SocketAddr> for PeerAddr {
+    fn from(addr: SocketAddr) -> Self {
+        PeerAddr::Socket(addr)
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Socket(addr) => write!(f, "{addr}"),
+            PeerAddr::Host { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// Parses `10.0.0.2:7002`, `[fd00::2]:7002` or `node2.internal:7002`.
+impl FromStr for PeerAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            return Ok(PeerAddr::Socket(addr));
+        }
+        let bad = || format!("{text:?} is not an address like 10.0.0.2:7002 or node2.example:7002");
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) || port == 0 {
+            return Err(bad());
+        }
+        Ok(PeerAddr::Host {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+}
+
+impl PeerAddr {
+    /// The addresses this resolves to now (a socket address resolves to itself). Blocks
+    /// for a name; async code uses [`PeerAddr::resolve`].
+    pub fn resolve_blocking(&self) -> std::io::Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        match self {
+            PeerAddr::Socket(addr) => Ok(vec![*addr]),
+            PeerAddr::Host { host, port } => {
+                Ok((host.as_str(), *port).to_socket_addrs()?.collect())
+            }
+        }
+    }
+
+    /// The addresses this resolves to now.
+    pub async fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        match self {
+            PeerAddr::Socket(addr) => Ok(vec![*addr]),
+            PeerAddr::Host { host, port } => Ok(tokio::net::lookup_host((host.as_str(), *port))
+                .await?
+                .collect()),
+        }
+    }
+}
+
+/// Of `candidates`, the first of the same address family as `local` (an IPv4 socket cannot
+/// reach an IPv6 address), else the first.
+pub(crate) fn pick_address(
+    candidates: &[SocketAddr],
+    local: Option<SocketAddr>,
+) -> Option<SocketAddr> {
+    let same = |a: &&SocketAddr| local.is_none_or(|l| l.is_ipv4() == a.is_ipv4());
+    candidates.iter().find(same).or(candidates.first()).copied()
+}
 
 /// A node's transport configuration.
 #[derive(Debug, Clone)]
@@ -18,9 +114,10 @@ pub struct Config {
     pub local_id: NodeId,
     /// The UDP address to listen on (and dial from).
     pub listen: SocketAddr,
-    /// The other nodes of the cluster and their addresses. Only these may connect as nodes;
-    /// an entry for `local_id` is ignored.
-    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// The other nodes of the cluster and their addresses. Only these may connect as nodes
+    /// (others as guests, see [`Settings::accept_guests`]); an entry for `local_id` is
+    /// ignored.
+    pub peers: BTreeMap<NodeId, PeerAddr>,
     /// This node's certificate and key.
     pub identity: Identity,
     /// The cluster CA certificate.
@@ -49,6 +146,13 @@ impl Config {
 
     /// Adds (or moves) peer `id` at `addr`.
     pub fn with_peer(mut self, id: NodeId, addr: SocketAddr) -> Self {
+        self.peers.insert(id, PeerAddr::Socket(addr));
+        self
+    }
+
+    /// Adds (or moves) peer `id` at `addr`, which may be a host name resolved at every
+    /// dial.
+    pub fn with_peer_addr(mut self, id: NodeId, addr: PeerAddr) -> Self {
         self.peers.insert(id, addr);
         self
     }
@@ -232,6 +336,36 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_addresses_parse_as_sockets_or_host_names() {
+        let socket: SocketAddr = "10.0.0.2:7002".parse().expect("addr");
+        assert_eq!("10.0.0.2:7002".parse(), Ok(PeerAddr::Socket(socket)));
+        assert!(matches!("[fd00::2]:7002".parse(), Ok(PeerAddr::Socket(_))));
+        assert_eq!(
+            "Node2.Internal:7002".parse(),
+            Ok(PeerAddr::Host {
+                host: "node2.internal".into(),
+                port: 7002
+            })
+        );
+        for bad in [
+            "node2",
+            "node2:",
+            ":7002",
+            "node 2:7002",
+            "node2:70000",
+            "-a.b:1",
+            "a..b:1",
+            "a:0",
+        ] {
+            assert!(bad.parse::<PeerAddr>().is_err(), "{bad}");
+        }
+        let v4: SocketAddr = "127.0.0.1:1".parse().expect("v4");
+        let v6: SocketAddr = "[::1]:1".parse().expect("v6");
+        assert_eq!(pick_address(&[v6, v4], Some(v4)), Some(v4));
+        assert_eq!(pick_address(&[v6], Some(v4)), Some(v6));
+    }
 
     #[test]
     fn defaults_and_lease_derived_settings_are_valid() -> Result<(), Error> {

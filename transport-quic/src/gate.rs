@@ -100,7 +100,10 @@ fn conform(
 /// The handshake admission of one endpoint.
 #[derive(Debug)]
 pub(crate) struct Gate {
-    peers: HashMap<SocketAddr, Arc<Semaphore>>,
+    /// Reserved slots by configured peer address (a peer named by host has the address it
+    /// last resolved to).
+    peers: Mutex<HashMap<SocketAddr, Arc<Semaphore>>>,
+    peer_slots: usize,
     pool: Arc<Semaphore>,
     per_ip: Mutex<HashMap<IpAddr, IpState>>,
     per_ip_max: usize,
@@ -122,10 +125,12 @@ impl Gate {
             .into_iter()
             .map(|a| (a, Arc::new(Semaphore::new(settings.peer_handshake_slots))))
             .collect();
+        let peers = Mutex::new(peers);
         let interval = Duration::from_secs(1) / settings.handshake_rate.max(1);
         let ip_interval = Duration::from_secs(1) / settings.handshake_rate_per_ip.max(1);
         Gate {
             peers,
+            peer_slots: settings.peer_handshake_slots,
             pool: Arc::new(Semaphore::new(settings.max_handshakes)),
             per_ip: Mutex::new(HashMap::new()),
             per_ip_max: settings.max_handshakes_per_ip,
@@ -142,13 +147,30 @@ impl Gate {
         self.per_ip.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A peer named by host resolved to `new` (it was at `old`): its reserved slots move.
+    pub(crate) fn move_peer(&self, old: Option<SocketAddr>, new: SocketAddr) {
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = old {
+            peers.remove(&old);
+        }
+        peers
+            .entry(new)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.peer_slots)));
+    }
+
     /// Whether `source` (address already validated) may start a handshake at `now`.
     pub(crate) fn admit(
         self: &Arc<Self>,
         source: SocketAddr,
         now: Instant,
     ) -> Result<Pass, Refusal> {
-        if let Some(slots) = self.peers.get(&source) {
+        let reserved = self
+            .peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&source)
+            .cloned();
+        if let Some(slots) = reserved {
             return slots
                 .clone()
                 .try_acquire_owned()

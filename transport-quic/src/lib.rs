@@ -169,7 +169,7 @@ pub use certs::{
 };
 pub use client::{ClientRequest, ClientRequests, StatusClient};
 pub use codec::CodecError;
-pub use config::{Config, Settings};
+pub use config::{Config, PeerAddr, Settings};
 pub use error::{CertError, Error};
 pub use identity::PeerIdentity;
 pub use stats::Stats;

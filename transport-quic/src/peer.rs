@@ -12,6 +12,8 @@ use election::Delivery;
 use paxos_core::NodeId;
 use tokio::sync::Notify;
 
+use crate::config::PeerAddr;
+
 /// One encoded message waiting to go out.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
@@ -31,7 +33,10 @@ struct Connections {
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) id: NodeId,
-    pub(crate) addr: SocketAddr,
+    /// Where it listens (a name is resolved at every dial).
+    pub(crate) addr: PeerAddr,
+    /// The address it last resolved to, if any.
+    resolved: Mutex<Option<SocketAddr>>,
     local: NodeId,
     /// Two connections established within this of each other are a simultaneous dial.
     race_window: Duration,
@@ -58,13 +63,18 @@ impl Peer {
     pub(crate) fn new(
         local: NodeId,
         id: NodeId,
-        addr: SocketAddr,
+        addr: PeerAddr,
         capacity: usize,
         race_window: Duration,
     ) -> Peer {
+        let resolved = match &addr {
+            PeerAddr::Socket(a) => Some(*a),
+            PeerAddr::Host { .. } => None,
+        };
         Peer {
             id,
             addr,
+            resolved: Mutex::new(resolved),
             local,
             race_window,
             queue: Mutex::new(VecDeque::with_capacity(capacity.min(64))),
@@ -73,6 +83,17 @@ impl Peer {
             connected: Notify::new(),
             connections: Mutex::new(Connections::default()),
         }
+    }
+
+    /// The address last resolved (or configured).
+    pub(crate) fn resolved(&self) -> Option<SocketAddr> {
+        *lock(&self.resolved)
+    }
+
+    /// Records a new resolution; returns the previous one if it changed.
+    pub(crate) fn set_resolved(&self, addr: SocketAddr) -> Option<Option<SocketAddr>> {
+        let mut r = lock(&self.resolved);
+        (*r != Some(addr)).then(|| r.replace(addr))
     }
 
     /// Queues a message; returns true if the oldest queued message was dropped for room.
@@ -301,7 +322,7 @@ mod tests {
     #[test]
     fn full_queue_drops_the_oldest() {
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
-        let peer = Peer::new(NodeId(1), NodeId(2), addr, 2, Duration::from_secs(1));
+        let peer = Peer::new(NodeId(1), NodeId(2), addr.into(), 2, Duration::from_secs(1));
         let item = |b: u8| Outgoing {
             frame: Bytes::from(vec![b]),
             delivery: Delivery::BestEffort,

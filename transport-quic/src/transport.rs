@@ -20,7 +20,7 @@ use tracing::{Instrument, debug, debug_span, info_span, trace};
 use crate::accept::accept_loop;
 use crate::client::{ClientRequest, ClientRequests};
 use crate::codec;
-use crate::config::{Config, Settings};
+use crate::config::{self, Config, PeerAddr, Settings};
 use crate::error::{CertError, Error};
 use crate::gate::Gate;
 use crate::guests::Guests;
@@ -117,15 +117,15 @@ where
             });
         }
         tls::check_own_identity(&config.identity, &config.ca)?;
-        let peer_addrs: Vec<(NodeId, SocketAddr)> = config
+        let peer_addrs: Vec<(NodeId, PeerAddr)> = config
             .peers
             .iter()
             .filter(|(id, _)| **id != local_id)
-            .map(|(id, addr)| (*id, *addr))
+            .map(|(id, addr)| (*id, addr.clone()))
             .collect();
-        let mut seen: HashMap<SocketAddr, NodeId> = HashMap::new();
-        for &(id, addr) in &peer_addrs {
-            if let Some(other) = seen.insert(addr, id) {
+        let mut seen: HashMap<&PeerAddr, NodeId> = HashMap::new();
+        for (id, addr) in &peer_addrs {
+            if let Some(other) = seen.insert(addr, *id) {
                 return Err(Error::InvalidSettings(format!(
                     "peers {other} and {id} are both given the address {addr}"
                 )));
@@ -153,23 +153,41 @@ where
 
         let peers = peer_addrs
             .iter()
-            .map(|&(id, addr)| {
+            .map(|(id, addr)| {
                 let peer = Peer::new(
                     local_id,
-                    id,
-                    addr,
+                    *id,
+                    addr.clone(),
                     settings.send_queue_len,
                     settings.connect_timeout,
                 );
-                (id, Arc::new(peer))
+                (*id, Arc::new(peer))
             })
             .collect::<HashMap<_, _>>();
+        // Peers given by name are resolved now for the handshake reservations (again at
+        // every dial); one that does not resolve yet is not an error.
+        let local = endpoint.local_addr().ok();
+        for peer in peers.values() {
+            if let PeerAddr::Host { .. } = &peer.addr {
+                match peer.addr.resolve_blocking() {
+                    Ok(found) => {
+                        if let Some(addr) = config::pick_address(&found, local) {
+                            peer.set_resolved(addr);
+                        }
+                    }
+                    Err(e) => {
+                        debug!(peer = %peer.id, addr = %peer.addr, error = %e, "does not resolve yet")
+                    }
+                }
+            }
+        }
+        let reserved: Vec<SocketAddr> = peers.values().filter_map(|p| p.resolved()).collect();
         let (incoming_tx, incoming_rx) = mpsc::channel(settings.recv_queue_len);
         let (clients_tx, clients_rx) = mpsc::channel(settings.client_queue_len);
         let (closing, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             local_id,
-            gate: Arc::new(Gate::new(peer_addrs.iter().map(|(_, a)| *a), &settings)),
+            gate: Arc::new(Gate::new(reserved, &settings)),
             guests: Guests::new(settings.max_guests),
             settings,
             endpoint,
@@ -508,9 +526,19 @@ async fn dial<M>(shared: &Arc<Shared<M>>, peer: &Arc<Peer>) -> Result<quinn::Con
 where
     M: Serialize + DeserializeOwned + Send + 'static,
 {
-    let connecting = shared
-        .endpoint
-        .connect(peer.addr, &tls::server_name(peer.id))?;
+    let found = peer.addr.resolve().await?;
+    let addr =
+        config::pick_address(&found, shared.endpoint.local_addr().ok()).ok_or_else(|| {
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} resolves to no address", peer.addr),
+            ))
+        })?;
+    if let Some(old) = peer.set_resolved(addr) {
+        debug!(peer = %peer.id, name = %peer.addr, %addr, "resolved to a new address");
+        shared.gate.move_peer(old, addr);
+    }
+    let connecting = shared.endpoint.connect(addr, &tls::server_name(peer.id))?;
     let conn = tokio::time::timeout(shared.settings.connect_timeout, connecting)
         .await
         .map_err(|_| Error::Timeout)??;
