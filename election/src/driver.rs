@@ -271,6 +271,9 @@ impl<T: Transport<Wire>> Driver<T> {
     /// Heartbeats to every peer, and the liveness verdicts (gen_leader's `DOWN`).
     fn heartbeat(&mut self, now: Instant) {
         self.next_heartbeat = now + self.config.heartbeat_interval();
+        // What the metrics read: copied here, a few times a lease, not at every input.
+        self.node
+            .set_core_stats(self.core.stats(), self.core.acceptor_entries());
         let timeout = self.config.peer_timeout();
         let mut newly_down = Vec::new();
         for (&peer, &heard) in &self.last_heard {
@@ -698,7 +701,7 @@ impl<T: Transport<Wire>> Driver<T> {
     fn refresh_view(&mut self, lease: &LeaseName) {
         let info = self.core.master(lease).map(|m| self.master_info(m));
         if let Some(rt) = self.leases.get(lease) {
-            rt.shared.view().master = info;
+            rt.shared.view().note_master(Instant::now(), info);
         }
     }
 
@@ -717,12 +720,13 @@ impl<T: Transport<Wire>> Driver<T> {
                     let mut view = rt.shared.view();
                     view.term += 1;
                     view.held = Some(Held { token, deadline });
-                    view.master = Some(MasterInfo {
+                    let me = MasterInfo {
                         node: self.id,
                         token,
                         expires: deadline,
                         exact: true,
-                    });
+                    };
+                    view.note_master(Instant::now(), Some(me));
                     view.term
                 };
                 debug!(node = %self.id, %lease, %token, "elected");
@@ -750,12 +754,13 @@ impl<T: Transport<Wire>> Driver<T> {
                 {
                     let mut view = rt.shared.view();
                     view.held = Some(Held { token, deadline });
-                    view.master = Some(MasterInfo {
+                    let me = MasterInfo {
                         node: self.id,
                         token,
                         expires: deadline,
                         exact: true,
-                    });
+                    };
+                    view.note_master(Instant::now(), Some(me));
                 }
                 self.node.publish(ElectionEvent::Renewed {
                     lease,
@@ -777,8 +782,9 @@ impl<T: Transport<Wire>> Driver<T> {
                     // Authority ends here, before any Release is sent (P6).
                     let mut view = rt.shared.view();
                     view.held = None;
-                    view.master = master;
+                    view.note_master(Instant::now(), master);
                 }
+                self.node.count_surrender(reason);
                 debug!(node = %self.id, %lease, %token, %reason, "surrendered");
                 rt.tell(LeaseMsg::Surrendered { token, reason });
                 self.node.publish(ElectionEvent::Surrendered {
@@ -792,7 +798,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 let Some(rt) = self.leases.get(&lease) else {
                     return;
                 };
-                rt.shared.view().master = info;
+                rt.shared.view().note_master(Instant::now(), info);
                 rt.shared.watch.send_replace(info);
                 rt.tell(LeaseMsg::MasterChanged(info));
                 self.node.publish(ElectionEvent::MasterChanged {

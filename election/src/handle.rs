@@ -1,6 +1,6 @@
 //! The election handle: start a node, join leases, ask who is master, resign, shut down.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +72,10 @@ pub(crate) struct NodeShared {
     pub(crate) configs: Mutex<PeerConfigs>,
     /// Whether the core stopped acting because a voter's fingerprint differs (F2).
     pub(crate) conflict: AtomicBool,
+    /// The core's counters and acceptor entries, as of the last heartbeat (for metrics).
+    core_stats: Mutex<(paxos_core::Stats, usize)>,
+    /// Surrenders by reason, since start.
+    surrenders: Mutex<BTreeMap<&'static str, u64>>,
     leases: RwLock<HashMap<LeaseName, Arc<LeaseShared>>>,
     down: Mutex<BTreeSet<NodeId>>,
     events: broadcast::Sender<ElectionEvent>,
@@ -79,6 +83,64 @@ pub(crate) struct NodeShared {
 }
 
 impl NodeShared {
+    pub(crate) fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub(crate) fn voter_ids(&self) -> &[NodeId] {
+        &self.voters
+    }
+
+    pub(crate) fn down_set(&self) -> BTreeSet<NodeId> {
+        self.down
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Every joined lease, sorted by name.
+    pub(crate) fn lease_list(&self) -> Vec<Arc<LeaseShared>> {
+        let mut list: Vec<Arc<LeaseShared>> = self
+            .leases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    pub(crate) fn set_core_stats(&self, stats: paxos_core::Stats, acceptor_entries: usize) {
+        *self
+            .core_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = (stats, acceptor_entries);
+    }
+
+    pub(crate) fn core_stats(&self) -> (paxos_core::Stats, usize) {
+        *self
+            .core_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn count_surrender(&self, reason: crate::leader::SurrenderReason) {
+        *self
+            .surrenders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(reason.as_str())
+            .or_default() += 1;
+    }
+
+    pub(crate) fn surrenders(&self) -> BTreeMap<&'static str, u64> {
+        self.surrenders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub(crate) fn lock_configs(&self) -> std::sync::MutexGuard<'_, PeerConfigs> {
         self.configs.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -191,6 +253,8 @@ impl Election {
             id: config.node,
             configs: Mutex::new(configs),
             conflict: AtomicBool::new(false),
+            core_stats: Mutex::new((core.stats(), 0)),
+            surrenders: Mutex::new(BTreeMap::new()),
             voters: core.voters().to_vec(),
             observers: {
                 let mut o = config.observers.clone();
@@ -456,6 +520,15 @@ impl Election {
             in_conflict: self.in_conflict(),
             peers: self.peer_configs(),
         }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<NodeShared> {
+        &self.inner.shared
+    }
+
+    /// The core's counters, as of the driver's last heartbeat (a few times a lease).
+    pub fn core_stats(&self) -> paxos_core::Stats {
+        self.inner.shared.core_stats().0
     }
 
     /// This node's cluster fingerprint: what every node of its cluster must share.

@@ -144,6 +144,7 @@ mod handle;
 mod leader;
 #[cfg(feature = "test-util")]
 pub mod memory;
+pub mod metrics;
 mod peer_configs;
 mod status;
 pub mod transport;
@@ -157,6 +158,7 @@ pub use error::{CallError, Error};
 pub use events::ElectionEvent;
 pub use handle::{Candidacy, Election, LeaseHandle};
 pub use leader::{Leader, LeaseInfo, SurrenderInfo, SurrenderReason};
+pub use metrics::{ElectionMetrics, Health, Readiness};
 pub use paxos_core::{Ballot, Fingerprint, LeaseName, NodeId};
 pub use peer_configs::PeerConfig;
 pub use status::{LeaseStatus, StatusReply, StatusRequest};

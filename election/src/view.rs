@@ -40,6 +40,39 @@ pub(crate) struct LeaseView {
     pub(crate) term: u64,
     pub(crate) held: Option<Held>,
     pub(crate) master: Option<MasterInfo>,
+    /// For metrics: times the known master changed to another node or to none.
+    pub(crate) master_changes: u64,
+    /// Since when no master is known (`None` while one is).
+    pub(crate) no_master_since: Option<Instant>,
+    /// Time without a known master before `no_master_since`.
+    pub(crate) no_master_total: std::time::Duration,
+}
+
+impl LeaseView {
+    /// Records the master now known (or none), for the metrics.
+    pub(crate) fn note_master(&mut self, now: Instant, master: Option<MasterInfo>) {
+        let before = self.master.map(|m| m.node);
+        if before != master.map(|m| m.node) {
+            self.master_changes += 1;
+        }
+        match (master.is_some(), self.no_master_since) {
+            (true, Some(since)) => {
+                self.no_master_total += now.saturating_duration_since(since);
+                self.no_master_since = None;
+            }
+            (false, None) => self.no_master_since = Some(now),
+            _ => {}
+        }
+        self.master = master;
+    }
+
+    /// Total time without a known master up to `now`.
+    pub(crate) fn no_master_time(&self, now: Instant) -> std::time::Duration {
+        self.no_master_total
+            + self.no_master_since.map_or(std::time::Duration::ZERO, |s| {
+                now.saturating_duration_since(s)
+            })
+    }
 }
 
 /// Per-lease state shared between the driver, the handles and the guards.
@@ -54,7 +87,10 @@ impl LeaseShared {
     pub(crate) fn new(name: LeaseName) -> Arc<Self> {
         Arc::new(LeaseShared {
             name,
-            view: Mutex::new(LeaseView::default()),
+            view: Mutex::new(LeaseView {
+                no_master_since: Some(Instant::now()),
+                ..LeaseView::default()
+            }),
             watch: watch::Sender::new(None),
         })
     }

@@ -57,6 +57,9 @@ pub struct Stats {
     pub elections: u64,
     /// Successful renewals.
     pub renewals: u64,
+    /// Renewal attempts that ended without renewing (the old deadline stood; the node
+    /// retries until its surrender point).
+    pub renewals_failed: u64,
 }
 
 /// Why an attempt ended without activating (P5).
@@ -997,6 +1000,14 @@ impl Node {
             .filter(|m| now < m.expires)
             .map(|m| m.expires + self.timing.exclusion.saturating_sub(self.timing.lease) + wait);
         let baseline = self.unsafe_rule_is(UnsafeRuleKind::Baseline);
+        let lease = &mut self.leases[idx];
+        if lease
+            .attempt
+            .as_ref()
+            .is_some_and(|a| a.renewal_base.is_some())
+        {
+            self.stats.renewals_failed += 1;
+        }
         let lease = &mut self.leases[idx];
         let no_lease = lease.active.is_none() && !baseline;
         if let Some(att) = lease

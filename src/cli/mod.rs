@@ -12,6 +12,7 @@ pub mod certs;
 pub mod common;
 pub mod control;
 pub mod demo;
+pub mod http;
 pub mod node;
 pub mod resign;
 pub mod simulate;

@@ -69,6 +69,10 @@ pub struct NodeArgs {
     /// Read `resign [NAME]` commands from stdin (off by default: use `gen-paxos resign`).
     #[arg(long)]
     pub stdin_commands: bool,
+    /// Serve /metrics (Prometheus text), /healthz and /readyz over HTTP on this address,
+    /// e.g. 127.0.0.1:9101 (off by default).
+    #[arg(long)]
+    pub metrics: Option<SocketAddr>,
     /// Test-only: scale this node's local clock rate (e.g. 1.0005), to emulate clock-rate
     /// error in fault tests. Beyond `rho` (0.1%) the lease guarantee is void.
     #[arg(long, hide = true)]
@@ -95,6 +99,7 @@ struct NodeFile {
     #[serde(default)]
     single_node: bool,
     cluster_name: Option<String>,
+    metrics: Option<SocketAddr>,
 }
 
 /// The settings of one node, from flags and file.
@@ -111,6 +116,7 @@ struct Settled {
     priority: u8,
     single_node: bool,
     cluster_name: Option<String>,
+    metrics: Option<SocketAddr>,
 }
 
 fn settle(args: &NodeArgs) -> Result<Settled> {
@@ -181,6 +187,7 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
         priority,
         single_node: args.single_node || file.single_node,
         cluster_name: args.cluster_name.clone().or(file.cluster_name),
+        metrics: args.metrics.or(file.metrics),
     })
 }
 
@@ -269,7 +276,11 @@ pub async fn run(args: &NodeArgs) -> Result<()> {
     let transport = QuicTransport::<Wire>::bind(quic)
         .with_context(|| format!("cannot start node {} on {}", s.id, s.listen))?;
     let status_requests = transport.client_requests();
+    let transport_stats = transport.stats_handle();
     let election = Election::start(config, transport).context("cannot start the election")?;
+    if let Some(addr) = s.metrics {
+        super::http::serve(addr, election.clone(), transport_stats)?;
+    }
     let events = election.events();
     let printer = tokio::spawn(print_events(s.id, events));
 

@@ -172,5 +172,5 @@ pub use codec::CodecError;
 pub use config::{Config, PeerAddr, Settings};
 pub use error::{CertError, Error};
 pub use identity::PeerIdentity;
-pub use stats::Stats;
+pub use stats::{Stats, StatsHandle};
 pub use transport::{QuicTransport, code};

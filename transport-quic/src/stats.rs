@@ -118,3 +118,146 @@ counters!(
 pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
+
+/// A clonable handle on a transport's counters, from [`crate::QuicTransport::stats_handle`].
+/// Registered in a [`prometheus_client`] registry it reports every counter as
+/// `gen_paxos_transport_<name>_total`.
+#[derive(Debug, Clone)]
+pub struct StatsHandle(pub(crate) std::sync::Arc<Counters>);
+
+impl StatsHandle {
+    /// A snapshot of the counters.
+    pub fn snapshot(&self) -> Stats {
+        self.0.snapshot()
+    }
+}
+
+impl prometheus_client::collector::Collector for StatsHandle {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::MetricType;
+        use prometheus_client::metrics::counter::ConstCounter;
+        let s = self.snapshot();
+        let all: [(&str, u64, &str); 22] = [
+            (
+                "sent_datagrams",
+                s.sent_datagrams,
+                "Messages sent as QUIC datagrams",
+            ),
+            (
+                "sent_stream_frames",
+                s.sent_stream_frames,
+                "Messages written to a stream",
+            ),
+            (
+                "received",
+                s.received,
+                "Messages received and handed to the runtime",
+            ),
+            (
+                "dropped_queue_full",
+                s.dropped_queue_full,
+                "Messages dropped: a peer's send queue was full",
+            ),
+            (
+                "dropped_unknown_peer",
+                s.dropped_unknown_peer,
+                "Messages for a node that is not a peer or guest",
+            ),
+            (
+                "dropped_unencodable",
+                s.dropped_unencodable,
+                "Messages that could not be encoded",
+            ),
+            (
+                "dropped_send_failed",
+                s.dropped_send_failed,
+                "Messages lost with their connection or stream",
+            ),
+            (
+                "dropped_closed",
+                s.dropped_closed,
+                "Messages sent after close",
+            ),
+            (
+                "dropped_recv_full",
+                s.dropped_recv_full,
+                "Received datagrams dropped: the receive queue was full",
+            ),
+            (
+                "malformed_frames",
+                s.malformed_frames,
+                "Received frames that did not decode",
+            ),
+            (
+                "oversized_frames",
+                s.oversized_frames,
+                "Received frames over the frame limit",
+            ),
+            (
+                "closed_for_bad_frames",
+                s.closed_for_bad_frames,
+                "Connections closed for sending bad frames",
+            ),
+            (
+                "rejected_handshakes",
+                s.rejected_handshakes,
+                "Connection attempts refused or failed",
+            ),
+            (
+                "connections_dialled",
+                s.connections_dialled,
+                "Connections this node dialled",
+            ),
+            (
+                "connections_accepted",
+                s.connections_accepted,
+                "Node connections this node accepted",
+            ),
+            (
+                "dial_failures",
+                s.dial_failures,
+                "Dials that failed or timed out",
+            ),
+            (
+                "client_requests",
+                s.client_requests,
+                "Status requests handed to the runtime",
+            ),
+            (
+                "client_requests_refused",
+                s.client_requests_refused,
+                "Status requests refused",
+            ),
+            (
+                "retries_sent",
+                s.retries_sent,
+                "QUIC retries sent (address validation)",
+            ),
+            (
+                "ignored_handshakes",
+                s.ignored_handshakes,
+                "Validated attempts not started: slots, per-IP share or rate used up",
+            ),
+            (
+                "guest_connections",
+                s.guest_connections,
+                "Connections from nodes outside the configuration",
+            ),
+            (
+                "clients_idle_closed",
+                s.clients_idle_closed,
+                "Status clients closed for idling",
+            ),
+        ];
+        for (name, value, help) in all {
+            let name = format!("gen_paxos_transport_{name}");
+            let metric = encoder.encode_descriptor(&name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        Ok(())
+    }
+}

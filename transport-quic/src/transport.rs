@@ -27,7 +27,7 @@ use crate::guests::Guests;
 use crate::identity::{self, PeerIdentity};
 use crate::peer::{Backoff, Outgoing, Peer};
 use crate::receive::read_connection;
-use crate::stats::{Counters, Stats, bump};
+use crate::stats::{Counters, Stats, StatsHandle, bump};
 use crate::tls::{self, Admission};
 
 /// The QUIC application error codes this crate closes connections and resets streams with.
@@ -58,7 +58,7 @@ pub(crate) struct Shared<M> {
     pub(crate) settings: Settings,
     pub(crate) endpoint: quinn::Endpoint,
     pub(crate) peers: HashMap<NodeId, Arc<Peer>>,
-    pub(crate) counters: Counters,
+    pub(crate) counters: Arc<Counters>,
     pub(crate) incoming: mpsc::Sender<Incoming<M>>,
     pub(crate) clients: mpsc::Sender<ClientRequest>,
     pub(crate) client_connections: AtomicUsize,
@@ -192,7 +192,7 @@ where
             settings,
             endpoint,
             peers,
-            counters: Counters::default(),
+            counters: Arc::new(Counters::default()),
             incoming: incoming_tx,
             clients: clients_tx,
             client_connections: AtomicUsize::new(0),
@@ -229,6 +229,12 @@ impl<M> QuicTransport<M> {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
+    }
+
+    /// A handle on the counters that outlives this value's move into the runtime: for
+    /// metrics ([`StatsHandle`] is a Prometheus collector).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(self.shared.counters.clone())
     }
 
     /// The stream of status requests from clients (identity "client"); `Some` the first
