@@ -70,6 +70,7 @@ fn main() -> ExitCode {
         priorities: vec![],
         out: out.unwrap_or_else(|| PathBuf::from(format!("target/faults-{seed}"))),
         netns,
+        run: None,
     };
     match fault::soak(opts, seed, duration) {
         Ok(outcome) => {

@@ -54,6 +54,11 @@ enum Command {
     Status(cli::status::StatusArgs),
     /// Ask a running node to resign a lease (or all of them).
     Resign(cli::resign::ResignArgs),
+    /// Run a node and, while it is master of its lease, a command (`-- CMD ARGS...`).
+    Run(cli::run::RunArgs),
+    /// Keep a command's process group in check for `run` (internal).
+    #[command(hide = true)]
+    Supervise(cli::supervise::SuperviseArgs),
 }
 
 /// The exit code a command chose, or 1 with one line for an error.
@@ -88,6 +93,8 @@ fn main() -> ExitCode {
         Command::Node(args) => block_on(cli::node::run(args)),
         Command::Status(args) => return exit_code(block_on(cli::status::run(args))),
         Command::Resign(args) => return exit_code(block_on(cli::resign::run(args))),
+        Command::Run(args) => return exit_code(block_on(cli::run::run(args))),
+        Command::Supervise(args) => return cli::supervise::exit(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

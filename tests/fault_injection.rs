@@ -31,6 +31,7 @@ fn options(name: &str, nodes: usize) -> Options {
         priorities: vec![],
         out: out_dir(name),
         netns: true,
+        run: None,
     }
 }
 
@@ -258,5 +259,118 @@ fn partition_shapes_cut_what_they_say() {
         if shape == 6 {
             assert_eq!(cuts.len(), 20, "{desc}");
         }
+    }
+}
+
+/// What each `gen-paxos run` command does: a line `beat NODE TOKEN NS` every 10 ms (its
+/// lifetime, as the command itself saw it), `stop ...` on SIGTERM; it exits 3 by itself
+/// once the file `$GEN_PAXOS_BEATS.exit` appears (and removes it).
+const BEATER: &str = r#"f=$GEN_PAXOS_BEATS; n=$GEN_PAXOS_NODE; t=$GEN_PAXOS_TOKEN
+trap 'echo "stop $n $t $(date +%s%N)" >> "$f"; exit 0' TERM
+while :; do
+  echo "beat $n $t $(date +%s%N)" >> "$f"
+  if [ -e "$f.exit" ]; then rm -f "$f.exit"; echo "exit $n $t $(date +%s%N)" >> "$f"; exit 3; fi
+  sleep 0.01
+done"#;
+
+/// Each tenure's command lifetime `(token, node, first ns, last ns)`, from the lines.
+fn command_lifetimes(log: &str) -> Vec<(String, u64, u128, u128)> {
+    let mut by_token: std::collections::BTreeMap<String, (u64, u128, u128)> =
+        std::collections::BTreeMap::new();
+    for line in log.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [_, node, token, ns] = parts[..] else {
+            continue;
+        };
+        let (Ok(node), Ok(ns)) = (node.parse::<u64>(), ns.parse::<u128>()) else {
+            continue;
+        };
+        let e = by_token.entry(token.to_string()).or_insert((node, ns, ns));
+        e.1 = e.1.min(ns);
+        e.2 = e.2.max(ns);
+    }
+    let mut v: Vec<_> = by_token
+        .into_iter()
+        .map(|(t, (n, a, b))| (t, n, a, b))
+        .collect();
+    v.sort_by_key(|l| l.2);
+    v
+}
+
+/// `gen-paxos run` under SIGKILL, resign, SIGTERM, partitions and a command that exits by
+/// itself: the commands' lifetimes, as the commands themselves log them, never overlap.
+/// (A paused node is the documented exception the fencing token covers: no pauses here.)
+#[test]
+fn commands_run_while_master_never_overlap() {
+    let mut opts = options("fault-run", 3);
+    opts.run = Some(BEATER.to_string());
+    opts.netns = fault::Netns::unavailable().is_none();
+    let log = opts.out.join("commands.log");
+    let mut c = fault::Cluster::start(opts).expect("cluster");
+    let mut rng = fault::Rng::new(11);
+    let mut master = c.wait_master(Duration::from_secs(20)).expect("a master");
+    std::thread::sleep(Duration::from_millis(800));
+    c.say(master, "resign");
+    c.recover(800);
+    master = c.wait_master(Duration::from_secs(10)).expect("a master");
+    c.fault_kill(master, 700).expect("kill");
+    c.recover(800);
+    master = c.wait_master(Duration::from_secs(10)).expect("a master");
+    c.fault_term(master, 700).expect("term");
+    c.recover(800);
+    // The command exits by itself: its node resigns, another takes over.
+    std::fs::write(log.with_extension("log.exit"), b"").expect("exit file");
+    c.recover(1500);
+    if fault::Netns::unavailable().is_none() {
+        for shape in [0, 1] {
+            master = c.wait_master(Duration::from_secs(10)).expect("a master");
+            c.fault_partition(shape, master, 2500, &mut rng)
+                .expect("partition");
+            c.recover(800);
+        }
+    } else {
+        println!(
+            "SKIPPED: partition scenarios: {:?}",
+            fault::Netns::unavailable()
+        );
+    }
+    let outcome = c.finish("gen-paxos run: commands while master");
+    println!("{}", outcome.summary);
+    assert!(
+        outcome.report.violations.is_empty(),
+        "{:?}",
+        outcome
+            .report
+            .violations
+            .iter()
+            .map(|v| &v.what)
+            .collect::<Vec<_>>()
+    );
+    let text = std::fs::read_to_string(&log).expect("commands.log");
+    let lives = command_lifetimes(&text);
+    for l in &lives {
+        println!(
+            "command of node {} token {}: {:.3} s",
+            l.1,
+            l.0,
+            (l.3 - l.2) as f64 / 1e9
+        );
+    }
+    assert!(lives.len() >= 5, "too few tenures ran a command: {lives:?}");
+    assert!(
+        text.contains("\nexit ") || text.starts_with("exit "),
+        "the command never exited by itself"
+    );
+    for pair in lives.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert!(
+            b.2 > a.3,
+            "command of node {} (token {}) started {:.1} ms before the one of node {} (token {}) ended",
+            b.1,
+            b.0,
+            (a.3 - b.2) as f64 / 1e6,
+            a.1,
+            a.0
+        );
     }
 }

@@ -43,8 +43,14 @@ pub enum ToolAnswer {
     Resigned(Vec<(String, Result<bool, String>)>),
 }
 
-/// The node side: answers every request until the transport closes.
-pub fn serve(mut requests: ClientRequests, election: Election, leases: Vec<String>) {
+/// The node side: answers every request until the transport closes; resigns through
+/// `resigner` (which `gen-paxos run` uses to stop its command first).
+pub fn serve(
+    mut requests: ClientRequests,
+    election: Election,
+    leases: Vec<String>,
+    resigner: std::sync::Arc<dyn super::node::Resign>,
+) {
     tokio::spawn(async move {
         while let Some(request) = requests.next().await {
             let answer = match request.decode::<ToolRequest>() {
@@ -53,7 +59,7 @@ pub fn serve(mut requests: ClientRequests, election: Election, leases: Vec<Strin
                     let names = lease.map_or_else(|| leases.clone(), |l| vec![l]);
                     let mut results = Vec::with_capacity(names.len());
                     for name in names {
-                        let outcome = election.resign(&name).await.map_err(|e| e.to_string());
+                        let outcome = resigner.resign(&name).await;
                         tracing::info!(lease = %name, ?outcome, "resign asked by a client");
                         results.push((name, outcome));
                     }

@@ -15,5 +15,7 @@ pub mod demo;
 pub mod http;
 pub mod node;
 pub mod resign;
+pub mod run;
 pub mod simulate;
 pub mod status;
+pub mod supervise;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -231,8 +232,53 @@ impl Leader for Announcer {
     }
 }
 
+/// How this process gives a lease up when asked (a `resign` request, a stdin command)
+/// and before it shuts down: a plain node resigns at once; `gen-paxos run` stops its
+/// command first, so the command is gone before the lease is released.
+#[async_trait]
+pub trait Resign: Send + Sync {
+    /// Resigns `lease`: whether this node was master, or why it could not.
+    async fn resign(&self, lease: &str) -> Result<bool, String>;
+    /// Called once before the node shuts down and releases its leases.
+    async fn before_shutdown(&self) {}
+}
+
+/// A plain node's [`Resign`].
+#[derive(Debug)]
+pub struct ResignAtOnce(pub Election);
+
+#[async_trait]
+impl Resign for ResignAtOnce {
+    async fn resign(&self, lease: &str) -> Result<bool, String> {
+        self.0.resign(lease).await.map_err(|e| e.to_string())
+    }
+}
+
+/// A node that runs: its election, its leases, and what the tool attached to it.
+pub struct Started {
+    pub election: Election,
+    pub id: NodeId,
+    pub leases: Vec<String>,
+    pub observer: bool,
+    pub priority: u8,
+    status_requests: Option<transport_quic::ClientRequests>,
+    printer: tokio::task::JoinHandle<()>,
+    listen: SocketAddr,
+}
+
 /// Runs the node until SIGTERM or SIGINT; then releases its leases and returns.
 pub async fn run(args: &NodeArgs) -> Result<()> {
+    let mut node = start(args).await?;
+    node.join_all(|_| Announcer).await?;
+    let resigner: Arc<dyn Resign> = Arc::new(ResignAtOnce(node.election.clone()));
+    node.serve_requests(resigner.clone());
+    node.wait_and_stop(args.stdin_commands, resigner, None)
+        .await?;
+    Ok(())
+}
+
+/// Starts the transport and the election of the node `args` describe (not joined yet).
+pub async fn start(args: &NodeArgs) -> Result<Started> {
     let s = settle(args)?;
     if s.peers
         .iter()
@@ -281,58 +327,111 @@ pub async fn run(args: &NodeArgs) -> Result<()> {
     if let Some(addr) = s.metrics {
         super::http::serve(addr, election.clone(), transport_stats)?;
     }
-    let events = election.events();
-    let printer = tokio::spawn(print_events(s.id, events));
-
-    let candidacy = if s.observer {
-        Candidacy::Observer
-    } else {
-        Candidacy::with_priority(s.priority)
-    };
-    for name in &s.leases {
-        election
-            .join(name, Announcer, candidacy)
-            .await
-            .with_context(|| format!("cannot join lease {name:?}"))?;
-    }
-    if let Some(requests) = status_requests {
-        super::control::serve(requests, election.clone(), s.leases.clone());
-    }
-    notice(&format!(
-        "node {} listening on {}, leases {:?}",
-        s.id, s.listen, s.leases
-    ));
-
-    wait_for_stop(&election, &s.leases, args.stdin_commands).await?;
-    election.shutdown().await;
-    // Let the printer write the surrenders of the shutdown before exiting.
-    let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
-    Ok(())
+    let printer = tokio::spawn(print_events(s.id, election.events()));
+    Ok(Started {
+        election,
+        id: s.id,
+        leases: s.leases,
+        observer: s.observer,
+        priority: s.priority,
+        status_requests,
+        printer,
+        listen: s.listen,
+    })
 }
 
-/// Waits for SIGTERM or SIGINT, serving `resign [NAME]` lines on stdin meanwhile if asked
-/// to (`--stdin-commands`). Stdin is left alone otherwise: a node started in the
-/// background of an interactive shell must not read the terminal (the shell would stop
-/// it, "Stopped (tty input)").
-async fn wait_for_stop(election: &Election, leases: &[String], stdin_commands: bool) -> Result<()> {
+impl Started {
+    /// Joins every lease, with the `Leader` that `make` returns for it.
+    pub async fn join_all<L, F>(&mut self, make: F) -> Result<()>
+    where
+        L: Leader<Message = ()>,
+        F: Fn(&str) -> L,
+    {
+        let candidacy = if self.observer {
+            Candidacy::Observer
+        } else {
+            Candidacy::with_priority(self.priority)
+        };
+        for name in &self.leases {
+            self.election
+                .join(name, make(name), candidacy)
+                .await
+                .with_context(|| format!("cannot join lease {name:?}"))?;
+        }
+        Ok(())
+    }
+
+    /// Answers `status` and `resign` from the tool.
+    pub fn serve_requests(&mut self, resigner: Arc<dyn Resign>) {
+        if let Some(requests) = self.status_requests.take() {
+            super::control::serve(
+                requests,
+                self.election.clone(),
+                self.leases.clone(),
+                resigner,
+            );
+        }
+        notice(&format!(
+            "node {} listening on {}, leases {:?}",
+            self.id, self.listen, self.leases
+        ));
+    }
+
+    /// Waits for SIGTERM, SIGINT or `stop` (if given), then releases every lease (after
+    /// `resigner`'s `before_shutdown`) and lets the event printer finish.
+    pub async fn wait_and_stop(
+        self,
+        stdin_commands: bool,
+        resigner: Arc<dyn Resign>,
+        stop: Option<tokio::sync::oneshot::Receiver<()>>,
+    ) -> Result<()> {
+        wait_for_stop(&*resigner, &self.leases, stdin_commands, stop).await?;
+        resigner.before_shutdown().await;
+        self.election.shutdown().await;
+        // Let the printer write the surrenders of the shutdown before exiting.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.printer).await;
+        Ok(())
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (or `stop`), serving `resign [NAME]` lines on stdin
+/// meanwhile if asked to (`--stdin-commands`). Stdin is left alone otherwise: a node
+/// started in the background of an interactive shell must not read the terminal (the
+/// shell would stop it, "Stopped (tty input)").
+async fn wait_for_stop(
+    resigner: &dyn Resign,
+    leases: &[String],
+    stdin_commands: bool,
+    stop: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = stdin_commands;
+    let stop = async move {
+        match stop {
+            Some(rx) => {
+                let _ = rx.await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
+            () = &mut stop => return Ok(()),
             line = lines.next_line(), if stdin_open => match line {
-                Ok(Some(line)) => command(election, leases, line.trim()).await,
+                Ok(Some(line)) => command(resigner, leases, line.trim()).await,
                 Ok(None) | Err(_) => stdin_open = false,
             },
         }
     }
 }
 
-async fn command(election: &Election, leases: &[String], line: &str) {
+async fn command(resigner: &dyn Resign, leases: &[String], line: &str) {
     let mut words = line.split_whitespace();
     match (words.next(), words.next(), words.next()) {
         (None, ..) => {}
@@ -342,7 +441,7 @@ async fn command(election: &Election, leases: &[String], line: &str) {
                 None => leases.iter().map(String::as_str).collect(),
             };
             for name in names {
-                match election.resign(name).await {
+                match resigner.resign(name).await {
                     Ok(was_master) => info!(lease = name, was_master, "resigned"),
                     Err(e) => complain(&format!("cannot resign {name:?}: {e}")),
                 }

@@ -975,6 +975,9 @@ pub struct Options {
     pub out: PathBuf,
     /// Run the nodes in network namespaces (needed for partitions).
     pub netns: bool,
+    /// Run `gen-paxos run ... -- sh -c SCRIPT` instead of `gen-paxos node`; the script
+    /// finds the file `commands.log` of the run directory in `$GEN_PAXOS_BEATS`.
+    pub run: Option<String>,
 }
 
 impl Options {
@@ -1206,7 +1209,11 @@ impl Cluster {
             None => Command::new(&self.opts.bin),
         };
         cmd.args([
-            "node",
+            if self.opts.run.is_some() {
+                "run"
+            } else {
+                "node"
+            },
             "--id",
             &id.to_string(),
             "--listen",
@@ -1227,6 +1234,10 @@ impl Cluster {
         }
         if let Some(rate) = self.opts.rates.get(idx).copied().flatten() {
             cmd.args(["--clock-rate-for-tests", &rate.to_string()]);
+        }
+        if let Some(script) = &self.opts.run {
+            cmd.env("GEN_PAXOS_BEATS", self.opts.out.join("commands.log"))
+                .args(["--", "sh", "-c", script]);
         }
         let stderr = File::options()
             .create(true)
@@ -1381,6 +1392,42 @@ impl Cluster {
         self.restart(id)?;
         self.faults.push(Fault {
             kind: "kill",
+            desc,
+            nodes: vec![id],
+            start,
+            end: now_ms(),
+            recover_from: Some(start),
+        });
+        Ok(())
+    }
+
+    /// SIGTERM (the node releases its leases and exits), `down_ms` later a restart.
+    pub fn fault_term(&mut self, id: u64, down_ms: u64) -> Result<(), String> {
+        let was = if self.master() == Some(id) {
+            " (master)"
+        } else {
+            ""
+        };
+        let desc = format!("SIGTERM node {id}{was}, restart after {down_ms} ms");
+        self.note(format!("fault: {desc}"));
+        let start = now_ms();
+        self.signal(id, rustix::process::Signal::TERM);
+        let idx = id as usize - 1;
+        if let Some(mut p) = self.procs[idx].take() {
+            let _ = p.child.wait();
+            if let Some(r) = p.reader.take() {
+                let _ = r.join();
+            }
+        }
+        {
+            let mut st = self.shared.state(id);
+            st.alive = false;
+            st.holding = None;
+        }
+        thread::sleep(Duration::from_millis(down_ms));
+        self.restart(id)?;
+        self.faults.push(Fault {
+            kind: "term",
             desc,
             nodes: vec![id],
             start,
