@@ -22,6 +22,14 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Held by each test that runs a cluster: one at a time, so their timing does not depend
+/// on how many clusters share the 2 cores.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn options(name: &str, nodes: usize) -> Options {
     Options {
         bin: PathBuf::from(BIN),
@@ -39,6 +47,7 @@ fn options(name: &str, nodes: usize) -> Options {
 /// lost write, a master again within the bound after every fault.
 #[test]
 fn short_run_survives_every_fault_kind() {
+    let _serial = serial();
     let outcome = fault::short_run(options("fault-short", 5), 7).expect("the run");
     println!("{}", outcome.summary);
     println!("timeline: {}", outcome.svg.display());
@@ -86,6 +95,7 @@ fn short_run_survives_every_fault_kind() {
 /// (which lasts to its printed deadline) overlaps its successor's; the checker must say so.
 #[test]
 fn checker_catches_a_clock_rate_beyond_rho() {
+    let _serial = serial();
     let mut opts = options("fault-beyond-rho", 3);
     opts.netns = false;
     opts.rates = vec![Some(0.5), None, None];
@@ -302,6 +312,7 @@ fn command_lifetimes(log: &str) -> Vec<(String, u64, u128, u128)> {
 /// (A paused node is the documented exception the fencing token covers: no pauses here.)
 #[test]
 fn commands_run_while_master_never_overlap() {
+    let _serial = serial();
     let mut opts = options("fault-run", 3);
     opts.run = Some(BEATER.to_string());
     opts.netns = fault::Netns::unavailable().is_none();

@@ -767,8 +767,11 @@ impl Netns {
 
     pub fn create(nodes: usize) -> Result<Netns, String> {
         Self::sweep_stale();
+        // Unique per cluster: two tests of one process may each run one at once.
+        static CLUSTERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut net = Netns {
-            prefix: format!("gpf{}x", std::process::id()),
+            prefix: format!("gpf{}x{k}", std::process::id()),
             nodes,
             created: Vec::new(),
         };
