@@ -2,37 +2,13 @@
 //! panic; and a node starts from a TOML configuration file.
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gen-paxos");
+mod procs;
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gen-paxos-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn certs(d: &Path, nodes: &str) {
-    let out = Command::new(BIN)
-        .args(["certs", "--nodes", nodes, "--out"])
-        .arg(d)
-        .output()
-        .expect("run certs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use procs::{BIN, free_addr, make_certs as certs, temp_dir as dir};
 
 /// Runs a command that must fail: returns its stderr, checked to be short and panic-free.
 fn fails(args: &[&str]) -> String {
@@ -59,7 +35,7 @@ fn one_line(err: &str) -> &str {
 #[test]
 fn unreadable_mismatched_and_missing_certificates_are_one_line_errors() {
     let d = dir("badcerts");
-    let listen = format!("127.0.0.1:{}", port());
+    let listen = free_addr();
     let e = fails(&[
         "node",
         "--id",
@@ -227,10 +203,10 @@ fn a_node_runs_from_a_toml_file() {
     certs(&d, "1,2");
     let config = d.join("node.toml");
     let text = format!(
-        "id = 1\nlisten = \"127.0.0.1:{}\"\ncerts = \"{}\"\nleases = [\"alpha\"]\nlease_duration = \"300ms\"\n\n[peers]\n2 = \"127.0.0.1:{}\"\n",
-        port(),
+        "id = 1\nlisten = \"{}\"\ncerts = \"{}\"\nleases = [\"alpha\"]\nlease_duration = \"300ms\"\n\n[peers]\n2 = \"{}\"\n",
+        free_addr(),
         d.display(),
-        port()
+        free_addr()
     );
     std::fs::write(&config, text).expect("write config");
     // Two voters, only one running: no majority, so no election; the node must still run,
@@ -285,7 +261,7 @@ fn a_node_runs_from_a_toml_file() {
 fn a_node_without_peers_is_refused_unless_single_node() {
     let d = dir("single");
     certs(&d, "1,2,3");
-    let listen = format!("127.0.0.1:{}", port());
+    let listen = free_addr();
     let e = fails(&[
         "node",
         "--id",
@@ -308,8 +284,8 @@ fn a_node_without_peers_is_refused_unless_single_node() {
 fn peers_sharing_an_address_are_refused() {
     let d = dir("sameaddr");
     certs(&d, "1,2,3");
-    let listen = format!("127.0.0.1:{}", port());
-    let other = format!("127.0.0.1:{}", port());
+    let listen = free_addr();
+    let other = free_addr();
     let e = fails(&[
         "node",
         "--id",
@@ -351,7 +327,7 @@ fn a_certificate_the_cluster_would_refuse_stops_the_node_at_start() {
     let (ours, theirs) = (dir("ca-ours"), dir("ca-theirs"));
     certs(&ours, "1,2");
     certs(&theirs, "1,2");
-    let listen = format!("127.0.0.1:{}", port());
+    let listen = free_addr();
     let run = |d: &Path| {
         fails(&[
             "node",

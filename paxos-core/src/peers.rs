@@ -247,6 +247,19 @@ mod tests {
     }
     const EVERY: Duration = Duration::from_millis(100);
 
+    /// Node `me` with fingerprint `digest`, knowing `known`, `voters` voting, at time 0.
+    fn peers(me: u64, digest: u64, known: &[u64], voters: &[u64]) -> Peers {
+        Peers::new(
+            NodeId(me),
+            digest,
+            &ids(known),
+            &ids(voters),
+            EVERY,
+            t(0),
+            false,
+        )
+    }
+
     fn drain(p: &mut Peers) -> Vec<(u64, bool)> {
         std::iter::from_fn(|| p.poll_hello())
             .map(|h| (h.to.0, h.wants_reply))
@@ -255,15 +268,7 @@ mod tests {
 
     #[test]
     fn members_are_probed_until_settled() {
-        let mut p = Peers::new(
-            NodeId(1),
-            7,
-            &ids(&[1, 2, 3]),
-            &ids(&[1, 2, 3]),
-            EVERY,
-            t(0),
-            false,
-        );
+        let mut p = peers(1, 7, &[1, 2, 3], &[1, 2, 3]);
         assert_eq!(drain(&mut p), vec![(2, true), (3, true)]);
         let heard = p.hear(t(10), NodeId(2), 7, None, true);
         assert!(heard.admitted);
@@ -279,15 +284,7 @@ mod tests {
 
     #[test]
     fn a_voter_with_another_fingerprint_is_refused_and_is_a_conflict_until_it_matches() {
-        let mut p = Peers::new(
-            NodeId(1),
-            7,
-            &ids(&[1, 2, 3]),
-            &ids(&[1, 2, 3]),
-            EVERY,
-            t(0),
-            false,
-        );
+        let mut p = peers(1, 7, &[1, 2, 3], &[1, 2, 3]);
         drain(&mut p);
         p.hear(t(1), NodeId(2), 7, None, false);
         let heard = p.hear(t(60), NodeId(3), 9, None, true);
@@ -323,15 +320,7 @@ mod tests {
 
     #[test]
     fn outsiders_get_answers_but_are_never_admitted_nor_a_conflict() {
-        let mut p = Peers::new(
-            NodeId(3),
-            9,
-            &ids(&[3, 4, 5]),
-            &ids(&[3, 4, 5]),
-            EVERY,
-            t(0),
-            false,
-        );
+        let mut p = peers(3, 9, &[3, 4, 5], &[3, 4, 5]);
         drain(&mut p);
         let heard = p.hear(t(10), NodeId(1), 7, Some(true), false);
         assert_eq!(
@@ -343,15 +332,7 @@ mod tests {
         );
         assert_eq!(drain(&mut p), vec![(1, false)]);
         // An observer with another fingerprint is refused but is no conflict either.
-        let mut q = Peers::new(
-            NodeId(1),
-            7,
-            &ids(&[1, 2, 3, 4]),
-            &ids(&[1, 2, 3]),
-            EVERY,
-            t(0),
-            false,
-        );
+        let mut q = peers(1, 7, &[1, 2, 3, 4], &[1, 2, 3]);
         assert_eq!(q.hear(t(1), NodeId(4), 9, None, true).conflict, None);
         assert!(!q.in_conflict());
     }

@@ -2,16 +2,17 @@
 //! node, over the transport's status-client streams (authenticated with `client.pem`),
 //! and how the node answers. Also the exit codes scripts and orchestrators rely on.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use clap::Args;
 use election::{Election, NodeId, StatusReply, StatusRequest};
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 use transport_quic::{ClientRequests, PeerAddr, Settings, StatusClient};
 
-use super::common::load_identity_named;
+use super::common::{load_identity_named, parse_duration, parse_peer};
 
 /// Exit code: done (for `status`: every lease asked about has a known master).
 pub const EXIT_OK: u8 = 0;
@@ -21,6 +22,24 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_NO_MASTER: u8 = 3;
 /// Exit code: the node did not answer in time, or refused the client.
 pub const EXIT_UNREACHABLE: u8 = 4;
+
+/// Which node a control client asks, and with which certificate: the options `status` and
+/// `resign` share.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Directory with ca.pem and client.pem/.key.
+    #[arg(long)]
+    pub certs: PathBuf,
+    /// Use client-<NAME>.pem/.key (made by `certs --add-client NAME`) instead of client.pem.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// The node to ask, as ID=ADDR (its id authenticates its certificate).
+    #[arg(long, value_parser = parse_peer)]
+    pub peer: (NodeId, PeerAddr),
+    /// Give up after this long.
+    #[arg(long, value_parser = parse_duration, default_value = "3s")]
+    pub timeout: Duration,
+}
 
 /// A question from the tool.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,13 +107,14 @@ pub enum AskError {
 
 /// Asks node `peer` one question with the client certificate in `certs` (`client.pem`,
 /// or `client-<NAME>.pem` for `client`).
-pub async fn ask(
-    certs: &Path,
-    client: Option<&str>,
-    peer: &(NodeId, PeerAddr),
-    timeout: Duration,
-    request: &ToolRequest,
-) -> Result<ToolAnswer, AskError> {
+pub async fn ask(target: &Target, request: &ToolRequest) -> Result<ToolAnswer, AskError> {
+    let Target {
+        certs,
+        client,
+        peer,
+        timeout,
+    } = target;
+    let (certs, client, timeout) = (certs.as_path(), client.as_deref(), *timeout);
     let (identity, ca) = load_identity_named(certs, None, client).map_err(AskError::Local)?;
     let node = peer.0;
     let addr = super::common::resolve(&peer.1)

@@ -1,15 +1,10 @@
 //! `gen-paxos resign`: asks a running node to resign a lease (or all of them), like a
 //! `resign` line on its stdin used to, authenticated with the client certificate.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use anyhow::Result;
 use clap::Args;
-use election::NodeId;
-use transport_quic::PeerAddr;
 
-use super::common::{complain, parse_peer};
+use super::common::complain;
 use super::control::{self, EXIT_ERROR, EXIT_OK, ToolAnswer, ToolRequest};
 
 /// Arguments of `gen-paxos resign`.
@@ -18,38 +13,20 @@ use super::control::{self, EXIT_ERROR, EXIT_OK, ToolAnswer, ToolRequest};
 /// the lease, or bad input; 4 the node did not answer in time or refused the client.
 #[derive(Debug, Args)]
 pub struct ResignArgs {
-    /// Directory with ca.pem and client.pem/.key.
-    #[arg(long)]
-    pub certs: PathBuf,
-    /// Use client-<NAME>.pem/.key (made by `certs --add-client NAME`) instead of client.pem.
-    #[arg(long)]
-    pub client: Option<String>,
-    /// The node, as ID=ADDR.
-    #[arg(long, value_parser = parse_peer)]
-    pub peer: (NodeId, PeerAddr),
+    #[command(flatten)]
+    pub target: control::Target,
     /// The lease to resign (default: every lease the node joined).
     #[arg(long)]
     pub lease: Option<String>,
-    /// Give up after this long.
-    #[arg(long, value_parser = super::common::parse_duration, default_value = "3s")]
-    pub timeout: Duration,
 }
 
 /// Asks, prints one line per lease, and returns the exit code.
 pub async fn run(args: &ResignArgs) -> Result<u8> {
-    let node = args.peer.0;
+    let node = args.target.peer.0;
     let request = ToolRequest::Resign {
         lease: args.lease.clone(),
     };
-    let results = match control::ask(
-        &args.certs,
-        args.client.as_deref(),
-        &args.peer,
-        args.timeout,
-        &request,
-    )
-    .await
-    {
+    let results = match control::ask(&args.target, &request).await {
         Ok(ToolAnswer::Resigned(results)) => results,
         Ok(other) => {
             complain(&format!("node {node} gave an unexpected answer: {other:?}"));

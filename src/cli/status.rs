@@ -1,14 +1,10 @@
 //! `gen-paxos status`: asks a running node who is master, with exit codes for scripts.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use anyhow::Result;
 use clap::Args;
 use election::{NodeId, StatusRequest};
-use transport_quic::PeerAddr;
 
-use super::common::{complain, parse_peer};
+use super::common::complain;
 use super::control::{self, EXIT_ERROR, EXIT_NO_MASTER, EXIT_OK, ToolAnswer, ToolRequest};
 
 /// Arguments of `gen-paxos status`.
@@ -18,42 +14,24 @@ use super::control::{self, EXIT_ERROR, EXIT_NO_MASTER, EXIT_OK, ToolAnswer, Tool
 /// the client; 1 bad input (flags, certificate files, a lease the node has not joined).
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Directory with ca.pem and client.pem/.key.
-    #[arg(long)]
-    pub certs: PathBuf,
-    /// Use client-<NAME>.pem/.key (made by `certs --add-client NAME`) instead of client.pem.
-    #[arg(long)]
-    pub client: Option<String>,
-    /// The node to ask, as ID=ADDR (its id authenticates its certificate).
-    #[arg(long, value_parser = parse_peer)]
-    pub peer: (NodeId, PeerAddr),
+    #[command(flatten)]
+    pub target: control::Target,
     /// Only this lease.
     #[arg(long)]
     pub lease: Option<String>,
     /// Print the answer as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Give up after this long.
-    #[arg(long, value_parser = super::common::parse_duration, default_value = "3s")]
-    pub timeout: Duration,
 }
 
 /// Asks, prints, and returns the exit code.
 pub async fn run(args: &StatusArgs) -> Result<u8> {
-    let node = args.peer.0;
+    let node = args.target.peer.0;
     let question = match &args.lease {
         Some(name) => StatusRequest::lease(name.clone()),
         None => StatusRequest::all(),
     };
-    let answer = match control::ask(
-        &args.certs,
-        args.client.as_deref(),
-        &args.peer,
-        args.timeout,
-        &ToolRequest::Status(question),
-    )
-    .await
-    {
+    let answer = match control::ask(&args.target, &ToolRequest::Status(question)).await {
         Ok(ToolAnswer::Status(answer)) => answer,
         Ok(other) => {
             complain(&format!("node {node} gave an unexpected answer: {other:?}"));

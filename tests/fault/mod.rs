@@ -1382,55 +1382,48 @@ impl Cluster {
 
     /// SIGKILL, `down_ms` dead, restart.
     pub fn fault_kill(&mut self, id: u64, down_ms: u64) -> Result<(), String> {
-        let was = if self.master() == Some(id) {
-            " (master)"
-        } else {
-            ""
-        };
-        let desc = format!("SIGKILL node {id}{was}, restart after {down_ms} ms");
-        self.note(format!("fault: {desc}"));
-        let start = now_ms();
-        self.kill(id);
-        thread::sleep(Duration::from_millis(down_ms));
-        self.restart(id)?;
-        self.faults.push(Fault {
-            kind: "kill",
-            desc,
-            nodes: vec![id],
-            start,
-            end: now_ms(),
-            recover_from: Some(start),
-        });
-        Ok(())
+        self.stop_and_restart("kill", "SIGKILL", id, down_ms, Self::kill)
     }
 
     /// SIGTERM (the node releases its leases and exits), `down_ms` later a restart.
     pub fn fault_term(&mut self, id: u64, down_ms: u64) -> Result<(), String> {
+        self.stop_and_restart("term", "SIGTERM", id, down_ms, |c, id| {
+            c.signal(id, rustix::process::Signal::TERM);
+            let idx = id as usize - 1;
+            if let Some(mut p) = c.procs[idx].take() {
+                let _ = p.child.wait();
+                if let Some(r) = p.reader.take() {
+                    let _ = r.join();
+                }
+            }
+            let mut st = c.shared.state(id);
+            st.alive = false;
+            st.holding = None;
+        })
+    }
+
+    /// Stops node `id` with `stop`, waits `down_ms`, restarts it, and records the fault.
+    fn stop_and_restart(
+        &mut self,
+        kind: &'static str,
+        signal: &str,
+        id: u64,
+        down_ms: u64,
+        stop: impl FnOnce(&mut Self, u64),
+    ) -> Result<(), String> {
         let was = if self.master() == Some(id) {
             " (master)"
         } else {
             ""
         };
-        let desc = format!("SIGTERM node {id}{was}, restart after {down_ms} ms");
+        let desc = format!("{signal} node {id}{was}, restart after {down_ms} ms");
         self.note(format!("fault: {desc}"));
         let start = now_ms();
-        self.signal(id, rustix::process::Signal::TERM);
-        let idx = id as usize - 1;
-        if let Some(mut p) = self.procs[idx].take() {
-            let _ = p.child.wait();
-            if let Some(r) = p.reader.take() {
-                let _ = r.join();
-            }
-        }
-        {
-            let mut st = self.shared.state(id);
-            st.alive = false;
-            st.holding = None;
-        }
+        stop(self, id);
         thread::sleep(Duration::from_millis(down_ms));
         self.restart(id)?;
         self.faults.push(Fault {
-            kind: "term",
+            kind,
             desc,
             nodes: vec![id],
             start,
