@@ -68,7 +68,19 @@ pub struct Proc {
 impl Proc {
     /// Starts `gen-paxos node --id <id> --listen <addr> --certs <certs> <args...>`.
     pub fn start(id: u64, addr: &str, certs: &Path, args: &[String]) -> Proc {
-        let mut child = Command::new(BIN)
+        Self::spawn(Command::new(BIN), id, addr, certs, args)
+    }
+
+    /// Like [`Proc::start`], inside network namespace `netns` (`ip netns exec`, which also
+    /// mounts the files of `/etc/netns/<netns>/` over `/etc`, e.g. its own `hosts`).
+    pub fn start_in_netns(netns: &str, id: u64, addr: &str, certs: &Path, args: &[String]) -> Proc {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns, BIN]);
+        Self::spawn(command, id, addr, certs, args)
+    }
+
+    fn spawn(mut command: Command, id: u64, addr: &str, certs: &Path, args: &[String]) -> Proc {
+        let mut child = command
             .args(["node", "--id", &id.to_string(), "--listen", addr])
             .args(["--stdin-commands", "--certs"])
             .arg(certs)
