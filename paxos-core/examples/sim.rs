@@ -8,6 +8,10 @@
 //! cargo run --release -p paxos-core --example sim -- --seeds 1000 --split --unsafe no-fingerprint
 //! ```
 //!
+//! `--digest` hashes everything every node said (events, messages, hellos, wake-up times,
+//! with time and host) and prints `digest=<hex>`: a refactoring that must not change
+//! behaviour gives the same digest for the same seeds.
+//!
 //! `--split` simulates a misconfigured cluster (two voter sets sharing one node; see
 //! `SimConfig::split`) instead of `--nodes` voters.
 //!
@@ -36,12 +40,13 @@ struct Args {
     trace: bool,
     quiet: bool,
     split: bool,
+    digest: bool,
 }
 
 fn usage() -> String {
     let rules: Vec<&str> = UnsafeRule::ALL.iter().map(|(n, _)| *n).collect();
     format!(
-        "usage: sim [--seeds N] [--seed S | --first S] [--nodes K | --split] [--rho R] [--unsafe RULE] [--trace] [--quiet]\n\
+        "usage: sim [--seeds N] [--seed S | --first S] [--nodes K | --split] [--rho R] [--unsafe RULE] [--trace] [--quiet] [--digest]\n\
          RULE is one of: {}",
         rules.join(", ")
     )
@@ -57,6 +62,7 @@ fn parse() -> Result<Args, String> {
         trace: false,
         quiet: false,
         split: false,
+        digest: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,6 +90,7 @@ fn parse() -> Result<Args, String> {
             "--trace" => args.trace = true,
             "--quiet" => args.quiet = true,
             "--split" => args.split = true,
+            "--digest" => args.digest = true,
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
@@ -114,6 +121,7 @@ fn main() -> ExitCode {
         c.unsafe_rule = args.unsafe_rule;
         c.trace = trace;
         c.split = args.split;
+        c.digest = args.digest;
         c
     };
     let replay = |seed: u64| {
@@ -133,9 +141,13 @@ fn main() -> ExitCode {
     let (mut steps, mut deliveries, mut violations, mut liveness) = (0u64, 0u64, 0u64, 0u64);
     let mut worst_recovery = Duration::ZERO;
     let mut shown = 0;
+    let mut digest = 0u64;
     for seed in args.first..args.first + args.seeds {
         let report = run(&config(seed, args.trace));
         steps += report.steps;
+        digest = (digest ^ report.digest)
+            .wrapping_mul(0x100_0000_01b3)
+            .rotate_left(17);
         deliveries += report.deliveries;
         worst_recovery = worst_recovery.max(report.recovery.unwrap_or_default());
         let failed = !report.violations.is_empty() || report.liveness_failure.is_some();
@@ -190,6 +202,9 @@ fn main() -> ExitCode {
         deliveries as f64 / secs.max(1e-9),
         secs
     );
+    if args.digest {
+        println!("digest={digest:016x}");
+    }
     println!(
         "seeds={} steps={steps} violations={violations} liveness_failures={liveness}",
         args.seeds

@@ -66,6 +66,10 @@ pub struct SimConfig {
     pub fault_phase: Duration,
     /// Record a trace of notable steps (slower; used to replay a failing seed).
     pub trace: bool,
+    /// Hash everything the nodes say (events, messages, hellos, wake-ups) into
+    /// [`SimReport::digest`] (slower): two builds that give the same digests for the same
+    /// seeds behaved the same.
+    pub digest: bool,
     /// A misconfigured cluster: hosts 1 and 2 run with voters `{1, 2, 3}`, and on even
     /// seeds hosts 3, 4 and 5 with `{3, 4, 5}` (a half-done reconfiguration), on odd seeds
     /// host 3 alone as a confirmed single-node cluster. `voters` is ignored. The network
@@ -88,6 +92,7 @@ impl SimConfig {
             lease_duration: Duration::from_secs(1),
             fault_phase: Duration::from_secs(20),
             trace: false,
+            digest: false,
             split: false,
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: None,
@@ -136,6 +141,21 @@ pub struct SimReport {
     pub elections: u64,
     /// The last notable steps, when `trace` was set.
     pub trace: Vec<String>,
+    /// With [`SimConfig::digest`]: a hash of every event, message, hello and wake-up time
+    /// of every node, with the simulated time and host of each; 0 otherwise.
+    pub digest: u64,
+}
+
+/// FNV-1a over formatted text: hashes `Debug` output without building strings.
+struct Fnv(u64);
+
+impl std::fmt::Write for Fnv {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for b in s.bytes() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        Ok(())
+    }
 }
 
 /// Largest normal one-way message delay in the simulated network.
@@ -403,6 +423,7 @@ impl<'a> Sim<'a> {
                 recovery: None,
                 elections: 0,
                 trace: Vec::new(),
+                digest: 0xcbf2_9ce4_8422_2325,
             },
             trace: VecDeque::new(),
         }
@@ -415,6 +436,16 @@ impl<'a> Sim<'a> {
             seq: self.seq,
             ev,
         }));
+    }
+
+    /// Adds what a node said to the digest, with the time and host.
+    fn hash(&mut self, host: usize, what: &dyn std::fmt::Debug) {
+        if self.cfg.digest {
+            let mut h = Fnv(self.report.digest);
+            let _ =
+                std::fmt::Write::write_fmt(&mut h, format_args!("{} {host} {what:?};", self.now));
+            self.report.digest = h.0;
+        }
     }
 
     fn note(&mut self, line: impl FnOnce() -> String) {
@@ -712,6 +743,7 @@ impl<'a> Sim<'a> {
         let owner = node.owner();
         let clock = self.hosts[host].clock;
         while let Some(event) = self.hosts[host].node.as_mut().and_then(Node::poll_event) {
+            self.hash(host, &event);
             match event {
                 Event::Elected {
                     lease,
@@ -767,20 +799,20 @@ impl<'a> Sim<'a> {
             .as_ref()
             .map_or(0, Node::fingerprint_digest);
         while let Some(t) = self.hosts[host].node.as_mut().and_then(Node::poll_transmit) {
+            self.hash(host, &(t.to, &t.messages));
             self.route(host, t.to, digest, Payload::Batch(t.messages));
         }
         while let Some(h) = self.hosts[host].node.as_mut().and_then(Node::poll_hello) {
+            self.hash(host, &(h.to, h.wants_reply));
             let hello = Payload::Hello {
                 wants_reply: h.wants_reply,
             };
             self.route(host, h.to, digest, hello);
         }
+        let timeout = self.hosts[host].node.as_ref().and_then(Node::poll_timeout);
+        self.hash(host, &timeout);
         let h = &mut self.hosts[host];
-        let next = h
-            .node
-            .as_ref()
-            .and_then(Node::poll_timeout)
-            .map_or(u64::MAX, |t| clock.real(t).max(now));
+        let next = timeout.map_or(u64::MAX, |t| clock.real(t).max(now));
         if next != h.timer_at {
             h.timer_gen += 1;
             h.timer_at = next;
