@@ -19,8 +19,48 @@ use std::time::Duration;
 
 use crate::acceptor::Acceptor;
 use crate::ballot::Ballot;
+use crate::config::{Timing, acceptor_duration};
 use crate::id::{Incarnation, LeaseName, NodeId};
+use crate::message::Message;
+use crate::stats::Stats;
 use crate::time::Timestamp;
+use crate::unsafe_rules::{Broken, Rules};
+
+/// One message's arrival at the acceptors: when, from whom (authenticated), and how the
+/// node stands.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival {
+    pub(crate) now: Timestamp,
+    pub(crate) from: NodeId,
+    /// This node votes.
+    pub(crate) voter: bool,
+    /// This node is still in its restart quarantine (A4).
+    pub(crate) quarantined: bool,
+    /// A voter runs with another configuration (F2).
+    pub(crate) conflict: bool,
+}
+
+impl Arrival {
+    /// A1/A2 preconditions: this node votes, the ballot is the sender's own, the restart
+    /// quarantine is over (A4), and no voter's fingerprint differs (F2).
+    fn may_answer(&self, stats: &mut Stats, ballot: Ballot) -> bool {
+        if !self.voter {
+            stats.dropped_invalid += 1;
+            false
+        } else if ballot.node != self.from {
+            stats.dropped_spoofed += 1;
+            false
+        } else if self.quarantined {
+            stats.dropped_quarantined += 1;
+            false
+        } else if self.conflict {
+            stats.dropped_conflicted += 1;
+            false
+        } else {
+            true
+        }
+    }
+}
 
 /// The acceptor entries of one node.
 #[derive(Debug)]
@@ -34,10 +74,16 @@ pub(crate) struct Acceptors {
     next_sweep: Timestamp,
     /// The highest ballot counter of any pruned entry.
     pruned_floor: Option<u64>,
+    rules: Rules,
+    /// Every acceptance, for the simulator's quorum check; `None` (nothing kept) unless
+    /// the simulator asked for it. The `sim` feature is on in any build that also has the
+    /// simulator (the `gen-paxos` tool), so a real node must not grow this without bound.
+    #[cfg(feature = "sim")]
+    pub(crate) accept_log: Option<Vec<(LeaseName, Ballot)>>,
 }
 
 impl Acceptors {
-    pub(crate) fn new(cap: usize, idle: Duration, sweep_every: Duration) -> Self {
+    pub(crate) fn new(cap: usize, idle: Duration, sweep_every: Duration, rules: Rules) -> Self {
         Acceptors {
             map: HashMap::new(),
             cap,
@@ -45,6 +91,93 @@ impl Acceptors {
             sweep_every: sweep_every.max(Duration::from_millis(1)),
             next_sweep: Timestamp::MAX,
             pruned_floor: None,
+            rules,
+            #[cfg(feature = "sim")]
+            accept_log: None,
+        }
+    }
+
+    /// A4: in the restart quarantine a voter answers nothing, but remembers the ballots
+    /// proposers show it as promised (see [`Acceptor::observe_in_quarantine`]).
+    pub(crate) fn observe(
+        &mut self,
+        stats: &mut Stats,
+        at: Arrival,
+        lease: &LeaseName,
+        ballot: Ballot,
+    ) {
+        if at.voter && at.quarantined && at.from == ballot.node {
+            match self.entry(at.now, lease) {
+                Some(a) => a.observe_in_quarantine(at.now, ballot),
+                None => stats.dropped_over_capacity += 1,
+            }
+        }
+    }
+
+    /// A1: the answer to a Prepare, if this node gives one.
+    pub(crate) fn handle_prepare(
+        &mut self,
+        stats: &mut Stats,
+        at: Arrival,
+        lease: &LeaseName,
+        ballot: Ballot,
+    ) -> Option<Message> {
+        if !at.may_answer(stats, ballot) {
+            return None;
+        }
+        let Some(acceptor) = self.entry(at.now, lease) else {
+            stats.dropped_over_capacity += 1;
+            return None;
+        };
+        Some(acceptor.handle_prepare(at.now, ballot))
+    }
+
+    /// A2: the answer to an Accept for a lease of `lease_duration`, if this node gives one.
+    pub(crate) fn handle_accept(
+        &mut self,
+        stats: &mut Stats,
+        at: Arrival,
+        lease: &LeaseName,
+        ballot: Ballot,
+        lease_duration: Duration,
+        timing: &Timing,
+    ) -> Option<Message> {
+        if !at.may_answer(stats, ballot) {
+            return None;
+        }
+        // Never exclude for less than the proposer's own lease needs (T2).
+        let theirs = acceptor_duration(lease_duration.min(Duration::from_secs(86_400)), timing.rho);
+        let exclusion = timing.exclusion.max(theirs);
+        let overwrite = self.rules.breaks(Broken::Baseline);
+        let Some(acceptor) = self.entry(at.now, lease) else {
+            stats.dropped_over_capacity += 1;
+            return None;
+        };
+        let reply = acceptor.handle_accept(at.now, ballot, exclusion, overwrite);
+        #[cfg(feature = "sim")]
+        if let (Some(log), Message::Accepted { .. }) = (&mut self.accept_log, &reply) {
+            log.push((lease.clone(), ballot));
+        }
+        Some(reply)
+    }
+
+    /// A3: a Release from its owner (checked by the node). Recorded even for a lease this
+    /// acceptor has not heard of yet, so the released ballot's own late Prepare or Accept
+    /// is refused.
+    pub(crate) fn handle_release(
+        &mut self,
+        stats: &mut Stats,
+        at: Arrival,
+        lease: &LeaseName,
+        ballot: Ballot,
+    ) {
+        if !at.voter || at.quarantined {
+            return;
+        }
+        let owner_only = self.rules.breaks(Broken::OwnerOnlyRelease);
+        match self.entry(at.now, lease) {
+            Some(a) => a.handle_release(at.now, ballot, owner_only),
+            None => stats.dropped_over_capacity += 1,
         }
     }
 
@@ -122,7 +255,7 @@ mod tests {
 
     #[test]
     fn untouched_entries_are_pruned_after_q_and_their_ballots_stay_refused() {
-        let mut table = Acceptors::new(10, Q, Q / 2);
+        let mut table = Acceptors::new(10, Q, Q / 2, Rules::default());
         let old = name(1);
         let busy = name(2);
         table
@@ -158,7 +291,7 @@ mod tests {
 
     #[test]
     fn the_cap_refuses_new_names_only() {
-        let mut table = Acceptors::new(2, Q, Q / 2);
+        let mut table = Acceptors::new(2, Q, Q / 2, Rules::default());
         assert!(table.entry(t(0), &name(1)).is_some());
         assert!(table.entry(t(0), &name(2)).is_some());
         assert!(table.entry(t(0), &name(3)).is_none());

@@ -52,19 +52,28 @@
 
 mod acceptor;
 mod acceptors;
+mod attempt;
 mod ballot;
 mod config;
+mod context;
 mod error;
 mod event;
 mod fingerprint;
 mod id;
+mod learner;
 mod lease;
 mod message;
 mod node;
+mod outbox;
+mod pacing;
 mod peers;
+mod proposer;
 mod rng;
+mod stats;
+mod succession;
 mod time;
 mod timers;
+mod unsafe_rules;
 
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -76,9 +85,12 @@ pub use event::{Event, Master, SurrenderReason};
 pub use fingerprint::{Difference, Fingerprint, PROTOCOL_VERSION};
 pub use id::{Incarnation, LeaseName, NodeId, Owner};
 pub use message::{Envelope, Hello, LiveLease, Message, Transmit};
-pub use node::{Node, Stats};
+pub use node::Node;
 pub use rng::Rng;
+pub use stats::Stats;
 pub use time::Timestamp;
+#[cfg(feature = "unsafe-rules")]
+pub use unsafe_rules::UnsafeRule;
 
 /// B1: a ballot whose counter is more than this above the receiving node's wall-clock
 /// floor (Unix milliseconds, see [`Node::raise_ballot_floor`]) is dropped and counted
@@ -90,91 +102,3 @@ pub use time::Timestamp;
 /// the floor, no sequence of messages can push a counter past about `2^43` within this
 /// century, far from the `2^64` at which it would wrap: ballots cannot be exhausted.
 pub const MAX_BALLOT_LEAD: u64 = 1 << 42;
-
-/// Test-only switches that each break one rule of `PROTOCOL.md` ("Known ways to get it
-/// wrong"), so the simulator can prove that its checker finds the resulting violations.
-/// Only built with the non-default `unsafe-rules` feature; never use it in production.
-#[cfg(feature = "unsafe-rules")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum UnsafeRule {
-    /// Rule 1: the proposer's deadline starts when the prepare quorum arrives. Applied to
-    /// the [`UnsafeRule::Baseline`] protocol, since gen-paxos's defences in depth mask it.
-    LateTimer,
-    /// Rule 2: a restarted acceptor answers at once (no quarantine).
-    NoQuarantine,
-    /// Rule 3: count responses instead of distinct acceptors.
-    CountDuplicates,
-    /// Rule 4: a release clears any lease of the same owner.
-    OwnerOnlyRelease,
-    /// Rule 5: a self-owned lease under another ballot counts as open. Applied to the
-    /// [`UnsafeRule::Baseline`] protocol, since gen-paxos's defences in depth mask it.
-    StaleOwnerOpen,
-    /// Rule 6: the deadline is enforced by timer dispatch order, not checked in P4.
-    TimerOrder,
-    /// Real clock drift beyond the configured `rho` (a simulator setting).
-    ClockRate,
-    /// Rule 9: a restarted proposer reuses its incarnation and counter, with no wall-clock
-    /// floor (a simulator setting).
-    ReuseBallot,
-    /// B1 off: ballots of any size are taken and counters wrap (as a release build did
-    /// before the bound): one forged ballot near `2^64` stops every election.
-    UnboundedBallots,
-    /// B2 off: acceptors and learners take an observer's Prepare, Accept, Release and Learn.
-    ObserverBallots,
-    /// F1/F2 off: fingerprints are not compared, so nodes with different voter sets count
-    /// each other (a simulator setting in `SimConfig::split`).
-    NoFingerprint,
-    /// Acceptor entries are forgotten at every sweep, without the quarantine-long wait.
-    EarlyPrune,
-    /// Control, expected to stay safe: the corrected PaxosLease of the 2026 contract
-    /// without gen-paxos's three defences in depth: acceptors overwrite live leases of
-    /// other owners (A2 without its refusal), ballots follow the wall clock only from
-    /// process start, and abandoned attempts are not released. Shows that the violations
-    /// of `late-timer` and `stale-owner-open` come from the rule they name.
-    Baseline,
-}
-
-#[cfg(feature = "unsafe-rules")]
-impl UnsafeRule {
-    /// Whether this switch runs on the [`UnsafeRule::Baseline`] protocol.
-    pub fn on_baseline(self) -> bool {
-        matches!(
-            self,
-            UnsafeRule::Baseline | UnsafeRule::LateTimer | UnsafeRule::StaleOwnerOpen
-        )
-    }
-}
-
-#[cfg(feature = "unsafe-rules")]
-impl UnsafeRule {
-    /// Every switch, with its command-line name.
-    pub const ALL: [(&'static str, UnsafeRule); 13] = [
-        ("late-timer", UnsafeRule::LateTimer),
-        ("no-quarantine", UnsafeRule::NoQuarantine),
-        ("count-duplicates", UnsafeRule::CountDuplicates),
-        ("owner-only-release", UnsafeRule::OwnerOnlyRelease),
-        ("stale-owner-open", UnsafeRule::StaleOwnerOpen),
-        ("timer-order", UnsafeRule::TimerOrder),
-        ("clock-rate", UnsafeRule::ClockRate),
-        ("reuse-ballot", UnsafeRule::ReuseBallot),
-        ("unbounded-ballots", UnsafeRule::UnboundedBallots),
-        ("observer-ballots", UnsafeRule::ObserverBallots),
-        ("no-fingerprint", UnsafeRule::NoFingerprint),
-        ("early-prune", UnsafeRule::EarlyPrune),
-        ("baseline", UnsafeRule::Baseline),
-    ];
-
-    /// Parses a command-line name such as `late-timer`.
-    pub fn from_name(name: &str) -> Option<UnsafeRule> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
-    }
-
-    /// The command-line name.
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, r)| *r == self)
-            .map_or("?", |(n, _)| n)
-    }
-}

@@ -1,0 +1,184 @@
+//! Routing one message to the role it is for, after the checks every message passes.
+
+use super::Node;
+use crate::acceptors::Arrival;
+use crate::ballot::Ballot;
+use crate::id::{LeaseName, NodeId};
+use crate::message::{Envelope, Message};
+use crate::time::Timestamp;
+use crate::unsafe_rules::Broken;
+
+impl Node {
+    /// Routes one message to the role it is for, after the checks every message passes:
+    /// a valid lease name, a voter's ballot (B2), a ballot within the bound (B1).
+    pub(super) fn dispatch(&mut self, now: Timestamp, from: NodeId, envelope: Envelope) {
+        self.stats.messages_received += 1;
+        let Envelope { lease, message } = envelope;
+        if !lease.is_valid() {
+            self.stats.dropped_invalid += 1;
+            return;
+        }
+        let rules = self.setup.rules;
+        // B2: observers never propose and never own a lease: what would speak for one of
+        // their ballots is dropped.
+        if from != self.setup.id
+            && message.voters_only()
+            && self.setup.voters.binary_search(&from).is_err()
+            && !rules.breaks(Broken::ObserverBallots)
+        {
+            self.stats.dropped_invalid += 1;
+            return;
+        }
+        // B1: a ballot far above the wall clock is forged or corrupt. Following it would
+        // push this lease's counters towards overflow, so it is not even looked at.
+        let limit = self.ballot_limit();
+        if !rules.breaks(Broken::UnboundedBallots)
+            && message
+                .ballots()
+                .iter()
+                .flatten()
+                .any(|b| b.counter > limit)
+        {
+            self.stats.dropped_absurd_ballot += 1;
+            return;
+        }
+        let at = Arrival {
+            now,
+            from,
+            voter: self.setup.is_voter,
+            quarantined: now < self.quarantine_until,
+            conflict: self.peers.in_conflict(),
+        };
+        if let Some(ballot) = message.ballot_heard() {
+            // T4, strengthened: never propose at or below a ballot seen for this lease.
+            self.raise_counter(&lease, ballot.counter);
+            self.acceptors.observe(&mut self.stats, at, &lease, ballot);
+        }
+        match message {
+            Message::Prepare { ballot } => {
+                if let Some(reply) =
+                    self.acceptors
+                        .handle_prepare(&mut self.stats, at, &lease, ballot)
+                {
+                    self.outbox.send(
+                        from,
+                        Envelope {
+                            lease,
+                            message: reply,
+                        },
+                    );
+                }
+            }
+            Message::Accept {
+                ballot,
+                lease_duration,
+            } => {
+                let timing = &self.setup.timing;
+                if let Some(reply) = self.acceptors.handle_accept(
+                    &mut self.stats,
+                    at,
+                    &lease,
+                    ballot,
+                    lease_duration,
+                    timing,
+                ) {
+                    self.outbox.send(
+                        from,
+                        Envelope {
+                            lease,
+                            message: reply,
+                        },
+                    );
+                }
+            }
+            Message::Release { ballot } => {
+                if ballot.node != from {
+                    self.stats.dropped_spoofed += 1;
+                    return;
+                }
+                self.acceptors
+                    .handle_release(&mut self.stats, at, &lease, ballot);
+                if let Some(&idx) = self.by_name.get(&lease) {
+                    let (l, mut cx, _) = self.parts(idx);
+                    l.handle_release(&mut cx, now, ballot);
+                    self.schedule(idx);
+                }
+            }
+            Message::Learn { ballot, remaining } => {
+                if ballot.node != from {
+                    self.stats.dropped_spoofed += 1;
+                    return;
+                }
+                if let Some(&idx) = self.by_name.get(&lease) {
+                    let (l, mut cx, _) = self.parts(idx);
+                    l.handle_learn(&mut cx, now, ballot, remaining);
+                    self.schedule(idx);
+                }
+            }
+            Message::Promise {
+                ballot,
+                lease: live,
+            } => {
+                if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
+                    let (l, mut cx, _) = self.parts(idx);
+                    l.handle_promise(&mut cx, now, voter, ballot, live);
+                    self.schedule(idx);
+                }
+            }
+            Message::Accepted { ballot } => {
+                if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
+                    let (l, mut cx, _) = self.parts(idx);
+                    l.handle_accepted(&mut cx, now, voter, ballot);
+                    self.schedule(idx);
+                }
+            }
+            Message::Reject { ballot, promised } => {
+                // T4: never propose at or below a ballot seen in a rejection again.
+                self.raise_counter(&lease, promised.counter);
+                if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
+                    let (l, mut cx, _) = self.parts(idx);
+                    l.handle_reject(&mut cx, now, voter, ballot, promised);
+                    self.schedule(idx);
+                }
+            }
+        }
+    }
+
+    /// The highest ballot counter this node takes from anyone (B1).
+    pub(super) fn ballot_limit(&self) -> u64 {
+        self.wall.saturating_add(crate::MAX_BALLOT_LEAD)
+    }
+
+    /// T4 for one lease: its next ballot goes above `counter`. Only joined leases propose,
+    /// so only they keep a counter.
+    fn raise_counter(&mut self, lease: &LeaseName, counter: u64) {
+        if let Some(&idx) = self.by_name.get(lease) {
+            self.leases[idx].proposer.raise_counter(counter);
+        }
+    }
+
+    /// The lease and voter index an acceptor's response is for, if it answers one of this
+    /// run's ballots from a voter.
+    fn response_target(
+        &mut self,
+        lease: &LeaseName,
+        from: NodeId,
+        ballot: Ballot,
+    ) -> Option<(usize, usize)> {
+        let Ok(voter) = self.setup.voters.binary_search(&from) else {
+            self.stats.dropped_invalid += 1;
+            return None;
+        };
+        if ballot.owner() != self.setup.owner() {
+            self.stats.stale_responses += 1;
+            return None;
+        }
+        match self.by_name.get(lease) {
+            Some(&idx) => Some((idx, voter)),
+            None => {
+                self.stats.stale_responses += 1;
+                None
+            }
+        }
+    }
+}

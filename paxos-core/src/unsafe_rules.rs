@@ -1,0 +1,178 @@
+//! Test-only switches that each break one rule, in one place: the [`UnsafeRule`] a
+//! simulation or test names, and the [`Rules`] a node consults. Without the non-default
+//! `unsafe-rules` feature the enum does not exist and every [`Rules::breaks`] is `false`.
+
+/// Test-only switches that each break one rule of `PROTOCOL.md` ("Known ways to get it
+/// wrong"), so the simulator can prove that its checker finds the resulting violations.
+/// Only built with the non-default `unsafe-rules` feature; never use it in production.
+#[cfg(feature = "unsafe-rules")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnsafeRule {
+    /// Rule 1: the proposer's deadline starts when the prepare quorum arrives. Applied to
+    /// the [`UnsafeRule::Baseline`] protocol, since gen-paxos's defences in depth mask it.
+    LateTimer,
+    /// Rule 2: a restarted acceptor answers at once (no quarantine).
+    NoQuarantine,
+    /// Rule 3: count responses instead of distinct acceptors.
+    CountDuplicates,
+    /// Rule 4: a release clears any lease of the same owner.
+    OwnerOnlyRelease,
+    /// Rule 5: a self-owned lease under another ballot counts as open. Applied to the
+    /// [`UnsafeRule::Baseline`] protocol, since gen-paxos's defences in depth mask it.
+    StaleOwnerOpen,
+    /// Rule 6: the deadline is enforced by timer dispatch order, not checked in P4.
+    TimerOrder,
+    /// Real clock drift beyond the configured `rho` (a simulator setting).
+    ClockRate,
+    /// Rule 9: a restarted proposer reuses its incarnation and counter, with no wall-clock
+    /// floor (a simulator setting).
+    ReuseBallot,
+    /// B1 off: ballots of any size are taken and counters wrap (as a release build did
+    /// before the bound): one forged ballot near `2^64` stops every election.
+    UnboundedBallots,
+    /// B2 off: acceptors and learners take an observer's Prepare, Accept, Release and Learn.
+    ObserverBallots,
+    /// F1/F2 off: fingerprints are not compared, so nodes with different voter sets count
+    /// each other (a simulator setting in `SimConfig::split`).
+    NoFingerprint,
+    /// Acceptor entries are forgotten at every sweep, without the quarantine-long wait.
+    EarlyPrune,
+    /// Control, expected to stay safe: the corrected PaxosLease of the 2026 contract
+    /// without gen-paxos's three defences in depth: acceptors overwrite live leases of
+    /// other owners (A2 without its refusal), ballots follow the wall clock only from
+    /// process start, and abandoned attempts are not released. Shows that the violations
+    /// of `late-timer` and `stale-owner-open` come from the rule they name.
+    Baseline,
+}
+
+#[cfg(feature = "unsafe-rules")]
+impl UnsafeRule {
+    /// Whether this switch runs on the [`UnsafeRule::Baseline`] protocol.
+    pub fn on_baseline(self) -> bool {
+        matches!(
+            self,
+            UnsafeRule::Baseline | UnsafeRule::LateTimer | UnsafeRule::StaleOwnerOpen
+        )
+    }
+}
+
+#[cfg(feature = "unsafe-rules")]
+impl UnsafeRule {
+    /// Every switch, with its command-line name.
+    pub const ALL: [(&'static str, UnsafeRule); 13] = [
+        ("late-timer", UnsafeRule::LateTimer),
+        ("no-quarantine", UnsafeRule::NoQuarantine),
+        ("count-duplicates", UnsafeRule::CountDuplicates),
+        ("owner-only-release", UnsafeRule::OwnerOnlyRelease),
+        ("stale-owner-open", UnsafeRule::StaleOwnerOpen),
+        ("timer-order", UnsafeRule::TimerOrder),
+        ("clock-rate", UnsafeRule::ClockRate),
+        ("reuse-ballot", UnsafeRule::ReuseBallot),
+        ("unbounded-ballots", UnsafeRule::UnboundedBallots),
+        ("observer-ballots", UnsafeRule::ObserverBallots),
+        ("no-fingerprint", UnsafeRule::NoFingerprint),
+        ("early-prune", UnsafeRule::EarlyPrune),
+        ("baseline", UnsafeRule::Baseline),
+    ];
+
+    /// Parses a command-line name such as `late-timer`.
+    pub fn from_name(name: &str) -> Option<UnsafeRule> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+    }
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+/// A rule a node's code can weaken; each names the place that asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Broken {
+    /// Rule 1: the proposer's deadline restarts when the prepare quorum arrives (P3).
+    LateTimer,
+    /// Rule 2: a restarted acceptor answers at once (A4).
+    NoQuarantine,
+    /// Rule 3: responses are counted, not distinct acceptors (P3, P4).
+    CountDuplicates,
+    /// Rule 4: a release clears any lease of the same owner (A3).
+    OwnerOnlyRelease,
+    /// Rule 5: a self-owned lease under another ballot counts as open (P2).
+    StaleOwnerOpen,
+    /// Rule 6: P4 trusts the timer to have ended a late attempt.
+    TimerOrder,
+    /// The defences in depth are off (acceptors overwrite live leases; abandoned attempts
+    /// are not released).
+    Baseline,
+    /// B1 off: no ballot bound, counters wrap.
+    UnboundedBallots,
+    /// B2 off: observers' Prepare, Accept, Release and Learn are taken.
+    ObserverBallots,
+    /// F1/F2 off: fingerprints are not compared.
+    NoFingerprint,
+    /// Acceptor entries are forgotten without waiting a quarantine.
+    EarlyPrune,
+}
+
+/// Which rule, if any, this node breaks on purpose.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rules {
+    #[cfg(feature = "unsafe-rules")]
+    rule: Option<UnsafeRule>,
+}
+
+impl Rules {
+    /// The switch of `config` (none without the feature).
+    pub(crate) fn of(config: &crate::Config) -> Rules {
+        #[cfg(feature = "unsafe-rules")]
+        {
+            Rules {
+                rule: config.unsafe_rule,
+            }
+        }
+        #[cfg(not(feature = "unsafe-rules"))]
+        {
+            let _ = config;
+            Rules {}
+        }
+    }
+
+    /// Whether `kind` is broken in this node.
+    #[cfg(feature = "unsafe-rules")]
+    pub(crate) fn breaks(self, kind: Broken) -> bool {
+        let Some(rule) = self.rule else {
+            return false;
+        };
+        if kind == Broken::Baseline {
+            return rule.on_baseline();
+        }
+        let named = match rule {
+            UnsafeRule::LateTimer => Broken::LateTimer,
+            UnsafeRule::NoQuarantine => Broken::NoQuarantine,
+            UnsafeRule::CountDuplicates => Broken::CountDuplicates,
+            UnsafeRule::OwnerOnlyRelease => Broken::OwnerOnlyRelease,
+            UnsafeRule::StaleOwnerOpen => Broken::StaleOwnerOpen,
+            UnsafeRule::TimerOrder => Broken::TimerOrder,
+            UnsafeRule::UnboundedBallots => Broken::UnboundedBallots,
+            UnsafeRule::ObserverBallots => Broken::ObserverBallots,
+            UnsafeRule::NoFingerprint => Broken::NoFingerprint,
+            UnsafeRule::EarlyPrune => Broken::EarlyPrune,
+            // Simulator settings and the control: nothing in the node itself.
+            UnsafeRule::ClockRate | UnsafeRule::ReuseBallot | UnsafeRule::Baseline => {
+                return false;
+            }
+        };
+        named == kind
+    }
+
+    /// Whether `kind` is broken in this node: never, without the feature.
+    #[cfg(not(feature = "unsafe-rules"))]
+    #[inline(always)]
+    pub(crate) fn breaks(self, _kind: Broken) -> bool {
+        false
+    }
+}
