@@ -14,8 +14,9 @@ use tracing::{debug, warn};
 
 use crate::codec;
 use crate::error::{CallError, Refusal};
-use crate::leader::{Leader, LeaseInfo, SurrenderInfo, SurrenderReason};
+use crate::leader::{Leader, LeaseInfo, SurrenderInfo};
 use crate::view::{LeaseShared, MasterInfo};
+use paxos_core::SurrenderReason;
 
 /// What the driver tells a lease task, in protocol order.
 #[derive(Debug)]

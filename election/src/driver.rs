@@ -11,22 +11,25 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use paxos_core::{Ballot, Event, LeaseName, Master, Message, Node, NodeId, Timestamp};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use paxos_core::{Ballot, LeaseName, Node, NodeId, Timestamp};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
-use tracing::{debug, info, trace, warn};
+use tracing::{debug, info, warn};
 
-use crate::callbacks::{Internal, LeaseMsg, Responder};
+use crate::callbacks::{Internal, LeaseMsg};
 use crate::config::Config;
-use crate::error::{CallError, Error, Refusal};
+use crate::error::{CallError, Error};
 use crate::events::ElectionEvent;
-use crate::handle::NodeShared;
-use crate::leader::{LeaseInfo, SurrenderReason};
 use crate::peer_configs::Change;
+use crate::shared::NodeShared;
 use crate::transport::{Delivery, Transport};
-use crate::view::{Held, LeaseGuard, LeaseShared, MasterInfo};
+use crate::view::LeaseShared;
 use crate::wire::{Frame, Wire};
+
+mod apply;
+mod commands;
+mod frames;
 
 /// What handles ask the driver.
 #[derive(Debug)]
@@ -107,6 +110,11 @@ pub(crate) struct Driver<T> {
     last_heard: HashMap<NodeId, Instant>,
     next_heartbeat: Instant,
     supervisors: Vec<JoinHandle<()>>,
+    /// The clock as read for the input being handled (once per input).
+    now: Instant,
+    ts: Timestamp,
+    /// Calls to send once the core's outputs are out (see `apply.rs`).
+    ready_calls: Vec<u64>,
 }
 
 /// The parts of a driver made before its task starts.
@@ -150,6 +158,9 @@ impl<T: Transport<Wire>> Driver<T> {
             next_call_id: 0,
             last_heard,
             supervisors: Vec::new(),
+            now: parts.epoch,
+            ts: Timestamp::ZERO,
+            ready_calls: Vec::new(),
         }
     }
 
@@ -162,21 +173,21 @@ impl<T: Transport<Wire>> Driver<T> {
                 // its millisecond tick, adding up to a millisecond to every attempt. At
                 // most once in a row, so the channels below are always polled in between.
                 immediate = true;
-                self.on_timer();
+                self.handle_timer();
                 continue;
             }
             immediate = false;
             tokio::select! {
                 biased;
-                () = sleep_until(wake) => self.on_timer(),
+                () = sleep_until(wake) => self.handle_timer(),
                 cmd = self.cmd_rx.recv() => match cmd {
                     Some(Cmd::Stop { done }) => break done,
-                    Some(cmd) => self.on_command(cmd),
+                    Some(cmd) => self.handle_command(cmd),
                     None => break None,
                 },
-                Some(internal) = self.internal_rx.recv() => self.on_internal(internal),
+                Some(internal) = self.internal_rx.recv() => self.handle_internal(internal),
                 incoming = self.transport.recv() => match incoming {
-                    Some(incoming) => self.on_wire(incoming.from, incoming.message),
+                    Some(incoming) => self.handle_frame(incoming.from, incoming.message),
                     None => {
                         debug!(node = %self.id, "transport closed: stopping");
                         break None;
@@ -192,14 +203,17 @@ impl<T: Transport<Wire>> Driver<T> {
 
     // ---- time -----------------------------------------------------------------------------
 
-    /// Reads the clock once for one input and raises the ballot floor (T4).
-    fn now(&mut self) -> (Instant, Timestamp) {
+    /// Reads the clock once for one input, keeps the reading for everything the input
+    /// leads to, and raises the ballot floor (T4).
+    fn read_clock(&mut self) -> (Instant, Timestamp) {
         let now = Instant::now();
         let since = self.local(now.saturating_duration_since(self.epoch));
         let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
         self.core
             .raise_ballot_floor(self.wall_at_epoch.saturating_add(millis));
-        (now, Timestamp::from_duration(since))
+        self.now = now;
+        self.ts = Timestamp::from_duration(since);
+        (self.now, self.ts)
     }
 
     fn instant(&self, t: Timestamp) -> Instant {
@@ -237,8 +251,8 @@ impl<T: Transport<Wire>> Driver<T> {
         wake
     }
 
-    fn on_timer(&mut self) {
-        let (now, ts) = self.now();
+    fn handle_timer(&mut self) {
+        let (now, ts) = self.read_clock();
         if self.core.poll_timeout().is_some_and(|t| t <= ts) {
             self.core.handle_timeout(ts);
             self.flush();
@@ -303,315 +317,10 @@ impl<T: Transport<Wire>> Driver<T> {
 
     // ---- inputs ---------------------------------------------------------------------------
 
-    fn on_command(&mut self, cmd: Cmd) {
-        let (now, ts) = self.now();
-        match cmd {
-            Cmd::Join {
-                lease,
-                priority,
-                shared,
-                task,
-                supervisor,
-                reply,
-            } => {
-                self.supervisors.push(supervisor);
-                if self.leases.contains_key(&lease) {
-                    let _ = reply.send(Err(Error::AlreadyJoined(lease)));
-                    return;
-                }
-                match self.core.join(ts, lease.clone(), priority) {
-                    Ok(()) => {
-                        self.node.insert_lease(shared.clone());
-                        self.leases.insert(
-                            lease,
-                            LeaseRt {
-                                shared,
-                                task: Some(task),
-                            },
-                        );
-                        let _ = reply.send(Ok(()));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e.into()));
-                    }
-                }
-            }
-            Cmd::Resign { lease, reply } => {
-                let result = self.core.resign(ts, &lease).map_err(|e| match e {
-                    paxos_core::Error::UnknownLease(l) => Error::UnknownLease(l),
-                    e => e.into(),
-                });
-                self.flush();
-                let _ = reply.send(result);
-            }
-            Cmd::Call {
-                lease,
-                payload,
-                reply,
-            } => {
-                if !self.leases.contains_key(&lease) {
-                    let _ = reply.send(Err(CallError::NotMaster(lease)));
-                    return;
-                }
-                let id = self.next_call_id;
-                self.next_call_id += 1;
-                let deadline = now + self.config.call_timeout();
-                self.call_deadlines.insert((deadline, id));
-                self.calls.insert(
-                    id,
-                    PendingCall {
-                        lease,
-                        target: None,
-                        payload: Some(payload),
-                        reply,
-                        started: now,
-                    },
-                );
-                self.dispatch_call(ts, id);
-            }
-            Cmd::Cast { lease, payload } => {
-                if self.core.is_master(ts, &lease) {
-                    if let Some(rt) = self.leases.get(&lease) {
-                        rt.tell(LeaseMsg::Cast {
-                            from: self.id,
-                            payload,
-                        });
-                    }
-                } else if let Some(m) = self.remote_master(ts, &lease) {
-                    let cast = Frame::Cast { lease, payload };
-                    self.transport
-                        .send(m.node, self.wire(cast), Delivery::Reliable);
-                } else {
-                    trace!(%lease, "cast dropped: no master known");
-                }
-            }
-            Cmd::Broadcast { lease, payload } => {
-                let Some(token) = self.held_token(ts, &lease) else {
-                    return;
-                };
-                self.send_to_peers(|| Frame::Broadcast {
-                    lease: lease.clone(),
-                    token,
-                    payload: payload.clone(),
-                });
-            }
-            Cmd::Stop { .. } => {}
-        }
-    }
-
-    /// Sends a call to the master (itself or a peer), or leaves it waiting for one.
-    fn dispatch_call(&mut self, ts: Timestamp, id: u64) {
-        let Some(lease) = self.calls.get(&id).map(|c| c.lease.clone()) else {
-            return;
-        };
-        if self.core.is_master(ts, &lease) {
-            if let Some(call) = self.calls.remove(&id) {
-                let respond = Responder::local(lease.clone(), call.reply);
-                if let (Some(rt), Some(payload)) = (self.leases.get(&lease), call.payload) {
-                    rt.tell(LeaseMsg::Call {
-                        from: self.id,
-                        payload,
-                        respond,
-                    });
-                }
-            }
-        } else if let Some(m) = self.remote_master(ts, &lease)
-            && let Some(call) = self.calls.get_mut(&id)
-            && let Some(payload) = call.payload.take()
-        {
-            call.target = Some(m.node);
-            let frame = Frame::Call { lease, id, payload };
-            self.transport
-                .send(m.node, self.wire(frame), Delivery::Reliable);
-        }
-    }
-
-    /// Another node believed master with time left (L1: a hint, good for routing).
-    fn remote_master(&self, ts: Timestamp, lease: &LeaseName) -> Option<Master> {
-        self.core
-            .master(lease)
-            .filter(|m| !m.exact && m.node != self.id && ts < m.expires)
-    }
-
-    fn on_internal(&mut self, internal: Internal) {
-        let (now, ts) = self.now();
-        match internal {
-            Internal::Sync {
-                lease,
-                term,
-                payload,
-            } => {
-                let Some(rt) = self.leases.get(&lease) else {
-                    return;
-                };
-                let current = {
-                    let view = rt.shared.view();
-                    view.term == term && view.held.is_some_and(|h| now < h.deadline)
-                };
-                let Some(token) = self.held_token(ts, &lease).filter(|_| current) else {
-                    return;
-                };
-                self.send_to_peers(|| Frame::Sync {
-                    lease: lease.clone(),
-                    token,
-                    payload: payload.clone(),
-                });
-            }
-            Internal::Reply { to, id, result } => {
-                let frame = Frame::Reply { id, result };
-                self.transport
-                    .send(to, self.wire(frame), Delivery::Reliable);
-            }
-            Internal::Panicked { lease, message } => {
-                if let Some(rt) = self.leases.get_mut(&lease) {
-                    rt.task = None;
-                }
-                // The Leader value is gone: stand no more, and surrender now (P6).
-                let _ = self.core.join(ts, lease.clone(), None);
-                let _ = self.core.resign(ts, &lease);
-                self.node
-                    .publish(ElectionEvent::LeaderFailed { lease, message });
-                self.flush();
-            }
-        }
-    }
-
-    fn on_wire(&mut self, from: NodeId, wire: Wire) {
-        let (now, ts) = self.now();
-        if from == self.id {
-            return;
-        }
-        let Wire { fingerprint, frame } = wire;
-        let frame = match frame {
-            Frame::Hello {
-                fingerprint: theirs,
-                wants_reply,
-            } => {
-                if theirs.digest() != fingerprint {
-                    trace!(%from, "dropped a hello whose fingerprint does not match its header");
-                    return;
-                }
-                self.core.handle_hello(ts, from, fingerprint, wants_reply);
-                let change = self.node.lock_configs().hello(from, &theirs);
-                self.announce(from, change);
-                self.flush();
-                return;
-            }
-            frame => frame,
-        };
-        if fingerprint != self.digest {
-            // F1: refused whole, whatever it is. The core counts it (and records a voter's
-            // mismatch, F2) and answers a protocol batch with its hello.
-            let batch = match frame {
-                Frame::Protocol(batch) => batch,
-                _ => Vec::new(),
-            };
-            self.core.handle_message(ts, from, fingerprint, batch);
-            let change = self.node.lock_configs().frame(from, fingerprint, true);
-            self.announce(from, change);
-            trace!(%from, "refused a message: the sender's cluster fingerprint differs");
-            self.flush();
-            return;
-        }
-        if self.core.members().binary_search(&from).is_err() {
-            trace!(%from, "dropped a message from a non-member");
-            return;
-        }
-        let change = self.node.lock_configs().frame(from, fingerprint, false);
-        self.announce(from, change);
-        self.last_heard.insert(from, now);
-        if self.node.mark_up(from) {
-            debug!(node = %self.id, peer = %from, "peer up");
-            self.node.publish(ElectionEvent::PeerUp { node: from });
-        }
-        match frame {
-            Frame::Protocol(batch) => {
-                let learned: Vec<LeaseName> = batch
-                    .iter()
-                    .filter(|e| matches!(e.message, Message::Learn { .. }))
-                    .map(|e| e.lease.clone())
-                    .collect();
-                self.core.handle_message(ts, from, fingerprint, batch);
-                self.flush();
-                // Renewals of a remote master move its estimated expiry (L1).
-                for lease in learned {
-                    self.refresh_view(&lease);
-                }
-            }
-            Frame::Hello { .. } => {}
-            Frame::Heartbeat => {
-                // Tells the core the peer's fingerprint matches (no more probes for it).
-                self.core.handle_message(ts, from, fingerprint, Vec::new());
-                self.flush();
-            }
-            Frame::Call { lease, id, payload } => {
-                match self.leases.get(&lease).filter(|rt| rt.task.is_some()) {
-                    Some(rt) if self.core.is_master(ts, &lease) => {
-                        let respond = Responder::remote(lease, from, id, self.internal_tx.clone());
-                        rt.tell(LeaseMsg::Call {
-                            from,
-                            payload,
-                            respond,
-                        });
-                    }
-                    _ => {
-                        let frame = Frame::Reply {
-                            id,
-                            result: Err(Refusal::NotMaster),
-                        };
-                        self.transport
-                            .send(from, self.wire(frame), Delivery::Reliable);
-                    }
-                }
-            }
-            Frame::Reply { id, result } => {
-                if self.calls.get(&id).is_some_and(|c| c.target == Some(from))
-                    && let Some(call) = self.calls.remove(&id)
-                {
-                    let _ = call
-                        .reply
-                        .send(result.map_err(|r| r.into_error(&call.lease)));
-                }
-            }
-            Frame::Cast { lease, payload } => {
-                if self.core.is_master(ts, &lease)
-                    && let Some(rt) = self.leases.get(&lease)
-                {
-                    rt.tell(LeaseMsg::Cast { from, payload });
-                }
-            }
-            Frame::Broadcast {
-                lease,
-                token,
-                payload,
-            } => {
-                // A hint check: drop broadcasts of a master known to be superseded.
-                let stale = self
-                    .core
-                    .master(&lease)
-                    .is_some_and(|m| m.token > token && m.node != from);
-                if !stale && let Some(rt) = self.leases.get(&lease) {
-                    rt.tell(LeaseMsg::FromLeader { from, payload });
-                }
-            }
-            Frame::Sync {
-                lease,
-                token,
-                payload,
-            } => {
-                if token.node == from
-                    && let Some(rt) = self.leases.get(&lease)
-                {
-                    rt.tell(LeaseMsg::Sync { from, payload });
-                }
-            }
-        }
-    }
-
     // ---- outputs --------------------------------------------------------------------------
 
     /// This node's fencing token for `lease`, if it holds the lease with authority at `ts`.
-    fn held_token(&self, ts: Timestamp, lease: &LeaseName) -> Option<Ballot> {
+    pub(super) fn held_token(&self, ts: Timestamp, lease: &LeaseName) -> Option<Ballot> {
         self.core
             .master(lease)
             .filter(|m| m.exact && self.core.is_master(ts, lease))
@@ -619,7 +328,7 @@ impl<T: Transport<Wire>> Driver<T> {
     }
 
     /// Sends a frame made by `make` reliably to every other member.
-    fn send_to_peers(&self, make: impl Fn() -> Frame) {
+    pub(super) fn send_to_peers(&self, make: impl Fn() -> Frame) {
         for &peer in self.core.members() {
             if peer != self.id {
                 self.transport
@@ -629,7 +338,7 @@ impl<T: Transport<Wire>> Driver<T> {
     }
 
     /// A frame with this node's fingerprint digest in its header (F1).
-    fn wire(&self, frame: Frame) -> Wire {
+    pub(super) fn wire(&self, frame: Frame) -> Wire {
         Wire {
             fingerprint: self.digest,
             frame,
@@ -637,7 +346,7 @@ impl<T: Transport<Wire>> Driver<T> {
     }
 
     /// Publishes a change in a peer's configuration.
-    fn announce(&self, peer: NodeId, change: Option<Change>) {
+    pub(super) fn announce(&self, peer: NodeId, change: Option<Change>) {
         match change {
             Some(Change::Mismatch(differences)) => {
                 self.node.publish(ElectionEvent::ConfigMismatch {
@@ -655,7 +364,7 @@ impl<T: Transport<Wire>> Driver<T> {
 
     /// Events first (the state the application sees, then callbacks), transmits after
     /// (P6).
-    fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         self.flush_as(Delivery::BestEffort);
     }
 
@@ -687,158 +396,10 @@ impl<T: Transport<Wire>> Driver<T> {
             });
             self.transport.send(hello.to, frame, Delivery::BestEffort);
         }
-    }
-
-    fn master_info(&self, m: Master) -> MasterInfo {
-        MasterInfo {
-            node: m.node,
-            token: m.token,
-            expires: self.instant(m.expires),
-            exact: m.exact,
-        }
-    }
-
-    fn refresh_view(&mut self, lease: &LeaseName) {
-        let info = self.core.master(lease).map(|m| self.master_info(m));
-        if let Some(rt) = self.leases.get(lease) {
-            rt.shared.view().note_master(Instant::now(), info);
-        }
-    }
-
-    fn apply(&mut self, event: Event) {
-        match event {
-            Event::Elected {
-                lease,
-                token,
-                deadline,
-            } => {
-                let deadline = self.instant(deadline);
-                let Some(rt) = self.leases.get(&lease) else {
-                    return;
-                };
-                let term = {
-                    let mut view = rt.shared.view();
-                    view.term += 1;
-                    view.held = Some(Held { token, deadline });
-                    let me = MasterInfo {
-                        node: self.id,
-                        token,
-                        expires: deadline,
-                        exact: true,
-                    };
-                    view.note_master(Instant::now(), Some(me));
-                    view.term
-                };
-                debug!(node = %self.id, %lease, %token, "elected");
-                rt.tell(LeaseMsg::Elected(LeaseInfo {
-                    name: lease.clone(),
-                    token,
-                    deadline,
-                    guard: LeaseGuard::new(rt.shared.clone(), term),
-                }));
-                self.node.publish(ElectionEvent::Elected {
-                    lease,
-                    token,
-                    deadline,
-                });
-            }
-            Event::Renewed {
-                lease,
-                token,
-                deadline,
-            } => {
-                let deadline = self.instant(deadline);
-                let Some(rt) = self.leases.get(&lease) else {
-                    return;
-                };
-                {
-                    let mut view = rt.shared.view();
-                    view.held = Some(Held { token, deadline });
-                    let me = MasterInfo {
-                        node: self.id,
-                        token,
-                        expires: deadline,
-                        exact: true,
-                    };
-                    view.note_master(Instant::now(), Some(me));
-                }
-                self.node.publish(ElectionEvent::Renewed {
-                    lease,
-                    token,
-                    deadline,
-                });
-            }
-            Event::Surrendered {
-                lease,
-                token,
-                reason,
-            } => {
-                let reason = SurrenderReason::from_core(reason);
-                let master = self.core.master(&lease).map(|m| self.master_info(m));
-                let Some(rt) = self.leases.get(&lease) else {
-                    return;
-                };
-                {
-                    // Authority ends here, before any Release is sent (P6).
-                    let mut view = rt.shared.view();
-                    view.held = None;
-                    view.note_master(Instant::now(), master);
-                }
-                self.node.count_surrender(reason);
-                debug!(node = %self.id, %lease, %token, %reason, "surrendered");
-                rt.tell(LeaseMsg::Surrendered { token, reason });
-                self.node.publish(ElectionEvent::Surrendered {
-                    lease,
-                    token,
-                    reason,
-                });
-            }
-            Event::MasterChanged { lease, master } => {
-                let info = master.map(|m| self.master_info(m));
-                let Some(rt) = self.leases.get(&lease) else {
-                    return;
-                };
-                rt.shared.view().note_master(Instant::now(), info);
-                rt.shared.watch.send_replace(info);
-                rt.tell(LeaseMsg::MasterChanged(info));
-                self.node.publish(ElectionEvent::MasterChanged {
-                    lease: lease.clone(),
-                    master: info,
-                });
-                self.master_changed(&lease, info);
-            }
-            _ => {}
-        }
-    }
-
-    /// Calls in flight to a master that is no more fail; calls waiting for one go.
-    fn master_changed(&mut self, lease: &LeaseName, master: Option<MasterInfo>) {
-        let new = master.map(|m| m.node);
-        let mut failed = Vec::new();
-        let mut waiting = Vec::new();
-        for (&id, call) in &self.calls {
-            if &call.lease != lease {
-                continue;
-            }
-            match call.target {
-                Some(target) if Some(target) != new => failed.push(id),
-                None if new.is_some() => waiting.push(id),
-                _ => {}
-            }
-        }
-        for id in failed {
-            if let Some(call) = self.calls.remove(&id) {
-                let _ = call
-                    .reply
-                    .send(Err(CallError::MasterChanged(lease.clone())));
-            }
-        }
-        if !waiting.is_empty() {
-            let (_, ts) = self.now();
-            waiting.sort_unstable();
-            for id in waiting {
-                self.dispatch_call(ts, id);
-            }
+        // Calls that waited for a master go after the core's messages.
+        let ts = self.ts;
+        for id in std::mem::take(&mut self.ready_calls) {
+            self.dispatch_call(ts, id);
         }
     }
 
@@ -847,7 +408,7 @@ impl<T: Transport<Wire>> Driver<T> {
     /// Surrenders and releases everything (P6), lets the callbacks finish (bounded), then
     /// closes the transport.
     async fn stop(&mut self) {
-        let (_, ts) = self.now();
+        let (_, ts) = self.read_clock();
         self.core.shutdown(ts);
         self.flush_as(Delivery::Reliable);
         for (_, call) in self.calls.drain() {
@@ -868,9 +429,4 @@ impl<T: Transport<Wire>> Driver<T> {
         self.node.publish(ElectionEvent::Stopped);
         debug!(node = %self.id, "stopped");
     }
-}
-
-/// Lets `broadcast` senders be cheap to keep around.
-pub(crate) fn event_channel() -> broadcast::Sender<ElectionEvent> {
-    broadcast::Sender::new(4096)
 }

@@ -4,8 +4,8 @@
 use paxos_core::{Ballot, LeaseName, NodeId};
 use tokio::time::Instant;
 
-use crate::leader::SurrenderReason;
 use crate::view::MasterInfo;
+use paxos_core::SurrenderReason;
 
 /// Something that happened on a node, from [`crate::Election::events`]. Events of one
 /// lease arrive in protocol order; a receiver that falls behind by more than the channel

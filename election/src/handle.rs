@@ -1,10 +1,9 @@
 //! The election handle: start a node, join leases, ask who is master, resign, shut down.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use paxos_core::{Incarnation, LeaseName, Node, NodeId, Timestamp};
@@ -15,11 +14,12 @@ use tokio::time::Instant;
 use crate::callbacks::{self, TaskContext};
 use crate::codec;
 use crate::config::Config;
-use crate::driver::{Cmd, Driver, DriverParts, event_channel};
+use crate::driver::{Cmd, Driver, DriverParts};
 use crate::error::{CallError, Error};
 use crate::events::ElectionEvent;
 use crate::leader::Leader;
-use crate::peer_configs::{PeerConfig, PeerConfigs};
+use crate::peer_configs::PeerConfig;
+use crate::shared::NodeShared;
 use crate::status::{LeaseStatus, StatusReply, StatusRequest};
 use crate::transport::Transport;
 use crate::view::{LeaseGuard, LeaseShared, MasterInfo};
@@ -59,130 +59,6 @@ impl Candidacy {
             Candidacy::Candidate { priority } => Some(priority),
             Candidacy::Observer => None,
         }
-    }
-}
-
-/// Node-wide state shared by the driver and the handles.
-#[derive(Debug)]
-pub(crate) struct NodeShared {
-    id: NodeId,
-    voters: Vec<NodeId>,
-    observers: Vec<NodeId>,
-    /// Peers' fingerprints as the driver saw them (written by the driver only).
-    pub(crate) configs: Mutex<PeerConfigs>,
-    /// Whether the core stopped acting because a voter's fingerprint differs (F2).
-    pub(crate) conflict: AtomicBool,
-    /// The core's counters and acceptor entries, as of the last heartbeat (for metrics).
-    core_stats: Mutex<(paxos_core::Stats, usize)>,
-    /// Surrenders by reason, since start.
-    surrenders: Mutex<BTreeMap<&'static str, u64>>,
-    leases: RwLock<HashMap<LeaseName, Arc<LeaseShared>>>,
-    down: Mutex<BTreeSet<NodeId>>,
-    events: broadcast::Sender<ElectionEvent>,
-    stopped: AtomicBool,
-}
-
-impl NodeShared {
-    pub(crate) fn id(&self) -> NodeId {
-        self.id
-    }
-
-    pub(crate) fn voter_ids(&self) -> &[NodeId] {
-        &self.voters
-    }
-
-    pub(crate) fn down_set(&self) -> BTreeSet<NodeId> {
-        self.down
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Every joined lease, sorted by name.
-    pub(crate) fn lease_list(&self) -> Vec<Arc<LeaseShared>> {
-        let mut list: Vec<Arc<LeaseShared>> = self
-            .leases
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        list
-    }
-
-    pub(crate) fn set_core_stats(&self, stats: paxos_core::Stats, acceptor_entries: usize) {
-        *self
-            .core_stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = (stats, acceptor_entries);
-    }
-
-    pub(crate) fn core_stats(&self) -> (paxos_core::Stats, usize) {
-        *self
-            .core_stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn count_surrender(&self, reason: crate::leader::SurrenderReason) {
-        *self
-            .surrenders
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(reason.as_str())
-            .or_default() += 1;
-    }
-
-    pub(crate) fn surrenders(&self) -> BTreeMap<&'static str, u64> {
-        self.surrenders
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub(crate) fn lock_configs(&self) -> std::sync::MutexGuard<'_, PeerConfigs> {
-        self.configs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn publish(&self, event: ElectionEvent) {
-        let _ = self.events.send(event);
-    }
-
-    pub(crate) fn insert_lease(&self, shared: Arc<LeaseShared>) {
-        self.leases
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(shared.name.clone(), shared);
-    }
-
-    fn lease(&self, name: &str) -> Option<Arc<LeaseShared>> {
-        let name = LeaseName::new(name).ok()?;
-        self.leases
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&name)
-            .cloned()
-    }
-
-    /// Marks `peer` down; true if it was up.
-    pub(crate) fn mark_down(&self, peer: NodeId) -> bool {
-        self.down
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(peer)
-    }
-
-    /// Marks `peer` up; true if it was down.
-    pub(crate) fn mark_up(&self, peer: NodeId) -> bool {
-        self.down
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&peer)
-    }
-
-    pub(crate) fn set_stopped(&self) {
-        self.stopped.store(true, Ordering::Release);
     }
 }
 
@@ -248,32 +124,7 @@ impl Election {
             wall_at_epoch,
             seed,
         )?;
-        let configs = PeerConfigs::new(config.node, core.fingerprint().clone(), core.members());
-        let shared = Arc::new(NodeShared {
-            id: config.node,
-            configs: Mutex::new(configs),
-            conflict: AtomicBool::new(false),
-            core_stats: Mutex::new((core.stats(), 0)),
-            surrenders: Mutex::new(BTreeMap::new()),
-            voters: core.voters().to_vec(),
-            observers: {
-                let mut o = config.observers.clone();
-                o.sort_unstable();
-                o
-            },
-            leases: RwLock::new(HashMap::new()),
-            // A peer is alive once heard from, not before: a node that starts alone must
-            // not report peers that never answered as alive.
-            down: Mutex::new(
-                core.members()
-                    .iter()
-                    .copied()
-                    .filter(|&m| m != config.node)
-                    .collect(),
-            ),
-            events: event_channel(),
-            stopped: AtomicBool::new(false),
-        });
+        let shared = Arc::new(NodeShared::new(&config, &core));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let driver = Driver::new(DriverParts {

@@ -1,7 +1,7 @@
 //! The `Leader` trait: the application's side of an election, after Erlang's gen_leader.
 
 use async_trait::async_trait;
-use paxos_core::{Ballot, LeaseName, NodeId};
+use paxos_core::{Ballot, LeaseName, NodeId, SurrenderReason};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -85,57 +85,6 @@ pub struct LeaseInfo {
     pub deadline: Instant,
     /// Valid while this tenure lasts; check it before acting.
     pub guard: LeaseGuard,
-}
-
-/// Why [`Leader::on_surrendered`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SurrenderReason {
-    /// Renewal failed until the deadline: this node could not reach a majority (it is
-    /// partitioned, or too many voters are down).
-    Expired,
-    /// The application resigned the lease.
-    Resigned,
-    /// Another owner was seen while this node still thought it held the lease.
-    Lost,
-    /// The node is shutting down.
-    Shutdown,
-    /// This node was a candidate and another node was elected.
-    OtherElected,
-    /// One of this node's voters runs with another cluster configuration: this node
-    /// stopped acting until they match (see [`crate::ElectionEvent::ConfigMismatch`]).
-    ConfigMismatch,
-}
-
-impl SurrenderReason {
-    /// A lowercase name (`expired`, `resigned`, `lost`, `shutdown`, `other-elected`,
-    /// `config-mismatch`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SurrenderReason::Expired => "expired",
-            SurrenderReason::Resigned => "resigned",
-            SurrenderReason::Lost => "lost",
-            SurrenderReason::Shutdown => "shutdown",
-            SurrenderReason::OtherElected => "other-elected",
-            SurrenderReason::ConfigMismatch => "config-mismatch",
-        }
-    }
-
-    pub(crate) fn from_core(reason: paxos_core::SurrenderReason) -> Self {
-        match reason {
-            paxos_core::SurrenderReason::Resigned => SurrenderReason::Resigned,
-            paxos_core::SurrenderReason::Lost => SurrenderReason::Lost,
-            paxos_core::SurrenderReason::Shutdown => SurrenderReason::Shutdown,
-            paxos_core::SurrenderReason::ConfigMismatch => SurrenderReason::ConfigMismatch,
-            _ => SurrenderReason::Expired,
-        }
-    }
-}
-
-impl std::fmt::Display for SurrenderReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// What [`Leader::on_surrendered`] is told.

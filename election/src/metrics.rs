@@ -26,7 +26,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use tokio::time::Instant;
 
-use crate::handle::{Election, NodeShared};
+use crate::handle::Election;
+use crate::shared::NodeShared;
 
 /// Leases with series of their own; a node with more reports the first ones by name
 /// (and the node-wide counts cover all).

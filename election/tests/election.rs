@@ -359,3 +359,38 @@ async fn watch_follows_master_changes_and_queries_report_peers() {
     assert_eq!(status.leases[0].master, Some(new));
     assert!(status.leases[0].exact);
 }
+
+/// A follower's view of the master follows its renewals: the token and the estimated
+/// expiry move forward with each one, though who is master does not change (the core's
+/// `MasterRenewed`). Without it a follower's `master()` would show the expiry of the
+/// first Learn and then no master at all after one lease.
+#[tokio::test(start_paused = true)]
+async fn a_followers_view_of_the_master_moves_with_its_renewals() {
+    let mut c = Cluster::start(3, 0, 7);
+    c.join_all("main").await;
+    let master = c.wait_master("main", first_election_bound()).await;
+    let follower = *c.voters.iter().find(|&&v| v != master).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        tokio::time::sleep(LEASE).await;
+        let m = c.nodes[&follower].master("main").expect("a master is known");
+        assert_eq!(m.node, master);
+        assert!(!m.exact);
+        assert!(m.expires > Instant::now(), "the view is current");
+        seen.push((m.token, m.expires));
+    }
+    for pair in seen.windows(2) {
+        assert!(pair[1].0 > pair[0].0, "tokens grow: {seen:?}");
+        assert!(pair[1].1 > pair[0].1, "expiries move forward: {seen:?}");
+    }
+    // Renewals are not master changes: the follower's watch saw one master, once.
+    let changes = c
+        .records()
+        .iter()
+        .filter(|r| {
+            r.node == follower
+                && matches!(r.what, What::Event(ElectionEvent::MasterChanged { .. }))
+        })
+        .count();
+    assert_eq!(changes, 1, "renewals were reported as master changes");
+}

@@ -4,25 +4,32 @@ use crate::ballot::Ballot;
 use crate::id::{LeaseName, NodeId};
 use crate::time::Timestamp;
 
-/// Why a node stopped being master of a lease.
+/// Why a node is not (or no longer) master of a lease: the reason of a
+/// [`Event::Surrendered`], and of the runtime's `Leader::on_surrendered`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SurrenderReason {
-    /// The lease ran out (renewal failed, e.g. the node is cut off from a majority).
+    /// Renewal failed until the deadline: this node could not reach a majority (it is
+    /// cut off, or too many voters are down).
     Expired,
-    /// The application resigned it.
+    /// The application resigned the lease.
     Resigned,
-    /// Another owner was learned while this node still thought it held the lease.
+    /// Another owner was seen while this node still thought it held the lease.
     Lost,
     /// The node is shutting down.
     Shutdown,
-    /// A voter was heard with another cluster fingerprint (F2): this node stopped acting
-    /// until every voter it hears from matches again.
+    /// One of this node's voters runs with another cluster fingerprint (F2): this node
+    /// stopped acting until every voter it hears from matches again.
     ConfigMismatch,
+    /// This node never held the lease: as a candidate, it saw another node elected
+    /// (gen_leader's `surrendered/3` on the losers). The core never gives it in a
+    /// [`Event::Surrendered`]; runtimes use it when they tell a losing candidate.
+    OtherElected,
 }
 
 impl SurrenderReason {
-    /// A lowercase name (`expired`, `resigned`, `lost`, `shutdown`, `config-mismatch`).
+    /// A lowercase name (`expired`, `resigned`, `lost`, `shutdown`, `config-mismatch`,
+    /// `other-elected`).
     pub fn as_str(self) -> &'static str {
         match self {
             SurrenderReason::Expired => "expired",
@@ -30,7 +37,20 @@ impl SurrenderReason {
             SurrenderReason::Lost => "lost",
             SurrenderReason::Shutdown => "shutdown",
             SurrenderReason::ConfigMismatch => "config-mismatch",
+            SurrenderReason::OtherElected => "other-elected",
         }
+    }
+
+    /// Whether this node held the lease and its authority ended (every reason but
+    /// [`SurrenderReason::OtherElected`]).
+    pub fn was_master(self) -> bool {
+        self != SurrenderReason::OtherElected
+    }
+}
+
+impl std::fmt::Display for SurrenderReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -50,8 +70,10 @@ pub struct Master {
 
 /// Something the application must know. Pull them with [`crate::Node::poll_event`], and
 /// act on them before sending the node's transmits (P6: stop acting, then release).
+///
+/// Not `#[non_exhaustive]`: a runtime must handle every event, so a new one is a breaking
+/// change its compiler reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Event {
     /// This node became master (P4).
     Elected {
@@ -87,6 +109,14 @@ pub enum Event {
         /// The new master, if any is known.
         master: Option<Master>,
     },
+    /// The master this node knows of (another node) renewed: its token and estimated
+    /// expiry moved (L1). Who is master did not change.
+    MasterRenewed {
+        /// The lease.
+        lease: LeaseName,
+        /// The master, with its new token and estimated expiry.
+        master: Master,
+    },
 }
 
 impl Event {
@@ -96,7 +126,8 @@ impl Event {
             Event::Elected { lease, .. }
             | Event::Renewed { lease, .. }
             | Event::Surrendered { lease, .. }
-            | Event::MasterChanged { lease, .. } => lease,
+            | Event::MasterChanged { lease, .. }
+            | Event::MasterRenewed { lease, .. } => lease,
         }
     }
 }

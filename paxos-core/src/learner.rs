@@ -74,11 +74,16 @@ impl Learner {
             ballot,
             expires,
         });
-        if changed {
-            cx.event(Event::MasterChanged {
+        let view = self.view(cx.setup.timing.margin);
+        match view {
+            Some(master) if !changed => cx.event(Event::MasterRenewed {
                 lease: lease.clone(),
-                master: self.view(cx.setup.timing.margin),
-            });
+                master,
+            }),
+            _ => cx.event(Event::MasterChanged {
+                lease: lease.clone(),
+                master: view,
+            }),
         }
         Some(expires)
     }

@@ -7,7 +7,6 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::acceptors::Acceptors;
-use crate::ballot::Ballot;
 use crate::config::{Config, MAX_PRIORITY, Timing};
 use crate::context::{Cx, Setup};
 use crate::error::Error;
@@ -410,7 +409,7 @@ impl Node {
     /// Simulator only: the acceptances this node's acceptor made since the last call (none
     /// unless [`Node::record_accepts`] was called).
     #[cfg(feature = "sim")]
-    pub fn take_accept_log(&mut self) -> Vec<(LeaseName, Ballot)> {
+    pub fn take_accept_log(&mut self) -> Vec<(LeaseName, crate::Ballot)> {
         self.acceptors
             .accept_log
             .as_mut()

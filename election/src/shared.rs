@@ -1,0 +1,167 @@
+//! Node-wide state the driver writes and the handles (and metrics) read: joined leases,
+//! peers down, counters, fingerprints, the event channel.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use paxos_core::{LeaseName, Node, NodeId};
+use tokio::sync::broadcast;
+
+use crate::config::Config;
+use crate::events::ElectionEvent;
+use crate::peer_configs::PeerConfigs;
+use crate::view::LeaseShared;
+
+/// Node-wide state shared by the driver and the handles.
+#[derive(Debug)]
+pub(crate) struct NodeShared {
+    pub(crate) id: NodeId,
+    pub(crate) voters: Vec<NodeId>,
+    pub(crate) observers: Vec<NodeId>,
+    /// Peers' fingerprints as the driver saw them (written by the driver only).
+    pub(crate) configs: Mutex<PeerConfigs>,
+    /// Whether the core stopped acting because a voter's fingerprint differs (F2).
+    pub(crate) conflict: AtomicBool,
+    /// The core's counters and acceptor entries, as of the last heartbeat (for metrics).
+    pub(crate) core_stats: Mutex<(paxos_core::Stats, usize)>,
+    /// Surrenders by reason, since start.
+    pub(crate) surrenders: Mutex<BTreeMap<&'static str, u64>>,
+    pub(crate) leases: RwLock<HashMap<LeaseName, Arc<LeaseShared>>>,
+    pub(crate) down: Mutex<BTreeSet<NodeId>>,
+    pub(crate) events: broadcast::Sender<ElectionEvent>,
+    pub(crate) stopped: AtomicBool,
+}
+
+impl NodeShared {
+    /// The shared state of a node starting with `core`.
+    pub(crate) fn new(config: &Config, core: &Node) -> NodeShared {
+        let configs = PeerConfigs::new(config.node, core.fingerprint().clone(), core.members());
+        let mut observers = config.observers.clone();
+        observers.sort_unstable();
+        NodeShared {
+            id: config.node,
+            configs: Mutex::new(configs),
+            conflict: AtomicBool::new(false),
+            core_stats: Mutex::new((core.stats(), 0)),
+            surrenders: Mutex::new(BTreeMap::new()),
+            voters: core.voters().to_vec(),
+            observers,
+            leases: RwLock::new(HashMap::new()),
+            // A peer is alive once heard from, not before: a node that starts alone must
+            // not report peers that never answered as alive.
+            down: Mutex::new(
+                core.members()
+                    .iter()
+                    .copied()
+                    .filter(|&m| m != config.node)
+                    .collect(),
+            ),
+            // Lets `broadcast` senders be cheap to keep around.
+            events: broadcast::Sender::new(4096),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub(crate) fn voter_ids(&self) -> &[NodeId] {
+        &self.voters
+    }
+
+    pub(crate) fn down_set(&self) -> BTreeSet<NodeId> {
+        self.down
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Every joined lease, sorted by name.
+    pub(crate) fn lease_list(&self) -> Vec<Arc<LeaseShared>> {
+        let mut list: Vec<Arc<LeaseShared>> = self
+            .leases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        list
+    }
+
+    pub(crate) fn set_core_stats(&self, stats: paxos_core::Stats, acceptor_entries: usize) {
+        *self
+            .core_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = (stats, acceptor_entries);
+    }
+
+    pub(crate) fn core_stats(&self) -> (paxos_core::Stats, usize) {
+        *self
+            .core_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn count_surrender(&self, reason: paxos_core::SurrenderReason) {
+        *self
+            .surrenders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(reason.as_str())
+            .or_default() += 1;
+    }
+
+    pub(crate) fn surrenders(&self) -> BTreeMap<&'static str, u64> {
+        self.surrenders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn lock_configs(&self) -> std::sync::MutexGuard<'_, PeerConfigs> {
+        self.configs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn publish(&self, event: ElectionEvent) {
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn insert_lease(&self, shared: Arc<LeaseShared>) {
+        self.leases
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(shared.name.clone(), shared);
+    }
+
+    pub(crate) fn lease(&self, name: &str) -> Option<Arc<LeaseShared>> {
+        let name = LeaseName::new(name).ok()?;
+        self.leases
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&name)
+            .cloned()
+    }
+
+    /// Marks `peer` down; true if it was up.
+    pub(crate) fn mark_down(&self, peer: NodeId) -> bool {
+        self.down
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer)
+    }
+
+    /// Marks `peer` up; true if it was down.
+    pub(crate) fn mark_up(&self, peer: NodeId) -> bool {
+        self.down
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&peer)
+    }
+
+    pub(crate) fn set_stopped(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+}
