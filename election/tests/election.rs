@@ -373,7 +373,9 @@ async fn a_followers_view_of_the_master_moves_with_its_renewals() {
     let mut seen = Vec::new();
     for _ in 0..5 {
         tokio::time::sleep(LEASE).await;
-        let m = c.nodes[&follower].master("main").expect("a master is known");
+        let m = c.nodes[&follower]
+            .master("main")
+            .expect("a master is known");
         assert_eq!(m.node, master);
         assert!(!m.exact);
         assert!(m.expires > Instant::now(), "the view is current");
@@ -388,8 +390,7 @@ async fn a_followers_view_of_the_master_moves_with_its_renewals() {
         .records()
         .iter()
         .filter(|r| {
-            r.node == follower
-                && matches!(r.what, What::Event(ElectionEvent::MasterChanged { .. }))
+            r.node == follower && matches!(r.what, What::Event(ElectionEvent::MasterChanged { .. }))
         })
         .count();
     assert_eq!(changes, 1, "renewals were reported as master changes");

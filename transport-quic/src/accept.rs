@@ -10,13 +10,14 @@ use serde::de::DeserializeOwned;
 use tracing::{Instrument, debug, debug_span, trace};
 
 use crate::client::ClientRequest;
+use crate::code::{self, closed};
 use crate::codec;
 use crate::error::Error;
 use crate::gate::Pass;
 use crate::identity::{self, PeerIdentity};
 use crate::receive::read_connection;
+use crate::shared::Shared;
 use crate::stats::bump;
-use crate::transport::{Shared, closed, code};
 
 /// Accepts connection attempts. Every source proves its address first (a stateless QUIC
 /// retry: nothing is kept for an attempt until its source answers), then the gate decides

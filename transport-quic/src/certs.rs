@@ -22,8 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 
 use crate::error::CertError;
-use crate::identity::PeerIdentity;
-use crate::tls;
+use crate::identity::{self, PeerIdentity};
 
 /// How long a freshly generated CA certificate is valid: 10 years.
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -149,7 +148,7 @@ impl ClusterCa {
         let identity = PeerIdentity::Node(id);
         let sans = vec![
             SanType::URI(Ia5String::try_from(identity.uri())?),
-            SanType::DnsName(Ia5String::try_from(tls::server_name(id))?),
+            SanType::DnsName(Ia5String::try_from(identity::server_name(id))?),
         ];
         // Every node both accepts and dials: it needs both purposes.
         let ekus = vec![
@@ -453,7 +452,7 @@ fn write_set(
 
 /// Writes `contents` to `path`; secrets get mode 0600. Without `force`, fails if the file
 /// exists (atomically, via `create_new`).
-pub fn write_file(
+pub(crate) fn write_file(
     path: &Path,
     contents: &[u8],
     secret: bool,

@@ -22,11 +22,11 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 
 use crate::certs::{CaCertificate, Identity};
+use crate::code::{self, closed};
 use crate::codec::{self, CodecError};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::tls;
-use crate::transport::{closed, code};
 
 /// One status request from a client, with the means to answer it. Dropping it without
 /// answering refuses the request (the client sees its stream reset).
@@ -159,7 +159,7 @@ impl StatusClient {
         };
         let mut endpoint = quinn::Endpoint::client(local)?;
         endpoint.set_default_client_config(tls::client_config(identity, ca, settings)?);
-        let connecting = endpoint.connect(addr, &tls::server_name(node))?;
+        let connecting = endpoint.connect(addr, &crate::identity::server_name(node))?;
         let conn = tokio::time::timeout(settings.connect_timeout, connecting)
             .await
             .map_err(|_| Error::Timeout)??;

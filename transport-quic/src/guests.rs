@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use paxos_core::NodeId;
 
-use crate::transport::code;
+use crate::code;
 
 /// The guest connections of one endpoint.
 #[derive(Debug)]

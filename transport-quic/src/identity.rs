@@ -9,7 +9,7 @@
 //!   the protocol.
 //!
 //! Node certificates also carry the DNS name `node-<id>.gen-paxos` (see
-//! [`crate::tls::server_name`]) so that standard TLS name checks pin the node a dialler
+//! [`server_name`]) so that standard TLS name checks pin the node a dialler
 //! expects; the URI is the identity and is checked as well.
 
 use std::fmt;
@@ -115,9 +115,37 @@ pub(crate) fn of_connection(conn: &quinn::Connection) -> Result<PeerIdentity, Ce
     PeerIdentity::from_certificate(leaf)
 }
 
+const SERVER_NAME_SUFFIX: &str = ".gen-paxos";
+
+/// The TLS server name under which node `id` is dialled, also bound as a DNS name in its
+/// certificate: `node-<id>.gen-paxos`.
+pub fn server_name(id: NodeId) -> String {
+    format!("node-{id}{SERVER_NAME_SUFFIX}")
+}
+
+pub(crate) fn node_of_server_name(name: &str) -> Option<NodeId> {
+    let digits = name
+        .strip_prefix("node-")?
+        .strip_suffix(SERVER_NAME_SUFFIX)?;
+    match PeerIdentity::from_uri(&format!("gen-paxos://node/{digits}"))? {
+        PeerIdentity::Node(id) => Some(id),
+        PeerIdentity::Client => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_names_map_back_to_node_ids() {
+        assert_eq!(
+            node_of_server_name(&server_name(NodeId(12))),
+            Some(NodeId(12))
+        );
+        assert_eq!(node_of_server_name("node-012.gen-paxos"), None);
+        assert_eq!(node_of_server_name("node-1.example"), None);
+    }
 
     #[test]
     fn uris_round_trip_and_only_canonical_forms_parse() {

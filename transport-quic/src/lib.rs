@@ -47,7 +47,7 @@
 //! [`ClusterCa`] creates the cluster CA and issues node certificates (identity URI
 //! `gen-paxos://node/<id>` plus DNS name `node-<id>.gen-paxos`, both server and client
 //! authentication) and client certificates (`gen-paxos://client`, client authentication
-//! only); see [`identity`]. [`write_cluster_certs`] writes a whole set to a directory with
+//! only); see [`PeerIdentity`]. [`write_cluster_certs`] writes a whole set to a directory with
 //! owner-only private keys and refuses to overwrite without `force`.
 //!
 //! # Authentication
@@ -139,7 +139,7 @@
 //!
 //! A tool holding `client.pem` can ask a node one question at a time with
 //! [`StatusClient`]; the runtime answers [`ClientRequest`]s taken from
-//! [`QuicTransport::client_requests`]. See [`client`].
+//! [`QuicTransport::client_requests`]. See [`StatusClient`].
 //!
 //! # Observability
 //!
@@ -148,29 +148,33 @@
 #![warn(missing_docs)]
 
 mod accept;
-pub mod certs;
-pub mod client;
+mod certs;
+mod client;
+pub mod code;
 /// The frame codec, shared with the runtime (it lives in [`election::codec`]).
 pub use election::codec;
-pub mod config;
-pub mod error;
+mod config;
+mod error;
 mod gate;
 mod guests;
-pub mod identity;
+mod identity;
+mod outgoing;
 mod peer;
 mod receive;
-pub mod stats;
-pub mod tls;
-pub mod transport;
+mod shared;
+mod stats;
+mod tls;
+mod transport;
 
 pub use certs::{
-    CaCertificate, ClusterCa, Identity, IssuedCert, Validity, add_client_cert, add_node_certs,
-    node_file_names, write_cluster_certs,
+    CA_VALIDITY, CaCertificate, ClusterCa, Identity, IssuedCert, LEAF_VALIDITY, Validity,
+    add_client_cert, add_node_certs, node_file_names, write_cluster_certs,
 };
 pub use client::{ClientRequest, ClientRequests, StatusClient};
 pub use codec::CodecError;
 pub use config::{Config, PeerAddr, Settings};
 pub use error::{CertError, Error};
-pub use identity::PeerIdentity;
+pub use identity::{PeerIdentity, URI_PREFIX, server_name};
 pub use stats::{Stats, StatsHandle};
-pub use transport::{QuicTransport, code};
+pub use tls::ALPN;
+pub use transport::QuicTransport;

@@ -150,7 +150,7 @@ impl Peer {
             .dialled
             .replace((conn, Instant::now()));
         if let Some((old, _)) = old {
-            old.close(crate::transport::code::REPLACED, b"replaced");
+            old.close(crate::code::REPLACED, b"replaced");
         }
         self.wake.notify_one();
     }
@@ -173,7 +173,7 @@ impl Peer {
             (old, stale)
         };
         for (conn, _) in [old, stale].into_iter().flatten() {
-            conn.close(crate::transport::code::REPLACED, b"replaced");
+            conn.close(crate::code::REPLACED, b"replaced");
         }
         self.connected.notify_one();
     }

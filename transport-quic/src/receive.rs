@@ -13,10 +13,11 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, trace, warn};
 
+use crate::code::{self, closed};
 use crate::codec::{self, CodecError};
 use crate::peer::BadFrames;
+use crate::shared::Shared;
 use crate::stats::bump;
-use crate::transport::{Shared, closed, code};
 
 /// Reads datagrams and streams from one node connection until it ends; every message is
 /// attributed to `from`, the identity of the connection's verified certificate.

@@ -10,7 +10,7 @@
 //!   the CA when guests are accepted ([`crate::Settings::accept_guests`]), or "client" when
 //!   status clients are accepted. Anything else fails the handshake.
 //! - Dialling: the server's certificate must chain to the cluster CA, carry the DNS name
-//!   [`server_name`] of the node being dialled, and bind exactly that node id.
+//!   [`crate::server_name`] of the node being dialled, and bind exactly that node id.
 //! - Both: a chain may hold no more intermediate certificates than the CA's path-length
 //!   constraint allows (webpki does not apply the trust anchor's own constraint; the CA
 //!   `gen-paxos certs` makes says 0, so only leaves it signed itself are admitted).
@@ -34,28 +34,10 @@ use tracing::debug;
 use crate::certs::{CaCertificate, Identity};
 use crate::config::Settings;
 use crate::error::{CertError, Error};
-use crate::identity::PeerIdentity;
+use crate::identity::{PeerIdentity, node_of_server_name, server_name};
 
 /// The ALPN protocol id both ends must offer (version 1 of the gen-paxos wire protocol).
 pub const ALPN: &[u8] = b"gen-paxos/1";
-
-const SERVER_NAME_SUFFIX: &str = ".gen-paxos";
-
-/// The TLS server name under which node `id` is dialled, also bound as a DNS name in its
-/// certificate: `node-<id>.gen-paxos`.
-pub fn server_name(id: NodeId) -> String {
-    format!("node-{id}{SERVER_NAME_SUFFIX}")
-}
-
-fn node_of_server_name(name: &str) -> Option<NodeId> {
-    let digits = name
-        .strip_prefix("node-")?
-        .strip_suffix(SERVER_NAME_SUFFIX)?;
-    match PeerIdentity::from_uri(&format!("gen-paxos://node/{digits}"))? {
-        PeerIdentity::Node(id) => Some(id),
-        PeerIdentity::Client => None,
-    }
-}
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -138,7 +120,7 @@ impl std::error::Error for PathTooLong {}
 /// Checks, before a node or client starts, that its own certificate is one its peers will
 /// accept: the key belongs to the certificate, the chain leads to `ca` within the CA's
 /// path length, and it is valid now for the uses it needs (client authentication always;
-/// server authentication under [`server_name`] for a node).
+/// server authentication under [`crate::server_name`] for a node).
 pub(crate) fn check_own_identity(identity: &Identity, ca: &CaCertificate) -> Result<(), Error> {
     rustls::sign::CertifiedKey::from_der(
         identity.cert_chain().to_vec(),
@@ -396,10 +378,10 @@ pub(crate) fn server_config(
 }
 
 /// A client configuration presenting `identity` and verifying the dialled node against
-/// `ca` and the node id in the server name (see [`server_name`]).
+/// `ca` and the node id in the server name (see [`crate::server_name`]).
 ///
 /// Nodes use this to dial each other; a status client uses it with a client certificate.
-pub fn client_config(
+pub(crate) fn client_config(
     identity: &Identity,
     ca: &CaCertificate,
     settings: &Settings,
@@ -423,19 +405,4 @@ pub fn client_config(
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport_config(settings)?);
     Ok(config)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn server_names_map_back_to_node_ids() {
-        assert_eq!(
-            node_of_server_name(&server_name(NodeId(12))),
-            Some(NodeId(12))
-        );
-        assert_eq!(node_of_server_name("node-012.gen-paxos"), None);
-        assert_eq!(node_of_server_name("node-1.example"), None);
-    }
 }

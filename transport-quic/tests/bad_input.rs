@@ -110,7 +110,7 @@ async fn malformed_and_oversized_frames_are_dropped_counted_and_the_connection_k
         &[(2, "127.0.0.1:9".parse()?)],
         settings,
     )?;
-    let cert2 = ca.issue_node(NodeId(2))?.identity()?;
+    let cert2 = ca.issue_node(NodeId(2))?;
     let (_endpoint, conn) = raw_connect(&cert2, &ca.certificate(), a1, 1).await?;
 
     let valid = |n| codec::encode(&Msg::Ping(n), 4096);
@@ -185,7 +185,7 @@ async fn persistent_bad_frames_close_the_connection() -> anyhow::Result<()> {
         &[(2, "127.0.0.1:9".parse()?)],
         settings,
     )?;
-    let cert2 = ca.issue_node(NodeId(2))?.identity()?;
+    let cert2 = ca.issue_node(NodeId(2))?;
     let (_endpoint, conn) = raw_connect(&cert2, &ca.certificate(), a1, 1).await?;
     let mut uni = conn.open_uni().await?;
     for _ in 0..3 {

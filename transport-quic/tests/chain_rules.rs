@@ -15,9 +15,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use transport_quic::{
-    CertError, ClusterCa, Config, Error, Identity, IssuedCert, QuicTransport, tls,
-};
+use transport_quic::{CertError, ClusterCa, Config, Error, Identity, IssuedCert, QuicTransport};
 
 /// A leaf for node `id` issued by an intermediate CA that the cluster CA signed: the
 /// chain `[leaf, intermediate]` in one PEM.
@@ -37,7 +35,7 @@ fn leaf_below_an_intermediate(ca: &ClusterCa, id: u64) -> anyhow::Result<IssuedC
     let mut leaf = CertificateParams::default();
     leaf.subject_alt_names = vec![
         SanType::URI(format!("gen-paxos://node/{id}").try_into()?),
-        SanType::DnsName(tls::server_name(NodeId(id)).try_into()?),
+        SanType::DnsName(transport_quic::server_name(NodeId(id)).try_into()?),
     ];
     leaf.is_ca = IsCa::ExplicitNoCa;
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -78,7 +76,7 @@ async fn a_leaf_below_an_intermediate_is_refused_everywhere() -> anyhow::Result<
     // 2. As a client, node 1 refuses it, although node 2 is a configured peer.
     let n1 = node(&ca, 1, socket()?, &[(2, "127.0.0.1:9".parse()?)])?;
     if let Ok((_endpoint, conn)) =
-        raw_connect(&identity, &ca.certificate(), n1.local_addr()?, 1).await
+        raw_connect(&issued, &ca.certificate(), n1.local_addr()?, 1).await
     {
         let frame = transport_quic::codec::encode(&Msg::Ping(2), 1 << 20)?;
         if let Ok(mut uni) = conn.open_uni().await {

@@ -155,7 +155,8 @@ async fn status_client_gets_one_answer_and_cannot_speak_the_protocol() -> anyhow
         }
     });
 
-    let client_identity = ca.issue_client()?.identity()?;
+    let client_issued = ca.issue_client()?;
+    let client_identity = client_issued.identity()?;
     let client = StatusClient::connect(
         a1,
         NodeId(1),
@@ -175,7 +176,7 @@ async fn status_client_gets_one_answer_and_cannot_speak_the_protocol() -> anyhow
     assert_eq!(answer.len(), 3 << 20);
 
     // The client's identity is not a node: protocol frames from it are never delivered.
-    let (_endpoint, raw) = common::raw_connect(&client_identity, &ca.certificate(), a1, 1).await?;
+    let (_endpoint, raw) = common::raw_connect(&client_issued, &ca.certificate(), a1, 1).await?;
     let frame = transport_quic::codec::encode(&Msg::Ping(1), 1 << 20)?;
     let _ = raw.send_datagram(frame.clone().into());
     if let Ok(mut uni) = raw.open_uni().await {
@@ -196,7 +197,8 @@ async fn node_without_accept_clients_refuses_status_clients() -> anyhow::Result<
     let s1 = socket()?;
     let a1 = s1.local_addr()?;
     let n1 = node(&ca, 1, s1, &[(2, "127.0.0.1:9".parse()?)])?;
-    let client_identity = ca.issue_client()?.identity()?;
+    let client_issued = ca.issue_client()?;
+    let client_identity = client_issued.identity()?;
     let settings = common::settings();
     // The refusal shows either at connect or at the first request (TLS 1.3 client auth).
     let outcome = match StatusClient::connect(

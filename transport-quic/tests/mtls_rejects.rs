@@ -10,7 +10,7 @@ use common::{Msg, node, node_with, raw_connect, recv_within, socket, stats_event
 use election::{Delivery, Transport};
 use paxos_core::NodeId;
 use time::OffsetDateTime;
-use transport_quic::{ClusterCa, Config, Error, QuicTransport, Validity, tls};
+use transport_quic::{ClusterCa, Config, Error, QuicTransport, Validity};
 
 /// Sends from `attacker` to node 1 for a while; node 1 must receive nothing and count a
 /// refused handshake.
@@ -33,17 +33,17 @@ async fn assert_refused(n1: &common::Node, attacker: &common::Node) -> anyhow::R
     Ok(())
 }
 
-/// Sends a frame from a hand-made client with `identity` (trusting the cluster CA) to node
+/// Sends a frame from a hand-made client with `issued` (trusting the cluster CA) to node
 /// 1; node 1 must receive nothing and count a refused handshake.
 async fn assert_client_refused(
     n1: &common::Node,
-    identity: &transport_quic::Identity,
+    issued: &transport_quic::IssuedCert,
     ca: &ClusterCa,
 ) -> anyhow::Result<()> {
     let a1 = n1.local_addr()?;
     // TLS 1.3 client authentication ends after the client's last flight: the connection
     // may look open to the client until its first stream or datagram is refused.
-    if let Ok((_endpoint, conn)) = raw_connect(identity, &ca.certificate(), a1, 1).await {
+    if let Ok((_endpoint, conn)) = raw_connect(issued, &ca.certificate(), a1, 1).await {
         let frame = transport_quic::codec::encode(&Msg::Ping(7), 1 << 20)?;
         if let Ok(mut uni) = conn.open_uni().await {
             let _ = uni.write_all(&common::stream_frame(&frame)).await;
@@ -79,7 +79,7 @@ async fn certificate_from_a_foreign_ca_is_rejected() -> anyhow::Result<()> {
     let n1 = node(&ca, 1, socket()?, &[(2, "127.0.0.1:9".parse()?)])?;
     // A client with the right id from another CA.
     let issued = foreign.issue_node(NodeId(2))?;
-    assert_client_refused(&n1, &issued.identity()?, &ca).await?;
+    assert_client_refused(&n1, &issued, &ca).await?;
     // A server with it.
     assert_server_refused(&issued).await?;
     // And a node holding it does not start: its peers would refuse it.
@@ -110,7 +110,7 @@ async fn connection_without_client_certificate_is_rejected() -> anyhow::Result<(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    crypto.alpn_protocols = vec![tls::ALPN.to_vec()];
+    crypto.alpn_protocols = vec![transport_quic::ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto)?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(common::quic_transport_config());
@@ -203,7 +203,8 @@ async fn a_node_outside_the_cluster_is_a_bounded_guest() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_cannot_impersonate_another_id() -> anyhow::Result<()> {
     let ca = ClusterCa::generate("cluster")?;
-    let cert3 = ca.issue_node(NodeId(3))?.identity()?;
+    let issued3 = ca.issue_node(NodeId(3))?;
+    let cert3 = issued3.identity()?;
 
     // 1. A transport configured as node 2 holding node 3's certificate does not start.
     let config = Config::new(
@@ -221,7 +222,7 @@ async fn node_cannot_impersonate_another_id() -> anyhow::Result<()> {
     let (s1, s3) = (socket()?, socket()?);
     let (a1, a3) = (s1.local_addr()?, s3.local_addr()?);
     let n1 = node(&ca, 1, s1, &[(2, a3), (3, "127.0.0.1:9".parse()?)])?;
-    let (_endpoint, conn) = raw_connect(&cert3, &ca.certificate(), a1, 1).await?;
+    let (_endpoint, conn) = raw_connect(&issued3, &ca.certificate(), a1, 1).await?;
     let frame = transport_quic::codec::encode(&Msg::Ping(2), 1 << 20)?;
     let mut uni = conn.open_uni().await?;
     uni.write_all(&common::stream_frame(&frame)).await?;
@@ -259,7 +260,7 @@ async fn expired_certificate_is_rejected() -> anyhow::Result<()> {
         not_after: now - time::Duration::days(1),
     };
     let issued = ca.issue_node_with_validity(NodeId(2), expired)?;
-    assert_client_refused(&n1, &issued.identity()?, &ca).await?;
+    assert_client_refused(&n1, &issued, &ca).await?;
     assert_server_refused(&issued).await?;
     let config = Config::new(
         NodeId(2),

@@ -11,7 +11,7 @@ use election::{Delivery, Incoming, Transport};
 use paxos_core::NodeId;
 use serde::{Deserialize, Serialize};
 use transport_quic::{
-    CaCertificate, ClusterCa, Config, Identity, QuicTransport, Settings, Stats, tls,
+    CaCertificate, ClusterCa, Config, Identity, IssuedCert, QuicTransport, Settings, Stats,
 };
 
 /// The message type of the tests.
@@ -118,14 +118,31 @@ pub async fn stats_eventually(
     }
 }
 
-/// A raw quinn client presenting `identity`, connected to node `target_id` at `target`.
+/// A raw quinn client presenting `issued` (its whole chain), trusting `ca` with standard
+/// name checks (a node's certificate binds `server_name(id)`), connected to node
+/// `target_id` at `target`.
 pub async fn raw_connect(
-    identity: &Identity,
+    issued: &IssuedCert,
     ca: &CaCertificate,
     target: SocketAddr,
     target_id: u64,
 ) -> anyhow::Result<(quinn::Endpoint, quinn::Connection)> {
-    let config = tls::client_config(identity, ca, &settings())?;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut crypto = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    crypto.alpn_protocols = vec![transport_quic::ALPN.to_vec()];
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(quic_transport_config());
     raw_connect_with(config, target, target_id).await
 }
 
@@ -137,7 +154,7 @@ pub async fn raw_connect_with(
 ) -> anyhow::Result<(quinn::Endpoint, quinn::Connection)> {
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
     endpoint.set_default_client_config(config);
-    let connecting = endpoint.connect(target, &tls::server_name(NodeId(target_id)))?;
+    let connecting = endpoint.connect(target, &transport_quic::server_name(NodeId(target_id)))?;
     let conn = tokio::time::timeout(Duration::from_secs(2), connecting).await??;
     Ok((endpoint, conn))
 }
@@ -169,7 +186,7 @@ pub fn raw_server(issued: &transport_quic::IssuedCert) -> anyhow::Result<quinn::
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
-    tls.alpn_protocols = vec![tls::ALPN.to_vec()];
+    tls.alpn_protocols = vec![transport_quic::ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let server = quinn::ServerConfig::with_crypto(Arc::new(quic));
     Ok(quinn::Endpoint::server(server, "127.0.0.1:0".parse()?)?)
