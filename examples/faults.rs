@@ -33,10 +33,12 @@ fn main() -> ExitCode {
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_default();
         match a.as_str() {
-            "--duration" => duration = election::parse_duration(&value()).unwrap_or(duration),
+            "--duration" => {
+                duration = gen_paxos_election::parse_duration(&value()).unwrap_or(duration)
+            }
             "--seed" => seed = value().parse().ok(),
             "--nodes" => nodes = value().parse().unwrap_or(nodes),
-            "--lease" => lease = election::parse_duration(&value()).unwrap_or(lease),
+            "--lease" => lease = gen_paxos_election::parse_duration(&value()).unwrap_or(lease),
             "--out" => out = Some(PathBuf::from(value())),
             "--bin" => bin = Some(PathBuf::from(value())),
             "--no-netns" => netns = false,

@@ -1,21 +1,17 @@
-//! The smallest program that runs one node of a real cluster from files.
+//! The smallest program that runs one node of a real cluster: three of them are a cluster.
 //!
 //! ```text
 //! cargo run --release -- certs --out /tmp/certs --nodes 1,2,3
-//! cargo run --example quic_cluster -- 1 127.0.0.1:7001 /tmp/certs 2=127.0.0.1:7002 3=127.0.0.1:7003
-//! cargo run --example quic_cluster -- 2 127.0.0.1:7002 /tmp/certs 1=127.0.0.1:7001 3=127.0.0.1:7003
-//! cargo run --example quic_cluster -- 3 127.0.0.1:7003 /tmp/certs 1=127.0.0.1:7001 2=127.0.0.1:7002
+//! cargo run --example quic_cluster -- 1 /tmp/certs &
+//! cargo run --example quic_cluster -- 2 /tmp/certs &
+//! cargo run --example quic_cluster -- 3 /tmp/certs
 //! ```
 //!
-//! Each node prints when it becomes master and when it stops; Ctrl-C releases and exits.
+//! Each node prints when it becomes master and when it stops; Ctrl-C resigns and exits.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::time::Duration;
 
-use election::{
-    Candidacy, Config, Election, Leader, LeaseInfo, NodeId, SurrenderInfo, Wire, async_trait,
-};
-use transport_quic::{CaCertificate, Identity, QuicTransport, Settings};
+use gen_paxos::{Candidacy, Leader, LeaseInfo, NodeId, QuicNode, SurrenderInfo, async_trait};
 
 struct Printer;
 
@@ -24,46 +20,43 @@ impl Leader for Printer {
     type Message = ();
     async fn on_elected(&mut self, lease: &LeaseInfo) -> Option<()> {
         println!(
-            "master of {} with fencing token {}",
+            "master of {} with token {}: start writing",
             lease.name, lease.token
         );
         None
     }
     async fn on_surrendered(&mut self, info: SurrenderInfo<()>) {
-        println!("not master of {}: {}", info.lease, info.reason);
+        if info.reason.was_master() {
+            println!("lease {} over ({}): stop writing", info.lease, info.reason);
+        } else {
+            println!(
+                "node {:?} is master of {}",
+                info.master.map(|m| m.node),
+                info.lease
+            );
+        }
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let usage = "usage: quic_cluster ID CERT_DIR";
     let mut args = std::env::args().skip(1);
-    let usage = "usage: quic_cluster ID LISTEN CERT_DIR PEER_ID=ADDR...";
     let id = NodeId(args.next().ok_or(usage)?.parse()?);
-    let listen: SocketAddr = args.next().ok_or(usage)?.parse()?;
-    let certs = PathBuf::from(args.next().ok_or(usage)?);
-    let mut peers = Vec::new();
-    for peer in args {
-        let (peer_id, addr) = peer.split_once('=').ok_or(usage)?;
-        peers.push((NodeId(peer_id.parse()?), addr.parse::<SocketAddr>()?));
-    }
+    let certs = args.next().ok_or(usage)?;
 
-    let identity = Identity::load(
-        &certs.join(format!("node-{id}.pem")),
-        &certs.join(format!("node-{id}.key")),
-    )?;
-    let ca = CaCertificate::load(&certs.join("ca.pem"))?;
-    let mut quic =
-        transport_quic::Config::new(id, listen, identity, ca).with_settings(Settings::default());
-    let mut voters = vec![id];
-    for &(peer, addr) in &peers {
-        quic = quic.with_peer(peer, addr);
-        voters.push(peer);
-    }
-    let election = Election::start(Config::new(id, voters), QuicTransport::<Wire>::bind(quic)?)?;
-    let _lease = election
+    let election = QuicNode::new(id, certs)
+        .voters([
+            (1, "127.0.0.1:7001"),
+            (2, "127.0.0.1:7002"),
+            (3, "127.0.0.1:7003"),
+        ])
+        .lease_duration(Duration::from_secs(2))
+        .start()?;
+    election
         .join("default", Printer, Candidacy::candidate())
         .await?;
-    println!("node {id} up on {listen}; Ctrl-C to stop");
+    println!("node {id} up; Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     election.shutdown().await;
     Ok(())

@@ -13,10 +13,10 @@ mod procs;
 use std::path::Path;
 use std::time::Duration;
 
-use election::{Delivery, Transport, Wire};
-use paxos_core::{Ballot, Envelope, Incarnation, LeaseName, Message, NodeId};
+use gen_paxos_core::{Ballot, Envelope, Incarnation, LeaseName, Message, NodeId};
+use gen_paxos_election::{Delivery, Transport, Wire};
+use gen_paxos_quic::{CaCertificate, Identity, QuicTransport, Settings};
 use procs::{Proc, free_addr, make_certs, overlaps, peer_args, serial, status, temp_dir, within};
-use transport_quic::{CaCertificate, Identity, QuicTransport, Settings};
 
 fn lease_args(lease: &str) -> Vec<String> {
     vec!["--lease-duration".into(), lease.into()]
@@ -157,7 +157,7 @@ fn impostor(
         &certs.join(format!("node-{id}.key")),
     )?;
     let ca = CaCertificate::load(&certs.join("ca.pem"))?;
-    let mut config = transport_quic::Config::new(NodeId(id), listen.parse()?, identity, ca)
+    let mut config = gen_paxos_quic::Config::new(NodeId(id), listen.parse()?, identity, ca)
         .with_settings(Settings::for_lease(Duration::from_secs(1)));
     for (peer, addr) in peers {
         config = config.with_peer(NodeId(*peer), addr.parse()?);
@@ -172,9 +172,9 @@ fn fingerprint(
     observers: &[u64],
     lease: Duration,
     me: u64,
-) -> election::Fingerprint {
+) -> gen_paxos_election::Fingerprint {
     let ids = |v: &[u64]| v.iter().copied().map(NodeId).collect::<Vec<_>>();
-    election::Config::new(NodeId(me), ids(voters))
+    gen_paxos_election::Config::new(NodeId(me), ids(voters))
         .with_observers(ids(observers))
         .with_lease_duration(lease)
         .fingerprint()
@@ -188,7 +188,7 @@ fn digest(voters: &[u64], observers: &[u64], lease: Duration, me: u64) -> u64 {
 /// connected and its fingerprint matches, so what it sends next is read.
 async fn handshake_with(
     impostor: &QuicTransport<Wire>,
-    ours: election::Fingerprint,
+    ours: gen_paxos_election::Fingerprint,
     to: &[u64],
 ) -> anyhow::Result<()> {
     let digest = ours.digest();

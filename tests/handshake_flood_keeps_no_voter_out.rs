@@ -17,9 +17,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use flood::Flood;
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
+use gen_paxos_quic::{CaCertificate, Identity, QuicTransport, Settings};
 use procs::{Proc, free_addr, make_certs, overlaps, peer_args, serial, status, temp_dir, within};
-use transport_quic::{CaCertificate, Identity, QuicTransport, Settings};
 
 /// Flood sources: four loopback addresses other than 127.0.0.1 (all of 127/8 is local).
 fn sources() -> Vec<IpAddr> {
@@ -38,10 +38,10 @@ fn the_flooder_starts_real_handshakes() -> anyhow::Result<()> {
     let stats = runtime.block_on(async {
         let identity = Identity::load(&certs.join("node-1.pem"), &certs.join("node-1.key"))?;
         let ca = CaCertificate::load(&certs.join("ca.pem"))?;
-        let config = transport_quic::Config::new(NodeId(1), "127.0.0.1:0".parse()?, identity, ca)
+        let config = gen_paxos_quic::Config::new(NodeId(1), "127.0.0.1:0".parse()?, identity, ca)
             .with_peer(NodeId(2), "127.0.0.1:9".parse()?)
             .with_settings(Settings::for_lease(Duration::from_millis(300)));
-        let node = QuicTransport::<election::Wire>::bind(config)?;
+        let node = QuicTransport::<gen_paxos_election::Wire>::bind(config)?;
         let target = node.local_addr()?;
         let mut flood = Flood::start(&[target], &sources(), 2000, true, Duration::from_secs(2));
         tokio::time::sleep(Duration::from_millis(1500)).await;

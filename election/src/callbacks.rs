@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use paxos_core::{Ballot, LeaseName, NodeId};
+use gen_paxos_core::{Ballot, LeaseName, NodeId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
@@ -16,7 +16,7 @@ use crate::codec;
 use crate::error::{CallError, Refusal};
 use crate::leader::{Leader, LeaseInfo, SurrenderInfo};
 use crate::view::{LeaseShared, MasterInfo};
-use paxos_core::SurrenderReason;
+use gen_paxos_core::SurrenderReason;
 
 /// What the driver tells a lease task, in protocol order.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, MAX_FRAME_LEN_CAP};
@@ -16,7 +16,7 @@ use crate::codec::{DEFAULT_MAX_FRAME_LEN, MAX_FRAME_LEN_CAP};
 /// `"1.5s"`, `"500us"`, `"1m"`) or integers of milliseconds.
 ///
 /// ```
-/// let config: election::Config = toml::from_str(r#"
+/// let config: gen_paxos_election::Config = toml::from_str(r#"
 ///     node = 1
 ///     voters = [1, 2, 3]
 ///     lease_duration = "2s"
@@ -169,7 +169,7 @@ fn default_max_payload() -> usize {
 pub enum ConfigError {
     /// The protocol settings are inconsistent (see the inner error).
     #[error(transparent)]
-    Protocol(#[from] paxos_core::Error),
+    Protocol(#[from] gen_paxos_core::Error),
     /// A duration that must be positive is zero.
     #[error("{0} must be positive")]
     Zero(&'static str),
@@ -232,8 +232,8 @@ impl Config {
     }
 
     /// The configuration of the protocol core this describes.
-    pub fn core_config(&self) -> paxos_core::Config {
-        let mut core = paxos_core::Config::new(self.node, self.voters.clone());
+    pub fn core_config(&self) -> gen_paxos_core::Config {
+        let mut core = gen_paxos_core::Config::new(self.node, self.voters.clone());
         core.observers = self.observers.clone();
         core.single_node = self.single_node;
         core.cluster = self.cluster_name.clone().unwrap_or_default();
@@ -260,7 +260,7 @@ impl Config {
     }
 
     /// The cluster fingerprint: what every node of the cluster must share.
-    pub fn fingerprint(&self) -> paxos_core::Fingerprint {
+    pub fn fingerprint(&self) -> gen_paxos_core::Fingerprint {
         self.core_config().fingerprint()
     }
 
@@ -306,7 +306,7 @@ impl Config {
     /// `D_A`: how long acceptors exclude other owners after accepting (T2). A crashed
     /// master's successor is elected about this long after the crash.
     pub fn acceptor_duration(&self) -> Duration {
-        paxos_core::acceptor_duration(self.lease_duration, self.rho)
+        gen_paxos_core::acceptor_duration(self.lease_duration, self.rho)
     }
 
     /// The `leader_call` bound in force.

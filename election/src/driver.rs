@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use paxos_core::{Ballot, LeaseName, Node, NodeId, Timestamp};
+use gen_paxos_core::{Ballot, LeaseName, Node, NodeId, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use paxos_core::LeaseName;
+use gen_paxos_core::LeaseName;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::CodecError;
@@ -17,14 +17,14 @@ pub enum Error {
     Config(#[from] ConfigError),
     /// The protocol core refused a command (bad lease name, observer as candidate...).
     #[error(transparent)]
-    Protocol(#[from] paxos_core::Error),
+    Protocol(#[from] gen_paxos_core::Error),
     /// The transport's node id is not the configured one.
     #[error("the transport speaks for node {transport}, the configuration for node {config}")]
     IdMismatch {
         /// The transport's id.
-        transport: paxos_core::NodeId,
+        transport: gen_paxos_core::NodeId,
         /// The configured id.
-        config: paxos_core::NodeId,
+        config: gen_paxos_core::NodeId,
     },
     /// The lease was joined on this node already.
     #[error("lease {0} is already joined on this node")]

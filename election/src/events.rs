@@ -1,11 +1,11 @@
 //! Typed events for observers of a node (logs, JSON output), besides the `Leader`
 //! callbacks.
 
-use paxos_core::{Ballot, LeaseName, NodeId};
+use gen_paxos_core::{Ballot, LeaseName, NodeId};
 use tokio::time::Instant;
 
 use crate::view::MasterInfo;
-use paxos_core::SurrenderReason;
+use gen_paxos_core::SurrenderReason;
 
 /// Something that happened on a node, from [`crate::Election::events`]. Events of one
 /// lease arrive in protocol order; a receiver that falls behind by more than the channel

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use paxos_core::{Incarnation, LeaseName, Node, NodeId, Timestamp};
+use gen_paxos_core::{Incarnation, LeaseName, Node, NodeId, Timestamp};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -29,7 +29,7 @@ use crate::wire::Wire;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Candidacy {
-    /// Stands for the lease. Priority 0 to 3 ([`paxos_core::MAX_PRIORITY`]): a lower one
+    /// Stands for the lease. Priority 0 to 3 ([`gen_paxos_core::MAX_PRIORITY`]): a lower one
     /// waits one jitter step longer per level before trying for a free lease, so a higher
     /// one usually wins when the lease is free.
     Candidate {
@@ -45,7 +45,7 @@ impl Candidacy {
     /// without an extra wait. Give less preferred nodes a lower priority.
     pub fn candidate() -> Self {
         Candidacy::Candidate {
-            priority: paxos_core::MAX_PRIORITY,
+            priority: gen_paxos_core::MAX_PRIORITY,
         }
     }
 
@@ -378,12 +378,12 @@ impl Election {
     }
 
     /// The core's counters, as of the driver's last heartbeat (a few times a lease).
-    pub fn core_stats(&self) -> paxos_core::Stats {
+    pub fn core_stats(&self) -> gen_paxos_core::Stats {
         self.inner.shared.core_stats().0
     }
 
     /// This node's cluster fingerprint: what every node of its cluster must share.
-    pub fn fingerprint(&self) -> paxos_core::Fingerprint {
+    pub fn fingerprint(&self) -> gen_paxos_core::Fingerprint {
         self.inner.shared.lock_configs().fingerprint().clone()
     }
 

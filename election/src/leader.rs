@@ -1,7 +1,7 @@
 //! The `Leader` trait: the application's side of an election, after Erlang's gen_leader.
 
 use async_trait::async_trait;
-use paxos_core::{Ballot, LeaseName, NodeId, SurrenderReason};
+use gen_paxos_core::{Ballot, LeaseName, NodeId, SurrenderReason};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;

@@ -4,14 +4,14 @@
 //! number of named leases. At every moment it knows whether it is the single writer of a
 //! lease — [`LeaseHandle::is_master`], or a [`LeaseGuard`] checked right before acting —
 //! with a fencing token ([`LeaseGuard::token`]) to prove it to resources that can reject
-//! stale writers. Underneath, [`paxos_core`] runs PaxosLease; this crate owns the clock,
+//! stale writers. Underneath, [`gen_paxos_core`] runs PaxosLease; this crate owns the clock,
 //! the transport and the callbacks.
 //!
 //! # Implementing `Leader`
 //!
 //! ```
-//! use election::memory::MemoryNetwork;
-//! use election::{
+//! use gen_paxos_election::memory::MemoryNetwork;
+//! use gen_paxos_election::{
 //!     Candidacy, Config, Election, Leader, LeaseInfo, NodeId, SurrenderInfo, async_trait,
 //! };
 //! use serde::{Deserialize, Serialize};
@@ -60,7 +60,7 @@
 //! #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let voters = vec![NodeId(1), NodeId(2), NodeId(3)];
-//!     // In production: `transport_quic::QuicTransport::<election::Wire>::bind(...)`.
+//!     // In production: `gen_paxos_quic::QuicTransport::<gen_paxos_election::Wire>::bind(...)`.
 //!     let network = MemoryNetwork::new(42);
 //!     let mut leases = Vec::new();
 //!     for &id in &voters {
@@ -88,7 +88,7 @@
 //!
 //! # How it runs
 //!
-//! - **One driver task per node** owns the [`paxos_core::Node`], the [`Transport`] and
+//! - **One driver task per node** owns the [`gen_paxos_core::Node`], the [`Transport`] and
 //!   the clock (tokio's [`Instant`](tokio::time::Instant), so tests run on paused time).
 //!   After every input it applies the core's events — updating the state that
 //!   [`LeaseGuard::is_valid`], `is_master` and `master` read, queueing callbacks,
@@ -157,10 +157,10 @@ pub use codec::CodecError;
 pub use config::{Config, ConfigError, parse_duration};
 pub use error::{CallError, Error};
 pub use events::ElectionEvent;
+pub use gen_paxos_core::{Ballot, Fingerprint, LeaseName, NodeId, SurrenderReason};
 pub use handle::{Candidacy, Election, LeaseHandle};
 pub use leader::{Leader, LeaseInfo, SurrenderInfo};
 pub use metrics::{ElectionMetrics, Health, Readiness};
-pub use paxos_core::{Ballot, Fingerprint, LeaseName, NodeId, SurrenderReason};
 pub use peer_configs::PeerConfig;
 pub use status::{LeaseStatus, StatusReply, StatusRequest};
 pub use transport::{Delivery, Incoming, Transport};

@@ -7,8 +7,8 @@
 //! for the same seed. Delays use the tokio clock.
 //!
 //! ```
-//! use election::memory::MemoryNetwork;
-//! use election::{Delivery, NodeId, Transport};
+//! use gen_paxos_election::memory::MemoryNetwork;
+//! use gen_paxos_election::{Delivery, NodeId, Transport};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use paxos_core::{NodeId, Rng};
+use gen_paxos_core::{NodeId, Rng};
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
 

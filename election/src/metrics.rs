@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use paxos_core::{Fingerprint, NodeId};
+use gen_paxos_core::{Fingerprint, NodeId};
 use serde::{Deserialize, Serialize};
 use tracing::{error, info};
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use paxos_core::{LeaseName, Node, NodeId};
+use gen_paxos_core::{LeaseName, Node, NodeId};
 use tokio::sync::broadcast;
 
 use crate::config::Config;
@@ -24,7 +24,7 @@ pub(crate) struct NodeShared {
     /// Whether the core stopped acting because a voter's fingerprint differs (F2).
     pub(crate) conflict: AtomicBool,
     /// The core's counters and acceptor entries, as of the last heartbeat (for metrics).
-    pub(crate) core_stats: Mutex<(paxos_core::Stats, usize)>,
+    pub(crate) core_stats: Mutex<(gen_paxos_core::Stats, usize)>,
     /// Surrenders by reason, since start.
     pub(crate) surrenders: Mutex<BTreeMap<&'static str, u64>>,
     pub(crate) leases: RwLock<HashMap<LeaseName, Arc<LeaseShared>>>,
@@ -91,21 +91,21 @@ impl NodeShared {
         list
     }
 
-    pub(crate) fn set_core_stats(&self, stats: paxos_core::Stats, acceptor_entries: usize) {
+    pub(crate) fn set_core_stats(&self, stats: gen_paxos_core::Stats, acceptor_entries: usize) {
         *self
             .core_stats
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = (stats, acceptor_entries);
     }
 
-    pub(crate) fn core_stats(&self) -> (paxos_core::Stats, usize) {
+    pub(crate) fn core_stats(&self) -> (gen_paxos_core::Stats, usize) {
         *self
             .core_stats
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn count_surrender(&self, reason: paxos_core::SurrenderReason) {
+    pub(crate) fn count_surrender(&self, reason: gen_paxos_core::SurrenderReason) {
         *self
             .surrenders
             .lock()

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::peer_configs::PeerConfig;

@@ -6,7 +6,7 @@
 //! claims. The runtime owns one transport per node.
 
 use async_trait::async_trait;
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 
 /// How a message should travel.
 ///

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use paxos_core::{Ballot, LeaseName, NodeId};
+use gen_paxos_core::{Ballot, LeaseName, NodeId};
 use tokio::sync::watch;
 use tokio::time::Instant;
 

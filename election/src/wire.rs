@@ -1,16 +1,16 @@
 //! What the runtime sends between nodes: protocol batches plus the messages of the
 //! gen_leader-style API, with user payloads type-erased to bytes (see [`crate::codec`]).
 
-use paxos_core::{Ballot, Envelope, Fingerprint, LeaseName};
+use gen_paxos_core::{Ballot, Envelope, Fingerprint, LeaseName};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Refusal;
 
 /// One message between two runtimes. Transports carry it as an opaque serializable value:
-/// build a transport as `QuicTransport<election::Wire>` or `MemoryTransport<Wire>`.
+/// build a transport as `QuicTransport<gen_paxos_election::Wire>` or `MemoryTransport<Wire>`.
 ///
 /// Every message carries its sender's cluster fingerprint digest
-/// ([`paxos_core::Fingerprint::digest`]): a node refuses every message whose digest differs
+/// ([`gen_paxos_core::Fingerprint::digest`]): a node refuses every message whose digest differs
 /// from its own, whatever it is (F1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wire {

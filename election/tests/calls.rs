@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Cluster, LEASE, What};
-use election::{CallError, NodeId};
+use gen_paxos_election::{CallError, NodeId};
 use tokio::time::Instant;
 
 fn first_election_bound() -> Duration {

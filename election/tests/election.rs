@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Cluster, LEASE, MAX_DELAY, Quirks, What, check_exclusive};
-use election::{Candidacy, ElectionEvent, NodeId, SurrenderReason};
+use gen_paxos_election::{Candidacy, ElectionEvent, NodeId, SurrenderReason};
 use tokio::time::Instant;
 
 /// The first election follows the restart quarantine (one D_A) plus a few attempts.
@@ -21,7 +21,7 @@ fn first_election_bound() -> Duration {
 /// The longest a default-priority candidate waits before trying for a free lease.
 fn candidate_wait() -> Duration {
     let core = common::config(NodeId(1), &[NodeId(1)], &[], 0).core_config();
-    core.jitter * (u32::from(paxos_core::MAX_PRIORITY) + 1)
+    core.jitter * (u32::from(gen_paxos_core::MAX_PRIORITY) + 1)
 }
 
 fn d_a() -> Duration {
@@ -354,7 +354,7 @@ async fn watch_follows_master_changes_and_queries_report_peers() {
             .iter()
             .any(|r| r.node == new && r.what == What::PeerDown(old))
     );
-    let status = node.status(&election::StatusRequest::all());
+    let status = node.status(&gen_paxos_election::StatusRequest::all());
     assert_eq!(status.leases.len(), 1);
     assert_eq!(status.leases[0].master, Some(new));
     assert!(status.leases[0].exact);

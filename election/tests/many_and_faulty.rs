@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Cluster, LEASE, Quirks, What, check_exclusive};
-use election::{Candidacy, ElectionEvent, NodeId, SurrenderReason};
+use gen_paxos_election::{Candidacy, ElectionEvent, NodeId, SurrenderReason};
 use tokio::time::Instant;
 
 fn first_election_bound() -> Duration {

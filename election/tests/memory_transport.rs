@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use election::memory::{MemoryNetwork, MemoryTransport};
-use election::{Config, ConfigError, Delivery, NodeId, Transport};
+use gen_paxos_election::memory::{MemoryNetwork, MemoryTransport};
+use gen_paxos_election::{Config, ConfigError, Delivery, NodeId, Transport};
 use tokio::time::Instant;
 
 async fn drain(t: &MemoryTransport<u32>, within: Duration) -> Vec<u32> {

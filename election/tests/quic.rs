@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use election::{
+use gen_paxos_election::{
     Candidacy, Config, Election, Leader, LeaseHandle, LeaseInfo, NodeId, SurrenderInfo, Wire,
     async_trait,
 };
+use gen_paxos_quic::{ClusterCa, QuicTransport, Settings};
 use tokio::time::Instant;
-use transport_quic::{ClusterCa, QuicTransport, Settings};
 
 const LEASE: Duration = Duration::from_millis(500);
 
@@ -49,7 +49,7 @@ async fn cluster() -> anyhow::Result<HashMap<NodeId, (Election, LeaseHandle<Stri
         let mut settings = Settings::for_lease(LEASE);
         settings.initial_rtt = Duration::from_millis(10);
         settings.reconnect_backoff_min = Duration::from_millis(10);
-        let mut config = transport_quic::Config::new(
+        let mut config = gen_paxos_quic::Config::new(
             id,
             addrs[i],
             ca.issue_node(id)?.identity()?,

@@ -1,4 +1,4 @@
-//! Core speed: three `paxos_core::Node`s in one thread, no network (every batch delivered
+//! Core speed: three `gen_paxos_core::Node`s in one thread, no network (every batch delivered
 //! at once), many leases over simulated time; and the fault simulator's delivery rate.
 
 use std::time::{Duration, Instant};

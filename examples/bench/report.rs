@@ -924,7 +924,7 @@ fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> String {
         Some(Ok(c)) => {
             let _ = writeln!(
                 w,
-                "Three `paxos_core::Node`s driven by hand in one thread, every batch delivered at once (zero latency), {} leases joined by all three, lease 2 s, {:.0} s of simulated time: {} protocol messages handled (a node's messages to itself included), {} elections, {} renewals, in {:.2} s of CPU: **{:.2} M messages per second per core**, {:.0} renewals per second per core.\n",
+                "Three `gen_paxos_core::Node`s driven by hand in one thread, every batch delivered at once (zero latency), {} leases joined by all three, lease 2 s, {:.0} s of simulated time: {} protocol messages handled (a node's messages to itself included), {} elections, {} renewals, in {:.2} s of CPU: **{:.2} M messages per second per core**, {:.0} renewals per second per core.\n",
                 c.leases,
                 c.simulated_secs,
                 c.messages,
@@ -936,7 +936,7 @@ fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> String {
             );
             let _ = writeln!(
                 w,
-                "The fault simulator (`paxos_core::sim`, 3 voters, default settings: 20 s of faults then healing): {} seeds in {:.2} s of CPU, **{:.2} M deliveries per second**, {:.2} M handler steps per second, {} seeds with a violation.\n",
+                "The fault simulator (`gen_paxos_core::sim`, 3 voters, default settings: 20 s of faults then healing): {} seeds in {:.2} s of CPU, **{:.2} M deliveries per second**, {:.2} M handler steps per second, {} seeds with a violation.\n",
                 c.sim_seeds,
                 c.sim_cpu_secs,
                 c.sim_deliveries as f64 / c.sim_cpu_secs / 1e6,

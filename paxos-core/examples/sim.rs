@@ -1,11 +1,11 @@
 //! Runs the deterministic PaxosLease simulator over many seeds.
 //!
 //! ```text
-//! cargo run --release -p paxos-core --example sim -- --seeds 10000 --nodes 5
-//! cargo run --release -p paxos-core --example sim -- --seeds 1000 --unsafe late-timer
-//! cargo run --release -p paxos-core --example sim -- --seed 1234 --nodes 3 --trace
-//! cargo run --release -p paxos-core --example sim -- --seeds 1000 --split
-//! cargo run --release -p paxos-core --example sim -- --seeds 1000 --split --unsafe no-fingerprint
+//! cargo run --release -p gen-paxos-core --example sim -- --seeds 10000 --nodes 5
+//! cargo run --release -p gen-paxos-core --example sim -- --seeds 1000 --unsafe late-timer
+//! cargo run --release -p gen-paxos-core --example sim -- --seed 1234 --nodes 3 --trace
+//! cargo run --release -p gen-paxos-core --example sim -- --seeds 1000 --split
+//! cargo run --release -p gen-paxos-core --example sim -- --seeds 1000 --split --unsafe no-fingerprint
 //! ```
 //!
 //! `--digest` hashes everything every node said (events, messages, hellos, wake-up times,
@@ -28,8 +28,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use paxos_core::UnsafeRule;
-use paxos_core::sim::{SimConfig, liveness_bound, run};
+use gen_paxos_core::UnsafeRule;
+use gen_paxos_core::sim::{SimConfig, liveness_bound, run};
 
 struct Args {
     seeds: u64,
@@ -95,10 +95,10 @@ fn parse() -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
     }
-    if !(1..=paxos_core::MAX_VOTERS).contains(&args.nodes) {
+    if !(1..=gen_paxos_core::MAX_VOTERS).contains(&args.nodes) {
         return Err(format!(
             "--nodes must be between 1 and {}",
-            paxos_core::MAX_VOTERS
+            gen_paxos_core::MAX_VOTERS
         ));
     }
     if !(args.rho.is_finite() && (0.0..0.5).contains(&args.rho)) {
@@ -126,7 +126,7 @@ fn main() -> ExitCode {
     };
     let replay = |seed: u64| {
         let mut cmd = format!(
-            "cargo run --release -p paxos-core --example sim -- --seed {seed} --nodes {} --rho {}",
+            "cargo run --release -p gen-paxos-core --example sim -- --seed {seed} --nodes {} --rho {}",
             args.nodes, args.rho
         );
         if let Some(r) = args.unsafe_rule {

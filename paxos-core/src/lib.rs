@@ -19,7 +19,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use paxos_core::{Config, Event, Incarnation, LeaseName, Node, NodeId, Timestamp};
+//! use gen_paxos_core::{Config, Event, Incarnation, LeaseName, Node, NodeId, Timestamp};
 //!
 //! // A one-voter cluster, so no network is needed: the node is its own majority. A voter
 //! // set of one must be confirmed, or a node started without its peers would elect itself.
@@ -46,7 +46,7 @@
 //! assert_eq!(node.master(&lease).map(|m| m.token), Some(token));
 //! // Authority ends a safety margin before the lease deadline, one lease after Prepare.
 //! assert!(deadline < now + Duration::from_secs(1));
-//! # Ok::<(), paxos_core::Error>(())
+//! # Ok::<(), gen_paxos_core::Error>(())
 //! ```
 #![warn(missing_docs)]
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use paxos_core::{
+use gen_paxos_core::{
     Config, Envelope, Error, Incarnation, LeaseName, Node, NodeId, Timestamp, acceptor_duration,
 };
 
@@ -145,7 +145,7 @@ fn bad_commands_are_refused() {
 
 #[test]
 fn messages_from_strangers_and_spoofers_are_dropped_and_counted() {
-    use paxos_core::{Ballot, Message};
+    use gen_paxos_core::{Ballot, Message};
     let now = Timestamp::from_nanos(3_000_000_000); // after the quarantine of a 2 s lease
     let mut node = Node::new(
         Config::new(NodeId(1), voters(3)),

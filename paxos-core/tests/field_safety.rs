@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use common::*;
-use paxos_core::{
+use gen_paxos_core::{
     Ballot, Config, Envelope, Event, Incarnation, LeaseName, MAX_BALLOT_LEAD, Message, Node,
     NodeId, SurrenderReason, Timestamp, UnsafeRule,
 };
@@ -62,7 +62,10 @@ fn run(c: &mut Cluster, from: Timestamp, until: Timestamp) {
 
 /// Node 1 is elected; then `from` sends every voter one Prepare with `ballot`; the cluster
 /// runs for four leases. Returns whether anyone is master at the end, and node 1's stats.
-fn crafted_prepare(rule: Option<UnsafeRule>, ballot: Ballot) -> (Vec<NodeId>, paxos_core::Stats) {
+fn crafted_prepare(
+    rule: Option<UnsafeRule>,
+    ballot: Ballot,
+) -> (Vec<NodeId>, gen_paxos_core::Stats) {
     let mut c = Cluster::with_observers(3, &[4], rule);
     for node in c.nodes.values_mut() {
         node.raise_ballot_floor(WALL);
@@ -517,7 +520,7 @@ fn a_single_voter_must_be_confirmed() {
     let config = Config::new(NodeId(3), vec![NodeId(3)]);
     let error = Node::new(config.clone(), Timestamp::ZERO, Incarnation(1), 0, 0)
         .expect_err("refused without single_node");
-    assert_eq!(error, paxos_core::Error::SingleVoter(NodeId(3)));
+    assert_eq!(error, gen_paxos_core::Error::SingleVoter(NodeId(3)));
     assert!(error.to_string().contains("single-node"));
     let mut confirmed = config;
     confirmed.single_node = true;

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use paxos_core::{
+use gen_paxos_core::{
     Ballot, Envelope, Event, Incarnation, LeaseName, Message, NodeId, SurrenderReason, Timestamp,
     UnsafeRule,
 };

@@ -2,10 +2,10 @@
 //! the checker is live (each weakened rule is caught).
 //!
 //! A failing seed prints a replay command; for a one-off run with other seeds:
-//! `SIM_SEEDS=5000 cargo test -p paxos-core --test sim`.
+//! `SIM_SEEDS=5000 cargo test -p gen-paxos-core --test sim`.
 
-use paxos_core::UnsafeRule;
-use paxos_core::sim::{SimConfig, SimReport, run};
+use gen_paxos_core::UnsafeRule;
+use gen_paxos_core::sim::{SimConfig, SimReport, run};
 
 fn seeds(default: u64) -> u64 {
     std::env::var("SIM_SEEDS")
@@ -16,7 +16,7 @@ fn seeds(default: u64) -> u64 {
 
 fn replay(r: &SimReport, nodes: usize, rule: Option<UnsafeRule>) -> String {
     let mut cmd = format!(
-        "cargo run --release -p paxos-core --example sim -- --seed {} --nodes {nodes}",
+        "cargo run --release -p gen-paxos-core --example sim -- --seed {} --nodes {nodes}",
         r.seed
     );
     if let Some(rule) = rule {
@@ -211,7 +211,7 @@ fn split_configurations_never_have_two_masters() {
         let r = split(seed, None);
         assert!(
             r.violations.is_empty() && r.liveness_failure.is_none(),
-            "seed {seed}: {:?} {:?}\nreplay: cargo run --release -p paxos-core --example sim -- --seed {seed} --split",
+            "seed {seed}: {:?} {:?}\nreplay: cargo run --release -p gen-paxos-core --example sim -- --seed {seed} --split",
             r.violations,
             r.liveness_failure
         );

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 
 /// Arguments of `gen-paxos certs`. One of `--nodes` (a new cluster: a new CA), `--add-node`
 /// or `--add-client` (more certificates from the CA already in `--out`).
@@ -58,16 +58,16 @@ pub fn run(args: &CertsArgs) -> Result<()> {
         }
         let nodes: Vec<NodeId> = args.add_node.iter().copied().map(NodeId).collect();
         if !nodes.is_empty() {
-            match transport_quic::add_node_certs(&args.out, &nodes, args.force) {
-                Err(transport_quic::CertError::WouldOverwrite(path)) => {
+            match gen_paxos_quic::add_node_certs(&args.out, &nodes, args.force) {
+                Err(gen_paxos_quic::CertError::WouldOverwrite(path)) => {
                     return Err(overwrite(path, "that node's files; the CA is kept"));
                 }
                 other => written.extend(other?),
             }
         }
         for name in &args.add_client {
-            match transport_quic::add_client_cert(&args.out, name, args.force) {
-                Err(transport_quic::CertError::WouldOverwrite(path)) => {
+            match gen_paxos_quic::add_client_cert(&args.out, name, args.force) {
+                Err(gen_paxos_quic::CertError::WouldOverwrite(path)) => {
                     return Err(overwrite(path, "that client's files; the CA is kept"));
                 }
                 other => written.extend(other?),
@@ -77,8 +77,8 @@ pub fn run(args: &CertsArgs) -> Result<()> {
         std::fs::create_dir_all(&args.out)
             .with_context(|| format!("cannot create {}", args.out.display()))?;
         let nodes: Vec<NodeId> = args.nodes.iter().copied().map(NodeId).collect();
-        match transport_quic::write_cluster_certs(&args.out, &nodes, args.force) {
-            Err(transport_quic::CertError::WouldOverwrite(path)) => {
+        match gen_paxos_quic::write_cluster_certs(&args.out, &nodes, args.force) {
+            Err(gen_paxos_quic::CertError::WouldOverwrite(path)) => {
                 return Err(overwrite(path, "the whole set"));
             }
             other => written.extend(other?),

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
-use election::{ElectionEvent, MasterInfo, NodeId};
+use gen_paxos_election::{ElectionEvent, MasterInfo, NodeId};
+use gen_paxos_quic::{CaCertificate, Identity, PeerAddr};
 use serde_json::{Value, json};
 use tokio::time::Instant;
-use transport_quic::{CaCertificate, Identity, PeerAddr};
 
 static JSON_LOGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
@@ -80,7 +80,7 @@ pub async fn resolve(peer: &PeerAddr) -> Result<SocketAddr, String> {
 
 /// A duration such as `2s`, `500ms`, `1.5s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    election::parse_duration(text)
+    gen_paxos_election::parse_duration(text)
 }
 
 /// Loads `node-<id>.pem`/`.key` (or `client.pem`/`.key` for `None`) and `ca.pem` from `dir`.
@@ -96,7 +96,7 @@ pub fn load_identity_named(
     client: Option<&str>,
 ) -> Result<(Identity, CaCertificate)> {
     let (cert, key) = match (node, client) {
-        (Some(id), _) => transport_quic::node_file_names(id),
+        (Some(id), _) => gen_paxos_quic::node_file_names(id),
         (None, Some(name)) => (format!("client-{name}.pem"), format!("client-{name}.key")),
         (None, None) => ("client.pem".to_string(), "client.key".to_string()),
     };

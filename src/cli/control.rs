@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
-use election::{Election, NodeId, StatusReply, StatusRequest};
+use gen_paxos_election::{Election, NodeId, StatusReply, StatusRequest};
+use gen_paxos_quic::{ClientRequests, PeerAddr, Settings, StatusClient};
 use serde::{Deserialize, Serialize};
 use tracing::debug;
-use transport_quic::{ClientRequests, PeerAddr, Settings, StatusClient};
 
 use super::common::{load_identity_named, parse_duration, parse_peer};
 
@@ -126,14 +126,14 @@ pub async fn ask(target: &Target, request: &ToolRequest) -> Result<ToolAnswer, A
         let client = StatusClient::connect(addr, node, &identity, &ca, &settings).await?;
         let answer: ToolAnswer = client.request(request).await?;
         client.close().await;
-        Ok::<_, transport_quic::Error>(answer)
+        Ok::<_, gen_paxos_quic::Error>(answer)
     };
     match tokio::time::timeout(timeout, exchange).await {
         Err(_) => Err(AskError::Unreachable(format!(
             "node {node} at {addr} did not answer within {timeout:?}"
         ))),
         // A certificate the node's CA does not vouch for is the caller's problem.
-        Ok(Err(transport_quic::Error::Cert(e))) => Err(AskError::Local(
+        Ok(Err(gen_paxos_quic::Error::Cert(e))) => Err(AskError::Local(
             anyhow::Error::new(e)
                 .context(format!("cannot use client.pem from {}", certs.display())),
         )),

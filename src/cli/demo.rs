@@ -11,13 +11,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use clap::Args;
-use election::{
+use gen_paxos_election::{
     Ballot, Candidacy, Delivery, Election, ElectionEvent, Incoming, Leader, LeaseInfo, NodeId,
     SurrenderInfo, Transport, Wire,
 };
+use gen_paxos_quic::{CaCertificate, Identity, QuicTransport, Settings};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use transport_quic::{CaCertificate, Identity, QuicTransport, Settings};
 
 use super::common::{event_json, parse_duration};
 
@@ -84,7 +84,22 @@ struct DemoNode {
     id: NodeId,
     election: Election,
     cut: Arc<AtomicBool>,
+    /// Set when the node "crashes": its events are no longer told.
+    dead: Arc<AtomicBool>,
     alive: bool,
+}
+
+impl DemoNode {
+    /// A crash as the others see it: every link cut at once, so no Release and no renewal
+    /// leaves; then the node is shut down behind the cut, silently, as a dead process
+    /// would be.
+    fn crash(&mut self) {
+        self.dead.store(true, Ordering::Relaxed);
+        self.cut.store(true, Ordering::Relaxed);
+        self.alive = false;
+        let election = self.election.clone();
+        tokio::spawn(async move { election.shutdown().await });
+    }
 }
 
 type Log = Arc<Mutex<Vec<(Instant, NodeId, ElectionEvent)>>>;
@@ -204,7 +219,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
 
 async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result<()> {
     let lease = args.lease_duration;
-    transport_quic::write_cluster_certs(dir, ids, true)
+    gen_paxos_quic::write_cluster_certs(dir, ids, true)
         .context("cannot write the demo certificates")?;
     let ca = CaCertificate::load(&dir.join("ca.pem"))?;
     let sockets: Vec<UdpSocket> = ids
@@ -215,7 +230,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
         .iter()
         .map(UdpSocket::local_addr)
         .collect::<Result<_, _>>()?;
-    let config = election::Config::new(ids[0], ids.to_vec()).with_lease_duration(lease);
+    let config = gen_paxos_election::Config::new(ids[0], ids.to_vec()).with_lease_duration(lease);
     let (d_a, margin) = (config.acceptor_duration(), config.surrender_margin());
 
     let mut c = Cluster {
@@ -241,7 +256,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
             &dir.join(format!("node-{id}.key")),
         )?;
         let mut quic =
-            transport_quic::Config::new(id, addrs[(id.0 - 1) as usize], identity, ca.clone())
+            gen_paxos_quic::Config::new(id, addrs[(id.0 - 1) as usize], identity, ca.clone())
                 .with_settings(Settings::for_lease(lease));
         for (&peer, &addr) in ids.iter().zip(&addrs).filter(|(p, _)| **p != id) {
             quic = quic.with_peer(peer, addr);
@@ -252,18 +267,23 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
             cut: cut.clone(),
         };
         let election = Election::start(
-            election::Config::new(id, ids.to_vec()).with_lease_duration(lease),
+            gen_paxos_election::Config::new(id, ids.to_vec()).with_lease_duration(lease),
             transport,
         )?;
-        let (log, notify, mut events, json, start) = (
+        let dead = Arc::new(AtomicBool::new(false));
+        let (log, notify, mut events, json, start, silenced) = (
             c.log.clone(),
             c.notify.clone(),
             election.events(),
             args.json,
             c.start,
+            dead.clone(),
         );
         tokio::spawn(async move {
             while let Ok(event) = events.recv().await {
+                if silenced.load(Ordering::Relaxed) {
+                    break;
+                }
                 let now = Instant::now();
                 if json {
                     if let Some(line) = event_json(id, &event) {
@@ -282,6 +302,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
             id,
             election,
             cut,
+            dead,
             alive: true,
         });
     }
@@ -361,9 +382,8 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
     c.say("\n[5] The master crashes (no release). The others wait out the acceptors' exclusion of it, then elect a new master.");
     tokio::time::sleep(lease / 3).await;
     let t = Instant::now();
-    c.node(master)?.election.crash();
     if let Some(n) = c.nodes.iter_mut().find(|n| n.id == master) {
-        n.alive = false;
+        n.crash();
     }
     let (at, next, _) = c.elected_after(LEASE, t, Some(master), lease * 5).await?;
     c.say(&format!(

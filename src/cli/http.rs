@@ -1,7 +1,7 @@
 //! `node --metrics ADDR`: an HTTP endpoint for Prometheus and orchestrators.
 //!
 //! - `GET /metrics`: the node's and its transport's metrics, Prometheus text format
-//!   (encoded by `prometheus-client`; see `election::metrics` for the list).
+//!   (encoded by `prometheus-client`; see `gen_paxos_election::metrics` for the list).
 //! - `GET /healthz`: 200 if this node reaches a majority of voters with a matching
 //!   configuration and is not in conflict, else 503; the body says which voters.
 //! - `GET /readyz`: 200 if every lease the node joined has a known master, else 503 with
@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use election::Election;
+use gen_paxos_election::Election;
+use gen_paxos_quic::StatsHandle;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -25,7 +26,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::sync::Semaphore;
 use tracing::debug;
-use transport_quic::StatsHandle;
 
 const MAX_CONNECTIONS: usize = 32;
 

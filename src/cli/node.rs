@@ -10,14 +10,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use clap::Args;
-use election::{
+use gen_paxos_election::{
     Candidacy, Election, ElectionEvent, Leader, LeaseInfo, NodeId, SurrenderInfo, Wire,
 };
+use gen_paxos_quic::{PeerAddr, QuicTransport, Settings};
 use serde::Deserialize;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::{debug, info, warn};
-use transport_quic::{PeerAddr, QuicTransport, Settings};
 
 use super::common::{
     complain, event_json, load_identity, missing, notice, parse_duration, parse_peer,
@@ -154,11 +154,11 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
     let priority = args
         .priority
         .or(file.priority)
-        .unwrap_or(paxos_core::MAX_PRIORITY);
-    if priority > paxos_core::MAX_PRIORITY {
+        .unwrap_or(gen_paxos_core::MAX_PRIORITY);
+    if priority > gen_paxos_core::MAX_PRIORITY {
         bail!(
             "--priority must be 0 to {}, got {priority}",
-            paxos_core::MAX_PRIORITY
+            gen_paxos_core::MAX_PRIORITY
         );
     }
     let mut leases = if args.leases.is_empty() {
@@ -261,7 +261,7 @@ pub struct Started {
     pub leases: Vec<String>,
     pub observer: bool,
     pub priority: u8,
-    status_requests: Option<transport_quic::ClientRequests>,
+    status_requests: Option<gen_paxos_quic::ClientRequests>,
     printer: tokio::task::JoinHandle<()>,
     listen: SocketAddr,
 }
@@ -304,7 +304,7 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
             voters[0]
         );
     }
-    let mut config = election::Config::new(s.id, voters)
+    let mut config = gen_paxos_election::Config::new(s.id, voters)
         .with_observers(observers)
         .with_lease_duration(s.lease_duration);
     config.single_node = s.single_node;
@@ -315,7 +315,7 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
     let mut settings = Settings::for_lease(s.lease_duration);
     settings.accept_clients = true;
     let mut quic =
-        transport_quic::Config::new(s.id, s.listen, identity, ca).with_settings(settings);
+        gen_paxos_quic::Config::new(s.id, s.listen, identity, ca).with_settings(settings);
     for (id, addr) in s.peers.iter().chain(&s.observer_peers) {
         quic = quic.with_peer_addr(*id, addr.clone());
     }

@@ -30,7 +30,9 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use async_trait::async_trait;
 use clap::{Args, ValueEnum};
-use election::{Ballot, Election, Leader, LeaseInfo, NodeId, SurrenderInfo, SurrenderReason};
+use gen_paxos_election::{
+    Ballot, Election, Leader, LeaseInfo, NodeId, SurrenderInfo, SurrenderReason,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::{Mutex, oneshot};

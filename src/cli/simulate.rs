@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use paxos_core::sim::{SimConfig, liveness_bound, run as simulate};
+use gen_paxos_core::sim::{SimConfig, liveness_bound, run as simulate};
 
 /// Arguments of `gen-paxos simulate`.
 #[derive(Debug, Args)]
@@ -20,8 +20,11 @@ pub struct SimulateArgs {
 
 /// Runs the simulator; fails if any seed broke an invariant or did not recover.
 pub fn run(args: &SimulateArgs) -> Result<()> {
-    if !(1..=paxos_core::MAX_VOTERS).contains(&args.nodes) {
-        bail!("--nodes must be between 1 and {}", paxos_core::MAX_VOTERS);
+    if !(1..=gen_paxos_core::MAX_VOTERS).contains(&args.nodes) {
+        bail!(
+            "--nodes must be between 1 and {}",
+            gen_paxos_core::MAX_VOTERS
+        );
     }
     let example = SimConfig::new(0, args.nodes);
     outln!(

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use election::{NodeId, StatusRequest};
+use gen_paxos_election::{NodeId, StatusRequest};
 
 use super::common::complain;
 use super::control::{self, EXIT_ERROR, EXIT_NO_MASTER, EXIT_OK, ToolAnswer, ToolRequest};

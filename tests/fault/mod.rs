@@ -36,7 +36,7 @@ use serde_json::Value;
 /// A fencing token, `(counter, incarnation, node)`, compared lexicographically.
 pub type Token = [u64; 3];
 
-/// The `rho` every node runs with (the default of `election::Config`).
+/// The `rho` every node runs with (the default of `gen_paxos_election::Config`).
 pub const RHO: f64 = 0.001;
 
 /// Wall clock in Unix milliseconds, the same clock the nodes print.

@@ -117,7 +117,7 @@ where
 }
 
 /// Serves a node of the CA that is not a configured peer (see `guests.rs`).
-async fn serve_guest<M>(shared: Arc<Shared<M>>, conn: quinn::Connection, id: paxos_core::NodeId)
+async fn serve_guest<M>(shared: Arc<Shared<M>>, conn: quinn::Connection, id: gen_paxos_core::NodeId)
 where
     M: Serialize + DeserializeOwned + Send + 'static,
 {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 
 use crate::certs::{CaCertificate, Identity};
 use crate::codec::{DEFAULT_MAX_FRAME_LEN, MAX_FRAME_LEN_CAP};
@@ -178,7 +178,7 @@ pub struct Settings {
     pub max_status_reply_len: usize,
     /// Messages queued per peer before the oldest is dropped (default 1024).
     pub send_queue_len: usize,
-    /// Received messages waiting for [`election::Transport::recv`] (default 4096). When
+    /// Received messages waiting for [`gen_paxos_election::Transport::recv`] (default 4096). When
     /// full, datagrams are dropped (counted) and streams wait.
     pub recv_queue_len: usize,
     /// QUIC keep-alive interval; must be shorter than `idle_timeout` (default 1 s).
@@ -236,7 +236,7 @@ pub struct Settings {
     /// A status-client connection with no request for this long is closed (default 2 s),
     /// so idle clients cannot hold the `max_client_connections` slots.
     pub client_idle_timeout: Duration,
-    /// How long [`election::Transport::close`] may spend flushing (default 500 ms).
+    /// How long [`gen_paxos_election::Transport::close`] may spend flushing (default 500 ms).
     pub close_timeout: Duration,
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 
 use crate::codec::CodecError;
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 
 use crate::code;
 

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 use x509_parser::extensions::GeneralName;
 
 use crate::error::CertError;

@@ -3,13 +3,13 @@
 //!
 //! Nobody without a certificate from the cluster's CA gets a word in, and a peer's
 //! identity is its certificate, not what it claims: every message handed to the runtime
-//! carries the [`NodeId`](paxos_core::NodeId) bound in the sender's verified certificate.
-//! [`QuicTransport`] implements [`election::Transport`].
+//! carries the [`NodeId`](gen_paxos_core::NodeId) bound in the sender's verified certificate.
+//! [`QuicTransport`] implements [`gen_paxos_election::Transport`].
 //!
 //! ```no_run
-//! use election::{Delivery, Transport};
-//! use paxos_core::NodeId;
-//! use transport_quic::{ClusterCa, Config, QuicTransport};
+//! use gen_paxos_election::{Delivery, Transport};
+//! use gen_paxos_core::NodeId;
+//! use gen_paxos_quic::{ClusterCa, Config, QuicTransport};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // Normally: `write_cluster_certs` once, then `Identity::load` / `CaCertificate::load`.
@@ -34,8 +34,8 @@
 //! And the smallest thing that runs: certificates bind the identity.
 //!
 //! ```
-//! use paxos_core::NodeId;
-//! use transport_quic::{ClusterCa, PeerIdentity};
+//! use gen_paxos_core::NodeId;
+//! use gen_paxos_quic::{ClusterCa, PeerIdentity};
 //!
 //! let ca = ClusterCa::generate("example").unwrap();
 //! let node = ca.issue_node(NodeId(3)).unwrap().identity().unwrap();
@@ -79,14 +79,14 @@
 //! A frame is a version byte ([`codec::WIRE_VERSION`]) followed by the bincode 2 encoding
 //! of the message; frames are limited to [`Settings::max_frame_len`] (1 MiB by default).
 //!
-//! - [`Delivery::BestEffort`](election::Delivery::BestEffort) messages go as one QUIC
+//! - [`Delivery::BestEffort`](gen_paxos_election::Delivery::BestEffort) messages go as one QUIC
 //!   datagram each when the frame fits the connection's current maximum datagram size,
 //!   and otherwise on the stream below. Lease messages are small, latency-sensitive and
 //!   retransmitted by the protocol itself, so a datagram is the right fit: it is sent
 //!   at once, never retransmitted, never waits behind a lost packet of another message,
 //!   and a lost one costs nothing later. A stream would add retransmission of stale
 //!   lease messages and head-of-line blocking, which is exactly what a lease does not want.
-//! - [`Delivery::Reliable`](election::Delivery::Reliable) messages go on one long-lived
+//! - [`Delivery::Reliable`](gen_paxos_election::Delivery::Reliable) messages go on one long-lived
 //!   unidirectional stream per connection and direction, each frame preceded by its length
 //!   (4 bytes, big-endian). Reliable messages on one connection therefore arrive complete
 //!   and in order while it lives; if the connection is replaced, later ones take the new
@@ -151,13 +151,14 @@ mod accept;
 mod certs;
 mod client;
 pub mod code;
-/// The frame codec, shared with the runtime (it lives in [`election::codec`]).
-pub use election::codec;
+/// The frame codec, shared with the runtime (it lives in [`gen_paxos_election::codec`]).
+pub use gen_paxos_election::codec;
 mod config;
 mod error;
 mod gate;
 mod guests;
 mod identity;
+mod node;
 mod outgoing;
 mod peer;
 mod receive;
@@ -175,6 +176,7 @@ pub use codec::CodecError;
 pub use config::{Config, PeerAddr, Settings};
 pub use error::{CertError, Error};
 pub use identity::{PeerIdentity, URI_PREFIX, server_name};
+pub use node::{QuicNode, StartError};
 pub use stats::{Stats, StatsHandle};
 pub use tls::ALPN;
 pub use transport::QuicTransport;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use election::Delivery;
+use gen_paxos_election::Delivery;
 use quinn::SendDatagramError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -8,8 +8,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use election::Delivery;
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
+use gen_paxos_election::Delivery;
 use tokio::sync::Notify;
 
 use crate::config::PeerAddr;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use election::Incoming;
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
+use gen_paxos_election::Incoming;
 use quinn::ReadExactError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use election::Incoming;
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
+use gen_paxos_election::Incoming;
 use tokio::sync::{mpsc, watch};
 
 use crate::client::ClientRequest;

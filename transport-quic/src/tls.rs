@@ -18,7 +18,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -1,4 +1,4 @@
-//! [`QuicTransport`]: the [`election::Transport`] over QUIC with mutual TLS.
+//! [`QuicTransport`]: the [`gen_paxos_election::Transport`] over QUIC with mutual TLS.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use election::{Delivery, Incoming, Transport};
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
+use gen_paxos_election::{Delivery, Incoming, Transport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
@@ -35,7 +35,7 @@ use crate::tls::{self, Admission};
 /// nodes and dials them, with mutual TLS against the cluster CA.
 ///
 /// Create it with [`QuicTransport::bind`] inside a tokio runtime, use it through
-/// [`election::Transport`], read counters with [`QuicTransport::stats`]. Dropping it
+/// [`gen_paxos_election::Transport`], read counters with [`QuicTransport::stats`]. Dropping it
 /// without [`Transport::close`] closes every connection at once, without flushing.
 pub struct QuicTransport<M> {
     shared: Arc<Shared<M>>,

@@ -7,9 +7,9 @@ use std::time::Duration;
 use common::{
     Msg, node, node_with, raw_connect, recv_within, send_until_received, socket, stats_eventually,
 };
-use election::Delivery;
-use paxos_core::NodeId;
-use transport_quic::{ClusterCa, code, codec};
+use gen_paxos_core::NodeId;
+use gen_paxos_election::Delivery;
+use gen_paxos_quic::{ClusterCa, code, codec};
 
 /// A small deterministic generator: the test is the same on every run.
 struct XorShift(u64);

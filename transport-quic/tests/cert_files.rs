@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use paxos_core::NodeId;
-use transport_quic::{
+use gen_paxos_core::NodeId;
+use gen_paxos_quic::{
     CaCertificate, CertError, ClusterCa, Identity, PeerIdentity, node_file_names,
     write_cluster_certs,
 };

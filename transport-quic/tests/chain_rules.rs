@@ -10,12 +10,12 @@ mod common;
 use std::time::Duration;
 
 use common::{Msg, node, raw_connect, recv_within, socket, stats_eventually};
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
+use gen_paxos_quic::{CertError, ClusterCa, Config, Error, Identity, IssuedCert, QuicTransport};
 use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType,
 };
-use transport_quic::{CertError, ClusterCa, Config, Error, Identity, IssuedCert, QuicTransport};
 
 /// A leaf for node `id` issued by an intermediate CA that the cluster CA signed: the
 /// chain `[leaf, intermediate]` in one PEM.
@@ -35,7 +35,7 @@ fn leaf_below_an_intermediate(ca: &ClusterCa, id: u64) -> anyhow::Result<IssuedC
     let mut leaf = CertificateParams::default();
     leaf.subject_alt_names = vec![
         SanType::URI(format!("gen-paxos://node/{id}").try_into()?),
-        SanType::DnsName(transport_quic::server_name(NodeId(id)).try_into()?),
+        SanType::DnsName(gen_paxos_quic::server_name(NodeId(id)).try_into()?),
     ];
     leaf.is_ca = IsCa::ExplicitNoCa;
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -78,7 +78,7 @@ async fn a_leaf_below_an_intermediate_is_refused_everywhere() -> anyhow::Result<
     if let Ok((_endpoint, conn)) =
         raw_connect(&issued, &ca.certificate(), n1.local_addr()?, 1).await
     {
-        let frame = transport_quic::codec::encode(&Msg::Ping(2), 1 << 20)?;
+        let frame = gen_paxos_quic::codec::encode(&Msg::Ping(2), 1 << 20)?;
         if let Ok(mut uni) = conn.open_uni().await {
             let _ = uni.write_all(&common::stream_frame(&frame)).await;
         }
@@ -90,7 +90,12 @@ async fn a_leaf_below_an_intermediate_is_refused_everywhere() -> anyhow::Result<
     // 3. As a server, node 3 dialling it refuses it too.
     let server = common::raw_server(&issued)?;
     let n3 = node(&ca, 3, socket()?, &[(2, server.local_addr()?)])?;
-    election::Transport::send(&n3, NodeId(2), Msg::Ping(0), election::Delivery::Reliable);
+    gen_paxos_election::Transport::send(
+        &n3,
+        NodeId(2),
+        Msg::Ping(0),
+        gen_paxos_election::Delivery::Reliable,
+    );
     stats_eventually(&n3, "a failed dial", |s| s.dial_failures >= 1).await?;
     assert_eq!(n3.stats().connections_dialled, 0);
     Ok(())

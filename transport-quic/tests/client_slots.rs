@@ -8,8 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use paxos_core::NodeId;
-use transport_quic::{ClusterCa, StatusClient};
+use gen_paxos_core::NodeId;
+use gen_paxos_quic::{ClusterCa, StatusClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_status_clients_give_their_slots_back() -> anyhow::Result<()> {

@@ -1,9 +1,9 @@
 //! The decoder never panics, whatever bytes a peer sends; what it accepts round-trips.
 
+use gen_paxos_quic::codec::{self, CodecError, WIRE_VERSION};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use serde::{Deserialize, Serialize};
-use transport_quic::codec::{self, CodecError, WIRE_VERSION};
 
 /// A message shaped like the protocol's: nested enums, strings, sequences, options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

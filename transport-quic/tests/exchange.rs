@@ -5,9 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::{Msg, node, recv_within, send_until_received, socket, stats_eventually};
-use election::{Delivery, Transport};
-use paxos_core::NodeId;
-use transport_quic::{ClusterCa, StatusClient};
+use gen_paxos_core::NodeId;
+use gen_paxos_election::{Delivery, Transport};
+use gen_paxos_quic::{ClusterCa, StatusClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_exchange_messages_both_ways_attributed_by_certificate() -> anyhow::Result<()> {
@@ -177,7 +177,7 @@ async fn status_client_gets_one_answer_and_cannot_speak_the_protocol() -> anyhow
 
     // The client's identity is not a node: protocol frames from it are never delivered.
     let (_endpoint, raw) = common::raw_connect(&client_issued, &ca.certificate(), a1, 1).await?;
-    let frame = transport_quic::codec::encode(&Msg::Ping(1), 1 << 20)?;
+    let frame = gen_paxos_quic::codec::encode(&Msg::Ping(1), 1 << 20)?;
     let _ = raw.send_datagram(frame.clone().into());
     if let Ok(mut uni) = raw.open_uni().await {
         let _ = uni.write_all(&common::stream_frame(&frame)).await;

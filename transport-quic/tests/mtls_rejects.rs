@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Msg, node, node_with, raw_connect, recv_within, socket, stats_eventually};
-use election::{Delivery, Transport};
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
+use gen_paxos_election::{Delivery, Transport};
+use gen_paxos_quic::{ClusterCa, Config, Error, QuicTransport, Validity};
 use time::OffsetDateTime;
-use transport_quic::{ClusterCa, Config, Error, QuicTransport, Validity};
 
 /// Sends from `attacker` to node 1 for a while; node 1 must receive nothing and count a
 /// refused handshake.
@@ -37,14 +37,14 @@ async fn assert_refused(n1: &common::Node, attacker: &common::Node) -> anyhow::R
 /// 1; node 1 must receive nothing and count a refused handshake.
 async fn assert_client_refused(
     n1: &common::Node,
-    issued: &transport_quic::IssuedCert,
+    issued: &gen_paxos_quic::IssuedCert,
     ca: &ClusterCa,
 ) -> anyhow::Result<()> {
     let a1 = n1.local_addr()?;
     // TLS 1.3 client authentication ends after the client's last flight: the connection
     // may look open to the client until its first stream or datagram is refused.
     if let Ok((_endpoint, conn)) = raw_connect(issued, &ca.certificate(), a1, 1).await {
-        let frame = transport_quic::codec::encode(&Msg::Ping(7), 1 << 20)?;
+        let frame = gen_paxos_quic::codec::encode(&Msg::Ping(7), 1 << 20)?;
         if let Ok(mut uni) = conn.open_uni().await {
             let _ = uni.write_all(&common::stream_frame(&frame)).await;
         }
@@ -62,7 +62,7 @@ async fn assert_client_refused(
 }
 
 /// Node 1 dials node 2, where a server presenting `issued` answers: the dial must fail.
-async fn assert_server_refused(issued: &transport_quic::IssuedCert) -> anyhow::Result<()> {
+async fn assert_server_refused(issued: &gen_paxos_quic::IssuedCert) -> anyhow::Result<()> {
     let ca = ClusterCa::generate("cluster")?;
     let server = common::raw_server(issued)?;
     let n1 = node(&ca, 1, socket()?, &[(2, server.local_addr()?)])?;
@@ -90,7 +90,7 @@ async fn certificate_from_a_foreign_ca_is_rejected() -> anyhow::Result<()> {
         ca.certificate(),
     );
     match QuicTransport::<Msg>::bind(config) {
-        Err(Error::Cert(transport_quic::CertError::NotIssuedByCa(_))) => {}
+        Err(Error::Cert(gen_paxos_quic::CertError::NotIssuedByCa(_))) => {}
         other => anyhow::bail!("expected a refusal to start, got {other:?}"),
     }
     Ok(())
@@ -110,7 +110,7 @@ async fn connection_without_client_certificate_is_rejected() -> anyhow::Result<(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    crypto.alpn_protocols = vec![transport_quic::ALPN.to_vec()];
+    crypto.alpn_protocols = vec![gen_paxos_quic::ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto)?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(common::quic_transport_config());
@@ -118,7 +118,7 @@ async fn connection_without_client_certificate_is_rejected() -> anyhow::Result<(
     // The handshake may look complete to the client (TLS 1.3 client auth ends after its
     // last flight); then the refusal closes the connection. Either way nothing arrives.
     if let Ok((_endpoint, conn)) = common::raw_connect_with(config, a1, 1).await {
-        let frame = transport_quic::codec::encode(&Msg::Ping(1), 1 << 20)?;
+        let frame = gen_paxos_quic::codec::encode(&Msg::Ping(1), 1 << 20)?;
         if let Ok(mut uni) = conn.open_uni().await {
             let _ = uni.write_all(&common::stream_frame(&frame)).await;
         }
@@ -223,7 +223,7 @@ async fn node_cannot_impersonate_another_id() -> anyhow::Result<()> {
     let (a1, a3) = (s1.local_addr()?, s3.local_addr()?);
     let n1 = node(&ca, 1, s1, &[(2, a3), (3, "127.0.0.1:9".parse()?)])?;
     let (_endpoint, conn) = raw_connect(&issued3, &ca.certificate(), a1, 1).await?;
-    let frame = transport_quic::codec::encode(&Msg::Ping(2), 1 << 20)?;
+    let frame = gen_paxos_quic::codec::encode(&Msg::Ping(2), 1 << 20)?;
     let mut uni = conn.open_uni().await?;
     uni.write_all(&common::stream_frame(&frame)).await?;
     let got = recv_within(&n1, Duration::from_secs(2)).await;
@@ -269,7 +269,7 @@ async fn expired_certificate_is_rejected() -> anyhow::Result<()> {
         ca.certificate(),
     );
     match QuicTransport::<Msg>::bind(config) {
-        Err(Error::Cert(transport_quic::CertError::NotIssuedByCa(why))) => {
+        Err(Error::Cert(gen_paxos_quic::CertError::NotIssuedByCa(why))) => {
             assert!(why.to_lowercase().contains("expired"), "{why}");
         }
         other => anyhow::bail!("expected a refusal to start, got {other:?}"),

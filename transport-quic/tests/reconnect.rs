@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Msg, node, node_with, recv_within, socket};
-use election::{Delivery, Transport};
-use paxos_core::NodeId;
-use transport_quic::ClusterCa;
+use gen_paxos_core::NodeId;
+use gen_paxos_election::{Delivery, Transport};
+use gen_paxos_quic::ClusterCa;
 
 /// Rebinds `addr`, retrying while the previous endpoint lets go of the port.
 async fn rebind(addr: std::net::SocketAddr) -> anyhow::Result<std::net::UdpSocket> {

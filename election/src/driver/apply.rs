@@ -1,7 +1,7 @@
 //! Applying the core's events: the state guards and `is_master` read, the lease's
 //! callbacks, the published events, and the calls that follow a master change.
 
-use paxos_core::{Event, LeaseName, Master};
+use gen_paxos_core::{Event, LeaseName, Master};
 use tracing::debug;
 
 use super::{Driver, LeaseMsg};

@@ -1,7 +1,7 @@
 //! Commands from the handles and requests from the callback tasks: join, resign, calls,
 //! casts, broadcasts, sync payloads, replies, a panicked `Leader`.
 
-use paxos_core::{LeaseName, Master, Timestamp};
+use gen_paxos_core::{LeaseName, Master, Timestamp};
 use tracing::trace;
 
 use super::{Cmd, Driver, LeaseRt, PendingCall};
@@ -48,7 +48,7 @@ impl<T: Transport<Wire>> Driver<T> {
             }
             Cmd::Resign { lease, reply } => {
                 let result = self.core.resign(ts, &lease).map_err(|e| match e {
-                    paxos_core::Error::UnknownLease(l) => Error::UnknownLease(l),
+                    gen_paxos_core::Error::UnknownLease(l) => Error::UnknownLease(l),
                     e => e.into(),
                 });
                 self.flush();

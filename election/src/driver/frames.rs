@@ -1,7 +1,7 @@
 //! Frames from peers: hellos and fingerprints (F1), protocol batches for the core,
 //! heartbeats, and the gen_leader calls, casts, broadcasts and sync payloads.
 
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
 use tracing::{debug, trace};
 
 use super::Driver;

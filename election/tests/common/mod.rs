@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use election::memory::MemoryNetwork;
-use election::{
+use gen_paxos_election::memory::MemoryNetwork;
+use gen_paxos_election::{
     Candidacy, Config, Election, ElectionEvent, Leader, LeaseHandle, LeaseInfo, NodeId,
     SurrenderInfo, SurrenderReason, Wire, async_trait,
 };

@@ -26,7 +26,7 @@
 //!   a voter.
 //!
 //! ```
-//! use paxos_core::sim::{SimConfig, run};
+//! use gen_paxos_core::sim::{SimConfig, run};
 //! let report = run(&SimConfig::new(7, 3));
 //! assert!(report.violations.is_empty(), "{:?}", report.violations);
 //! assert!(report.liveness_failure.is_none());

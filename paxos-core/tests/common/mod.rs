@@ -1,10 +1,10 @@
-//! A hand-driven cluster of `paxos_core::Node`s for deterministic scenario tests.
+//! A hand-driven cluster of `gen_paxos_core::Node`s for deterministic scenario tests.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use paxos_core::{
+use gen_paxos_core::{
     Ballot, Config, Envelope, Event, Incarnation, LeaseName, Message, Node, NodeId, Timestamp,
     UnsafeRule,
 };

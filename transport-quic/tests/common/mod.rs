@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use election::{Delivery, Incoming, Transport};
-use paxos_core::NodeId;
-use serde::{Deserialize, Serialize};
-use transport_quic::{
+use gen_paxos_core::NodeId;
+use gen_paxos_election::{Delivery, Incoming, Transport};
+use gen_paxos_quic::{
     CaCertificate, ClusterCa, Config, Identity, IssuedCert, QuicTransport, Settings, Stats,
 };
+use serde::{Deserialize, Serialize};
 
 /// The message type of the tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,7 +139,7 @@ pub async fn raw_connect(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)?;
-    crypto.alpn_protocols = vec![transport_quic::ALPN.to_vec()];
+    crypto.alpn_protocols = vec![gen_paxos_quic::ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(crypto)?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(quic_transport_config());
@@ -154,7 +154,7 @@ pub async fn raw_connect_with(
 ) -> anyhow::Result<(quinn::Endpoint, quinn::Connection)> {
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
     endpoint.set_default_client_config(config);
-    let connecting = endpoint.connect(target, &transport_quic::server_name(NodeId(target_id)))?;
+    let connecting = endpoint.connect(target, &gen_paxos_quic::server_name(NodeId(target_id)))?;
     let conn = tokio::time::timeout(Duration::from_secs(2), connecting).await??;
     Ok((endpoint, conn))
 }
@@ -175,7 +175,7 @@ pub fn stream_frame(frame: &[u8]) -> Vec<u8> {
 
 /// A hand-made QUIC server presenting `issued` (any certificate, even one no node would
 /// start with) with the gen-paxos ALPN and no client authentication: an impostor to dial.
-pub fn raw_server(issued: &transport_quic::IssuedCert) -> anyhow::Result<quinn::Endpoint> {
+pub fn raw_server(issued: &gen_paxos_quic::IssuedCert) -> anyhow::Result<quinn::Endpoint> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let chain = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
@@ -186,7 +186,7 @@ pub fn raw_server(issued: &transport_quic::IssuedCert) -> anyhow::Result<quinn::
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
-    tls.alpn_protocols = vec![transport_quic::ALPN.to_vec()];
+    tls.alpn_protocols = vec![gen_paxos_quic::ALPN.to_vec()];
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let server = quinn::ServerConfig::with_crypto(Arc::new(quic));
     Ok(quinn::Endpoint::server(server, "127.0.0.1:0".parse()?)?)

@@ -6,13 +6,13 @@
 //! picks up the state through the sync payload of `on_elected`.
 //!
 //! ```text
-//! cargo run --example leader_call
+//! cargo run -p gen-paxos-election --example leader_call
 //! ```
 
 use std::time::Duration;
 
-use election::memory::MemoryNetwork;
-use election::{
+use gen_paxos_election::memory::MemoryNetwork;
+use gen_paxos_election::{
     CallError, Candidacy, Config, Election, Leader, LeaseInfo, NodeId, SurrenderInfo, Wire,
     async_trait,
 };

@@ -2,7 +2,7 @@
 //! message (median, p99) and messages per second over one connection.
 //!
 //! ```text
-//! cargo run --release -p transport-quic --example bench
+//! cargo run --release -p gen-paxos-quic --example quic_throughput
 //! ```
 //!
 //! Both nodes run in this process, so one clock stamps the send and the receipt: the
@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use election::{Delivery, Transport};
-use paxos_core::NodeId;
+use gen_paxos_core::NodeId;
+use gen_paxos_election::{Delivery, Transport};
+use gen_paxos_quic::{ClusterCa, Config, QuicTransport, Settings};
 use serde::{Deserialize, Serialize};
-use transport_quic::{ClusterCa, Config, QuicTransport, Settings};
 
 /// About the size of a lease message: a lease name, a ballot, a timestamp.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "message size: {} bytes per frame",
-        transport_quic::codec::encode(&lease(base), 1 << 20)?.len()
+        gen_paxos_quic::codec::encode(&lease(base), 1 << 20)?.len()
     );
 
     latency(&a, &b, Delivery::BestEffort, base).await?;

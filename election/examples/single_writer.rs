@@ -9,7 +9,7 @@
 //! non-zero if any check fails.
 //!
 //! ```text
-//! cargo run --example single_writer
+//! cargo run -p gen-paxos-election --example single_writer
 //! ```
 //!
 //! It runs on tokio's paused clock over the in-memory transport: 40 lease durations of
@@ -20,8 +20,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use election::memory::MemoryNetwork;
-use election::{
+use gen_paxos_election::memory::MemoryNetwork;
+use gen_paxos_election::{
     Ballot, Candidacy, Config, Election, ElectionEvent, Leader, LeaseHandle, LeaseInfo, NodeId,
     SurrenderInfo, Wire, async_trait,
 };
