@@ -54,7 +54,7 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_name: Option<String>,
     /// `D_P`, the lease duration on the owner's clock (default 2 s).
-    #[serde(default = "default_lease", with = "duration")]
+    #[serde(default = "default_lease", with = "crate::duration::required")]
     pub lease_duration: Duration,
     /// Renewal starts when this fraction of the lease has elapsed (default 1/3).
     #[serde(default = "default_renew_fraction")]
@@ -66,23 +66,23 @@ pub struct Config {
     /// lease). `is_master()`, lease guards and `on_surrendered` all use this bound.
     #[serde(
         default,
-        with = "opt_duration",
+        with = "crate::duration::opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
     pub surrender_margin: Option<Duration>,
     /// Retransmission interval of unanswered protocol messages (default 5% of the lease).
     #[serde(
         default,
-        with = "opt_duration",
+        with = "crate::duration::opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
     pub retransmit_interval: Option<Duration>,
-    /// Random spread of attempts and step between candidate priorities (default 0.5% of
-    /// the lease, at least 1 ms: 10 ms for a 2 s lease). For priorities to decide who
-    /// wins a free lease, a step must exceed an attempt's four message delays.
+    /// Random spread of attempts and step between candidate priorities. Default 0.5% of
+    /// the lease, at least 1 ms (10 ms for a 2 s lease): for priorities to decide who wins
+    /// a free lease, a step must exceed an attempt's four message delays.
     #[serde(
         default,
-        with = "opt_duration",
+        with = "crate::duration::opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
     pub jitter: Option<Duration>,
@@ -98,7 +98,7 @@ pub struct Config {
     /// Longest wait of a `leader_call` for a master and its reply (default one lease).
     #[serde(
         default,
-        with = "opt_duration",
+        with = "crate::duration::opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
     pub call_timeout: Option<Duration>,
@@ -106,21 +106,21 @@ pub struct Config {
     /// `on_surrendered` runs without it (default 5% of the lease).
     #[serde(
         default,
-        with = "opt_duration",
+        with = "crate::duration::opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
     pub sync_timeout: Option<Duration>,
     /// Heartbeats go to every peer this often (default a quarter of the lease).
     #[serde(
         default,
-        with = "opt_duration",
+        with = "crate::duration::opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
     pub heartbeat_interval: Option<Duration>,
     /// A peer not heard from for this long is down (default one lease).
     #[serde(
         default,
-        with = "opt_duration",
+        with = "crate::duration::opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
     pub peer_timeout: Option<Duration>,
@@ -232,7 +232,7 @@ impl Config {
     }
 
     /// The configuration of the protocol core this describes.
-    pub fn core_config(&self) -> gen_paxos_core::Config {
+    pub(crate) fn core_config(&self) -> gen_paxos_core::Config {
         let mut core = gen_paxos_core::Config::new(self.node, self.voters.clone());
         core.observers = self.observers.clone();
         core.single_node = self.single_node;
@@ -247,9 +247,9 @@ impl Config {
         if let Some(r) = self.retransmit_interval {
             core.retransmit_interval = r;
         }
-        core.jitter = self
-            .jitter
-            .unwrap_or((self.lease_duration / 200).max(Duration::from_millis(1)));
+        if let Some(j) = self.jitter {
+            core.jitter = j;
+        }
         if let Some(r) = self.attempt_rate {
             core.attempt_rate = r;
         }
@@ -298,6 +298,12 @@ impl Config {
         self.core_config().surrender_margin
     }
 
+    /// The jitter in force: the random spread of attempts and the step between candidate
+    /// priorities.
+    pub fn jitter(&self) -> Duration {
+        self.core_config().jitter
+    }
+
     /// When renewal starts after a lease's Prepare was sent.
     pub fn renew_after(&self) -> Duration {
         self.lease_duration.mul_f64(self.renew_fraction)
@@ -330,118 +336,9 @@ impl Config {
     }
 }
 
-/// Parses a duration such as `2s`, `150ms`, `1.5s`, `500us`, `1m` or `20ns`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"2s\" or \"150ms\""))?;
-    let scale = match unit.trim() {
-        "ns" => 1e-9,
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => return Err(format!("invalid duration unit {other:?} in {text:?}")),
-    };
-    Duration::try_from_secs_f64(value * scale)
-        .map_err(|e| format!("invalid duration {text:?}: {e}"))
-}
-
-/// Formats a duration the way [`parse_duration`] reads it.
-fn format_duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else if d.as_nanos().is_multiple_of(1_000_000) {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{}ns", d.as_nanos())
-    }
-}
-
-struct DurationVisitor;
-
-impl serde::de::Visitor<'_> for DurationVisitor {
-    type Value = Duration;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a duration such as \"2s\" or \"150ms\", or an integer of milliseconds")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-        parse_duration(v).map_err(E::custom)
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
-        Ok(Duration::from_millis(v))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-        u64::try_from(v)
-            .map(Duration::from_millis)
-            .map_err(|_| E::custom("a duration cannot be negative"))
-    }
-}
-
-mod duration {
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::format_duration(*d))
-    }
-
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Duration, D::Error> {
-        d.deserialize_any(super::DurationVisitor)
-    }
-}
-
-mod opt_duration {
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: serde::Serializer>(
-        d: &Option<Duration>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&super::format_duration(*d)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        d.deserialize_any(super::DurationVisitor).map(Some)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("150ms"), Ok(Duration::from_millis(150)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert!(parse_duration("2 parsecs").is_err());
-        assert!(parse_duration("s").is_err());
-        for d in [
-            Duration::from_secs(3),
-            Duration::from_millis(20),
-            Duration::from_nanos(7),
-        ] {
-            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
-        }
-    }
 
     #[test]
     fn defaults_are_valid_and_derived_from_the_lease() {

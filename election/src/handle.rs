@@ -354,9 +354,9 @@ impl Election {
             .filter_map(|name| {
                 let master = self.inner.shared.lease(name.as_str())?.master();
                 Some(LeaseStatus {
-                    lease: name.to_string(),
+                    lease: name,
                     master: master.map(|m| m.node),
-                    token: master.map(|m| m.token.to_array()),
+                    token: master.map(|m| m.token),
                     expires_in: master.map(|m| m.expires.saturating_duration_since(now)),
                     exact: master.is_some_and(|m| m.exact),
                 })

@@ -138,6 +138,7 @@ mod callbacks;
 pub mod codec;
 mod config;
 mod driver;
+mod duration;
 mod error;
 mod events;
 mod handle;
@@ -154,7 +155,8 @@ mod wire;
 
 pub use async_trait::async_trait;
 pub use codec::CodecError;
-pub use config::{Config, ConfigError, parse_duration};
+pub use config::{Config, ConfigError};
+pub use duration::{DurationError, parse_duration};
 pub use error::{CallError, Error};
 pub use events::ElectionEvent;
 pub use gen_paxos_core::{Ballot, Fingerprint, LeaseName, NodeId, SurrenderReason};

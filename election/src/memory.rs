@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gen_paxos_core::{NodeId, Rng};
+use gen_paxos_core::NodeId;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
 
@@ -61,7 +61,7 @@ struct Faults {
 }
 
 struct Net<M> {
-    rng: Rng,
+    rng: fastrand::Rng,
     faults: Faults,
     mailboxes: HashMap<NodeId, Arc<Mailbox<M>>>,
     /// Reliable messages of one pair never overtake each other.
@@ -133,7 +133,7 @@ impl<M: Clone + Send + 'static> MemoryNetwork<M> {
     pub fn new(seed: u64) -> Self {
         MemoryNetwork {
             net: Arc::new(Mutex::new(Net {
-                rng: Rng::new(seed),
+                rng: fastrand::Rng::with_seed(seed),
                 faults: Faults {
                     drop_rate: 0.0,
                     duplicate_rate: 0.0,
@@ -255,13 +255,13 @@ impl<M: Clone + Send + 'static> MemoryNetwork<M> {
             return;
         };
         let best_effort = delivery == Delivery::BestEffort;
-        if best_effort && net.faults.drop_rate > 0.0 && net.rng.chance(net.faults.drop_rate) {
+        if best_effort && net.faults.drop_rate > 0.0 && net.rng.f64() < net.faults.drop_rate {
             net.stats.dropped_random += 1;
             return;
         }
         let copies = if best_effort
             && net.faults.duplicate_rate > 0.0
-            && net.rng.chance(net.faults.duplicate_rate)
+            && net.rng.f64() < net.faults.duplicate_rate
         {
             net.stats.duplicated += 1;
             2
@@ -276,7 +276,7 @@ impl<M: Clone + Send + 'static> MemoryNetwork<M> {
         let mut original = Some(message);
         for copy in 0..copies {
             let (min, max) = net.faults.delay;
-            let mut at = now + min + net.rng.duration(max - min);
+            let mut at = now + min + spread(&mut net.rng, max.saturating_sub(min));
             if !best_effort {
                 let last = net.last_reliable.entry((from, to)).or_insert(at);
                 at = at.max(*last);
@@ -361,5 +361,15 @@ impl<M: Clone + Send + 'static> Transport<M> for MemoryTransport<M> {
         state.heap.clear();
         drop(state);
         self.mailbox.notify.notify_one();
+    }
+}
+
+/// A duration uniform in `[0, max)`; zero when `max` is zero.
+fn spread(rng: &mut fastrand::Rng, max: Duration) -> Duration {
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_nanos(rng.u64(..nanos))
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gen_paxos_core::NodeId;
+use gen_paxos_core::{Ballot, LeaseName, NodeId};
 use serde::{Deserialize, Serialize};
 
 use crate::peer_configs::PeerConfig;
@@ -56,11 +56,11 @@ pub struct StatusReply {
 #[non_exhaustive]
 pub struct LeaseStatus {
     /// The lease name.
-    pub lease: String,
+    pub lease: LeaseName,
     /// The master, if known.
     pub master: Option<NodeId>,
-    /// Its fencing token as `[counter, incarnation, node]`.
-    pub token: Option<[u64; 3]>,
+    /// Its fencing token.
+    pub token: Option<Ballot>,
     /// Time left until its authority ends, on the answering node's clock.
     pub expires_in: Option<Duration>,
     /// Whether `expires_in` is exact (the answering node is the master) or an estimate.

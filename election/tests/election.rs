@@ -20,8 +20,8 @@ fn first_election_bound() -> Duration {
 
 /// The longest a default-priority candidate waits before trying for a free lease.
 fn candidate_wait() -> Duration {
-    let core = common::config(NodeId(1), &[NodeId(1)], &[], 0).core_config();
-    core.jitter * (u32::from(gen_paxos_core::MAX_PRIORITY) + 1)
+    let jitter = common::config(NodeId(1), &[NodeId(1)], &[], 0).jitter();
+    jitter * (u32::from(gen_paxos_core::MAX_PRIORITY) + 1)
 }
 
 fn d_a() -> Duration {

@@ -160,7 +160,7 @@ async fn one(
         let inner = QuicTransport::<Wire>::with_socket(quic, socket)?;
         let mut config = election::Config::new(id, ids.to_vec()).with_lease_duration(lease);
         config.jitter = v.jitter;
-        jitter_in_force = config.core_config().jitter;
+        jitter_in_force = config.jitter();
         let election = if i == 0 {
             Election::start(
                 config,

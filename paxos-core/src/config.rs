@@ -39,7 +39,9 @@ pub struct Config {
     /// Unanswered Prepare/Accept messages are re-sent this often within an attempt.
     pub retransmit_interval: Duration,
     /// Random spread added to attempts so candidates rarely collide; also the step between
-    /// candidate priorities.
+    /// candidate priorities. Default 0.5% of the lease, at least 1 ms (10 ms for a 2 s
+    /// lease): for priorities to decide who wins a free lease, a step must exceed an
+    /// attempt's four message delays.
     pub jitter: Duration,
     /// Most protocol messages in one batch to one peer.
     pub max_batch: usize,
@@ -72,7 +74,7 @@ pub struct Config {
 
 impl Config {
     /// Defaults for a node of the given voter set: lease 2 s, `rho` 0.1%, margin 5% of the
-    /// lease, renewal after a third, retransmit every 5% of the lease, jitter 0.1% of the
+    /// lease, renewal after a third, retransmit every 5% of the lease, jitter 0.5% of the
     /// lease (at least 1 ms).
     pub fn new(node: NodeId, voters: Vec<NodeId>) -> Self {
         let mut config = Config {
@@ -105,7 +107,7 @@ impl Config {
         self.lease_duration = lease;
         self.surrender_margin = lease / 20;
         self.retransmit_interval = (lease / 20).max(Duration::from_millis(1));
-        self.jitter = (lease / 1000).max(Duration::from_millis(1));
+        self.jitter = (lease / 200).max(Duration::from_millis(1));
         self
     }
 

@@ -86,7 +86,6 @@ pub use fingerprint::{Difference, Fingerprint, PROTOCOL_VERSION};
 pub use id::{Incarnation, LeaseName, NodeId, Owner};
 pub use message::{Envelope, Hello, LiveLease, Message, Transmit};
 pub use node::Node;
-pub use rng::Rng;
 pub use stats::Stats;
 pub use time::Timestamp;
 #[cfg(feature = "unsafe-rules")]

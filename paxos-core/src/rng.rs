@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Deterministic pseudo-random numbers from a seed.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     /// A generator from a seed.
@@ -31,11 +31,13 @@ impl Rng {
     }
 
     /// Uniform in `[0, 1)`.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// True with probability `p`.
+    #[cfg_attr(not(feature = "sim"), allow(dead_code))]
     pub fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
     }

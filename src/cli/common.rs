@@ -79,7 +79,7 @@ pub async fn resolve(peer: &PeerAddr) -> Result<SocketAddr, String> {
 }
 
 /// A duration such as `2s`, `500ms`, `1.5s`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, gen_paxos_election::DurationError> {
     gen_paxos_election::parse_duration(text)
 }
 

@@ -146,9 +146,7 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
     };
     let lease_duration = match (args.lease_duration, &file.lease_duration) {
         (Some(d), _) => d,
-        (None, Some(text)) => parse_duration(text)
-            .map_err(anyhow::Error::msg)
-            .context("lease_duration in --config")?,
+        (None, Some(text)) => parse_duration(text).context("lease_duration in --config")?,
         (None, None) => Duration::from_secs(2),
     };
     let priority = args

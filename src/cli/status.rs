@@ -40,7 +40,7 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
         Err(e) => return Ok(control::report(e)),
     };
     if let Some(name) = &args.lease
-        && !answer.leases.iter().any(|l| &l.lease == name)
+        && !answer.leases.iter().any(|l| l.lease.as_str() == name)
     {
         complain(&format!("node {node} has not joined lease {name:?}"));
         return Ok(EXIT_ERROR);
@@ -56,7 +56,8 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
             .iter()
             .map(|l| {
                 serde_json::json!({
-                    "lease": l.lease, "master": l.master.map(|m| m.0), "token": l.token,
+                    "lease": l.lease.as_str(), "master": l.master.map(|m| m.0),
+                    "token": l.token.map(|t| t.to_array()),
                     "expires_in_ms": l.expires_in.map(|d| d.as_secs_f64() * 1000.0), "exact": l.exact,
                 })
             })
@@ -122,7 +123,7 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
                 (Some(m), Some(t), Some(e)) => outln!(
                     "  {}: master {m}, token {:?}, expires in {:.0} ms ({})",
                     l.lease,
-                    t,
+                    t.to_array(),
                     e.as_secs_f64() * 1000.0,
                     if l.exact {
                         "exact, this node is master"

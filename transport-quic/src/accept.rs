@@ -67,11 +67,11 @@ where
 {
     let remote = incoming.remote_address();
     let result = async {
-        let connecting = incoming.accept()?;
+        let connecting = incoming.accept().map_err(Error::connection)?;
         tokio::time::timeout(shared.settings.connect_timeout, connecting)
             .await
             .map_err(|_| Error::Timeout)?
-            .map_err(Error::from)
+            .map_err(Error::connection)
     }
     .await;
     drop(pass);

@@ -159,10 +159,13 @@ impl StatusClient {
         };
         let mut endpoint = quinn::Endpoint::client(local)?;
         endpoint.set_default_client_config(tls::client_config(identity, ca, settings)?);
-        let connecting = endpoint.connect(addr, &crate::identity::server_name(node))?;
+        let connecting = endpoint
+            .connect(addr, &crate::identity::server_name(node))
+            .map_err(Error::connect)?;
         let conn = tokio::time::timeout(settings.connect_timeout, connecting)
             .await
-            .map_err(|_| Error::Timeout)??;
+            .map_err(|_| Error::Timeout)?
+            .map_err(Error::connection)?;
         Ok(StatusClient {
             endpoint,
             conn,
@@ -181,7 +184,7 @@ impl StatusClient {
         let frame = codec::encode(question, self.max_frame_len)?;
         let max = codec::effective_max(self.max_reply_len);
         let exchange = async {
-            let (mut send, mut recv) = self.conn.open_bi().await?;
+            let (mut send, mut recv) = self.conn.open_bi().await.map_err(Error::connection)?;
             send.write_all(&frame)
                 .await
                 .map_err(|e| Error::Stream(e.to_string()))?;

@@ -6,13 +6,18 @@ use gen_paxos_core::NodeId;
 
 use crate::codec::CodecError;
 
+/// The cause of an error in a library the transport is built on (quinn, rustls, rcgen):
+/// opaque, so that their versions are not part of this crate's API, and reachable through
+/// [`std::error::Error::source`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What can go wrong creating, writing or loading certificates.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertError {
-    /// Key generation or signing failed.
+    /// Key generation or signing failed (the cause is reachable through `source()`).
     #[error("certificate generation failed: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(#[source] Cause),
     /// A certificate or key could not be parsed.
     #[error("cannot parse certificate or key: {0}")]
     Parse(String),
@@ -78,9 +83,10 @@ pub enum Error {
     /// A certificate or key is unusable.
     #[error(transparent)]
     Cert(#[from] CertError),
-    /// The TLS configuration was refused by rustls.
+    /// The TLS configuration was refused (the TLS library's error is reachable through
+    /// `source()`).
     #[error("tls configuration: {0}")]
-    Tls(#[from] rustls::Error),
+    Tls(#[source] Cause),
     /// This node's certificate names another identity than the configured node id.
     #[error("the certificate is for {found}, but this node is configured as node {configured}")]
     IdentityMismatch {
@@ -98,12 +104,14 @@ pub enum Error {
     /// The call was made outside a tokio runtime.
     #[error("the transport must be created inside a tokio runtime")]
     NoRuntime,
-    /// A connection could not be started.
+    /// A connection could not be started (the QUIC library's error is reachable through
+    /// `source()`).
     #[error("cannot connect: {0}")]
-    Connect(#[from] quinn::ConnectError),
-    /// The connection failed or was closed.
+    Connect(#[source] Cause),
+    /// The connection failed or was closed (the QUIC library's error is reachable through
+    /// `source()`).
     #[error("connection failed: {0}")]
-    Connection(#[from] quinn::ConnectionError),
+    Connection(#[source] Cause),
     /// The peer did not answer in time.
     #[error("timed out")]
     Timeout,
@@ -115,9 +123,49 @@ pub enum Error {
     Codec(#[from] CodecError),
 }
 
+impl From<rcgen::Error> for CertError {
+    fn from(e: rcgen::Error) -> Self {
+        CertError::Generate(Box::new(e))
+    }
+}
+
 impl Error {
+    pub(crate) fn tls(e: rustls::Error) -> Self {
+        Error::Tls(Box::new(e))
+    }
+
+    pub(crate) fn connect(e: quinn::ConnectError) -> Self {
+        Error::Connect(Box::new(e))
+    }
+
+    pub(crate) fn connection(e: quinn::ConnectionError) -> Self {
+        Error::Connection(Box::new(e))
+    }
+
     /// Whether the operation ran out of time.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn the_library_cause_is_reachable_through_source() {
+        let e = Error::connect(quinn::ConnectError::EndpointStopping);
+        assert!(e.to_string().starts_with("cannot connect: "), "{e}");
+        let cause = e.source().expect("a cause");
+        assert!(matches!(
+            cause.downcast_ref::<quinn::ConnectError>(),
+            Some(quinn::ConnectError::EndpointStopping)
+        ));
+        let e = Error::tls(rustls::Error::InvalidCertRevocationList(
+            rustls::CertRevocationListError::BadSignature,
+        ));
+        assert!(e.source().is_some_and(|c| c.is::<rustls::Error>()));
     }
 }

@@ -174,7 +174,7 @@ pub use certs::{
 pub use client::{ClientRequest, ClientRequests, StatusClient};
 pub use codec::CodecError;
 pub use config::{Config, PeerAddr, Settings};
-pub use error::{CertError, Error};
+pub use error::{Cause, CertError, Error};
 pub use identity::{PeerIdentity, URI_PREFIX, server_name};
 pub use node::{QuicNode, StartError};
 pub use stats::{Stats, StatsHandle};

@@ -211,10 +211,12 @@ where
     }
     let connecting = shared
         .endpoint
-        .connect(addr, &identity::server_name(peer.id))?;
+        .connect(addr, &identity::server_name(peer.id))
+        .map_err(Error::connect)?;
     let conn = tokio::time::timeout(shared.settings.connect_timeout, connecting)
         .await
-        .map_err(|_| Error::Timeout)??;
+        .map_err(|_| Error::Timeout)?
+        .map_err(Error::connection)?;
     // The verifier pinned the node id during the handshake; reading it back from the
     // verified certificate keeps attribution independent of that code path.
     match identity::of_connection(&conn) {

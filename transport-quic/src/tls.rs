@@ -45,7 +45,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 fn roots(ca: &CaCertificate) -> Result<Arc<RootCertStore>, Error> {
     let mut roots = RootCertStore::empty();
-    roots.add(ca.der().clone())?;
+    roots.add(ca.der().clone()).map_err(Error::tls)?;
     Ok(Arc::new(roots))
 }
 
@@ -129,7 +129,7 @@ pub(crate) fn check_own_identity(identity: &Identity, ca: &CaCertificate) -> Res
     )
     .map_err(|e| match e {
         rustls::Error::InconsistentKeys(_) => Error::Cert(CertError::LeafKeyMismatch),
-        other => Error::Tls(other),
+        other => Error::tls(other),
     })?;
     let chain = identity.cert_chain();
     let (leaf, intermediates) = chain
@@ -146,16 +146,16 @@ pub(crate) fn check_own_identity(identity: &Identity, ca: &CaCertificate) -> Res
     let not_issued = |e: rustls::Error| Error::Cert(CertError::NotIssuedByCa(e.to_string()));
     let client = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
         .build()
-        .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        .map_err(|e| Error::tls(rustls::Error::General(e.to_string())))?;
     client
         .verify_client_cert(leaf, intermediates, now)
         .map_err(not_issued)?;
     if let PeerIdentity::Node(id) = PeerIdentity::from_certificate(leaf)? {
         let server = WebPkiServerVerifier::builder_with_provider(roots(ca)?, provider())
             .build()
-            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+            .map_err(|e| Error::tls(rustls::Error::General(e.to_string())))?;
         let name = ServerName::try_from(server_name(id))
-            .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+            .map_err(|e| Error::tls(rustls::Error::General(e.to_string())))?;
         server
             .verify_server_cert(leaf, intermediates, &name, &[], now)
             .map_err(not_issued)?;
@@ -353,22 +353,24 @@ pub(crate) fn server_config(
 ) -> Result<quinn::ServerConfig, Error> {
     let inner = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider())
         .build()
-        .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        .map_err(|e| Error::tls(rustls::Error::General(e.to_string())))?;
     let verifier = Arc::new(ClusterClientVerifier {
         inner,
         admission,
         path_len: ca_path_len(ca)?,
     });
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(Error::tls)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(identity.cert_chain().to_vec(), identity.private_key())?;
+        .with_single_cert(identity.cert_chain().to_vec(), identity.private_key())
+        .map_err(Error::tls)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.session_storage = Arc::new(NoServerSessionStorage {});
     tls.send_tls13_tickets = 0;
     tls.max_early_data_size = 0;
     let quic = QuicServerConfig::try_from(tls)
-        .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        .map_err(|e| Error::tls(rustls::Error::General(e.to_string())))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config
         .transport_config(transport_config(settings)?)
@@ -388,20 +390,22 @@ pub(crate) fn client_config(
 ) -> Result<quinn::ClientConfig, Error> {
     let inner = WebPkiServerVerifier::builder_with_provider(roots(ca)?, provider())
         .build()
-        .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        .map_err(|e| Error::tls(rustls::Error::General(e.to_string())))?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(Error::tls)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(NodeServerVerifier {
             inner,
             path_len: ca_path_len(ca)?,
         }))
-        .with_client_auth_cert(identity.cert_chain().to_vec(), identity.private_key())?;
+        .with_client_auth_cert(identity.cert_chain().to_vec(), identity.private_key())
+        .map_err(Error::tls)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.resumption = rustls::client::Resumption::disabled();
     tls.enable_early_data = false;
     let quic = QuicClientConfig::try_from(tls)
-        .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
+        .map_err(|e| Error::tls(rustls::Error::General(e.to_string())))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport_config(settings)?);
     Ok(config)

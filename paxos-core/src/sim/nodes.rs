@@ -62,6 +62,7 @@ impl Sim<'_> {
         config.rho = self.cfg.rho;
         config.set_lease_duration(self.cfg.lease_duration);
         config.surrender_margin = Duration::ZERO;
+        config.jitter = super::sim_jitter(self.cfg.lease_duration);
         #[cfg(feature = "unsafe-rules")]
         {
             config.unsafe_rule = self.cfg.unsafe_rule;

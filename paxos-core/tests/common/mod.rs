@@ -106,6 +106,7 @@ impl Cluster {
         cfg.single_node = self.voters.len() == 1;
         cfg.set_lease_duration(LEASE);
         cfg.surrender_margin = Duration::ZERO;
+        cfg.jitter = (LEASE / 1000).max(Duration::from_millis(1));
         cfg.unsafe_rule = self.rule;
         cfg
     }
