@@ -42,8 +42,15 @@
 //! its simulator), [`election`] (the tokio runtime and the `Transport` trait, with an
 //! in-memory transport for tests) and [`quic`] (the QUIC transport with mutual TLS and the
 //! certificate tooling). The `gen-paxos` command-line tool is this package's binary
-//! (feature `cli`, on by default; a library user turns default features off).
+//! (feature `cli`, on by default; a library user turns default features off). The
+//! feature `test-util` adds `election::memory`, an in-memory transport with fault
+//! injection for testing a [`Leader`] without sockets.
 #![warn(missing_docs)]
+
+/// The README's Rust examples, compiled by `cargo test --doc` so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use gen_paxos_election::{
     Ballot, CallError, Candidacy, Config, ConfigError, Election, ElectionEvent, ElectionMetrics,

@@ -14,7 +14,7 @@ use crate::view::{LeaseGuard, MasterInfo};
 /// |---|---|---|
 /// | `init/1` | the value passed to [`crate::Election::join`] | on join |
 /// | `elected/3` | [`Leader::on_elected`] | this node became master; may return a sync payload |
-/// | `surrendered/3` | [`Leader::on_surrendered`] | this node stopped being master, or another node won |
+/// | `surrendered/3` | [`Leader::on_surrendered`] | this node stopped being master (`reason.was_master()`), or another node won (`other-elected`) |
 /// | `handle_leader_call/4` | [`Leader::handle_leader_call`] | on the master, for [`crate::LeaseHandle::call`] |
 /// | `handle_leader_cast/3` | [`Leader::handle_leader_cast`] | on the master, for [`crate::LeaseHandle::cast`] |
 /// | `from_leader/3` | [`Leader::from_leader`] | on other nodes, for [`crate::LeaseHandle::broadcast`] |
@@ -43,12 +43,20 @@ pub trait Leader: Send + 'static {
     /// [`Leader::on_surrendered`].
     async fn on_elected(&mut self, lease: &LeaseInfo) -> Option<Self::Message>;
 
-    /// This node is not master: it lost its lease (expired, resigned, another owner
-    /// seen, shutdown), or, as a candidate, another node won (gen_leader `surrendered/3`,
-    /// then with the new master and its sync payload when known). A former master is told
-    /// no later than its deadline minus the surrender margin, unless one of its own
-    /// callbacks is still running then. Never called on a node that neither held nor stood
-    /// for the lease.
+    /// This node is not master (gen_leader `surrendered/3`). It runs in two cases, told
+    /// apart by [`SurrenderReason::was_master`]:
+    ///
+    /// - **This node's authority ended** (`was_master()` is true; reason `expired`,
+    ///   `resigned`, `lost`, `shutdown` or `config-mismatch`; `info.token` is the token it
+    ///   held): stop acting now. It is told no later than its deadline minus the surrender
+    ///   margin, unless one of its own callbacks is still running then (the guard is
+    ///   invalid at that bound either way).
+    /// - **Another node was elected** while this node stood as a candidate (reason
+    ///   `other-elected`, at every election it did not win; `info.token` is `None`): there
+    ///   is nothing to stop; `info.master` and `info.sync` carry the new master and its
+    ///   sync payload when known.
+    ///
+    /// Never called on a node that neither held nor stood for the lease.
     async fn on_surrendered(&mut self, info: SurrenderInfo<Self::Message>);
 
     /// A request for the master (gen_leader `handle_leader_call/4`). `None` tells the

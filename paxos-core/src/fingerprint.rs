@@ -1,5 +1,5 @@
 //! What the nodes of one cluster must agree on, and a digest of it that travels with every
-//! batch of messages (the cluster-fingerprint rule, F1–F3 in the README's guarantee).
+//! batch of messages (the cluster-fingerprint rule, F1–F3 of docs/PROTOCOL.md).
 //!
 //! Two nodes that disagree on the voter set can form majorities that do not intersect, and
 //! two nodes that disagree on the lease duration or `rho` derive different exclusions and

@@ -18,7 +18,7 @@ impl fmt::Display for NodeId {
 
 /// One run of a node's process. Every process start must use a different value (a counter
 /// kept in a state directory, or a random 64-bit value), so that a restarted node is a
-/// different lease owner (PROTOCOL.md "Owner identity", T4).
+/// different lease owner (docs/PROTOCOL.md "Owner identity", T4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Incarnation(pub u64);
 

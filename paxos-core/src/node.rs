@@ -467,7 +467,7 @@ impl Node {
 
     /// F2: a voter runs with another configuration, so the majorities this node counts may
     /// not intersect the ones it counts. Stop acting: surrender and release every lease,
-    /// abandon every attempt, and (in `acceptor_may_answer`) answer no Prepare or Accept.
+    /// abandon every attempt, and (in `Arrival::may_answer`) answer no Prepare or Accept.
     fn enter_conflict(&mut self) {
         self.stats.conflicts += 1;
         for idx in 0..self.leases.len() {

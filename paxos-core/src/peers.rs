@@ -7,7 +7,7 @@
 //! hello that asks for one back. A node answers a probe, and a protocol batch it refused,
 //! with a hello of its own (at most one per peer per half retransmission interval), also
 //! to nodes outside its configuration: that is how a node learns that a node it counts as
-//! a voter runs with another voter set (F2, F3 are in `node.rs`).
+//! a voter runs with another voter set (F3; what F2 does on a mismatch is in `node.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// paxos-core never reads a clock: every input carries a `Timestamp`. Timestamps of
 /// different nodes are not comparable. Arithmetic saturates and comparisons come before any
-/// subtraction, so nothing wraps (PROTOCOL.md "Timing").
+/// subtraction, so nothing wraps (docs/PROTOCOL.md "Timing").
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]

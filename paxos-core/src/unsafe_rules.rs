@@ -2,7 +2,7 @@
 //! simulation or test names, and the [`Rules`] a node consults. Without the non-default
 //! `unsafe-rules` feature the enum does not exist and every [`Rules::breaks`] is `false`.
 
-/// Test-only switches that each break one rule of `PROTOCOL.md` ("Known ways to get it
+/// Test-only switches that each break one rule of `docs/PROTOCOL.md` ("Known ways to get it
 /// wrong"), so the simulator can prove that its checker finds the resulting violations.
 /// Only built with the non-default `unsafe-rules` feature; never use it in production.
 #[cfg(feature = "unsafe-rules")]
@@ -38,10 +38,10 @@ pub enum UnsafeRule {
     NoFingerprint,
     /// Acceptor entries are forgotten at every sweep, without the quarantine-long wait.
     EarlyPrune,
-    /// Control, expected to stay safe: the corrected PaxosLease of the 2026 contract
-    /// without gen-paxos's three defences in depth: acceptors overwrite live leases of
-    /// other owners (A2 without its refusal), ballots follow the wall clock only from
-    /// process start, and abandoned attempts are not released. Shows that the violations
+    /// Control, expected to stay safe: the bare PaxosLease rules without three defences
+    /// in depth: acceptors overwrite live leases of other owners (A2 without its refusal,
+    /// which the 2026 contract requires and the 2009 text lacks), ballots follow the wall
+    /// clock only from process start, and abandoned attempts are not released. Shows that the violations
     /// of `late-timer` and `stale-owner-open` come from the rule they name.
     Baseline,
 }

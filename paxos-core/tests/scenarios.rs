@@ -1,4 +1,4 @@
-//! Deterministic scenarios for the nine known ways to get PaxosLease wrong (PROTOCOL.md).
+//! Deterministic scenarios for the nine known ways to get PaxosLease wrong (docs/PROTOCOL.md, rules 1–9).
 //! Each drives nodes by hand with explicit times and asserts the safe outcome; most also
 //! run the same steps with the rule weakened and assert the unsafe outcome, so the test
 //! proves it can tell the two apart.

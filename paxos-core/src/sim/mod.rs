@@ -493,7 +493,7 @@ impl<'a> Sim<'a> {
         let wall = (WALL_EPOCH_MS + self.now / 1_000_000)
             .saturating_add_signed(self.hosts[host].wall_skew_ms);
         // The baseline protocol's ballots follow the wall clock only from process start
-        // (PROTOCOL.md T4 as written), and a naive restart reuses its ballots.
+        // (docs/PROTOCOL.md T4 as written), and a naive restart reuses its ballots.
         let naive = self.cfg.unsafe_is("reuse-ballot") || self.cfg.on_baseline();
         let node = self.hosts[host].node.as_mut()?;
         if naive {
