@@ -1,7 +1,7 @@
 //! The fault-test soak: a cluster of real `gen-paxos node` processes under random faults
 //! (SIGKILL and restart, SIGSTOP pauses of 0.5x to 5x the lease, network partitions of
 //! every shape, clock-rate skew within rho) every few seconds, with a fenced workload; then
-//! the checker and a timeline picture. The harness is `tests/fault/mod.rs`; the short run
+//! the checker and a timeline picture. The harness is `tests/harness/src/fault`; the short run
 //! is `cargo test --test fault_injection`.
 //!
 //! ```text
@@ -14,8 +14,7 @@
 //! `nft` (else SKIPPED). Writes `summary.txt`, `timeline.svg`, `events.jsonl`, `store.log`
 //! to `--out` (default `target/faults-<seed>`); exits 1 on any violation.
 
-#[path = "../tests/fault/mod.rs"]
-mod fault;
+use gen_paxos_harness::fault;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

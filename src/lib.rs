@@ -55,8 +55,8 @@ pub struct ReadmeDoctests;
 pub use gen_paxos_election::{
     Ballot, CallError, Candidacy, Config, ConfigError, Election, ElectionEvent, ElectionMetrics,
     Error, Fingerprint, Health, Leader, LeaseGuard, LeaseHandle, LeaseInfo, LeaseName, MasterInfo,
-    NodeId, PeerConfig, Readiness, StatusReply, StatusRequest, SurrenderInfo, SurrenderReason,
-    async_trait,
+    NoCallbacks, NodeId, PeerConfig, Readiness, StatusReply, StatusRequest, SurrenderInfo,
+    SurrenderReason, async_trait,
 };
 pub use gen_paxos_quic::{QuicNode, StartError};
 

@@ -1,11 +1,11 @@
-//! Fault tests with real `gen-paxos node` processes (see `tests/fault/mod.rs`): the short run
+//! Fault tests with real `gen-paxos node` processes (see `tests/harness/src/fault`): the short run
 //! CI takes (every fault kind, fixed seed), a run with a clock beyond `rho` that the checker
 //! must catch, and the checker's own tests on made-up histories.
 //!
 //! Partitions need root, `ip` and `nft`; without them those scenarios print `SKIPPED` and
 //! the rest still runs. The soak is `examples/faults.rs`.
 
-mod fault;
+use gen_paxos_harness::fault;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -254,7 +254,7 @@ fn checker_finds_stale_and_lost_writes() {
 
 #[test]
 fn partition_shapes_cut_what_they_say() {
-    let mut rng = fault::Rng::new(1);
+    let mut rng = fastrand::Rng::with_seed(1);
     for shape in 0..fault::PARTITION_SHAPES {
         let (cuts, desc) = fault::partition_shape(shape, 3, 5, &mut rng);
         assert!(!cuts.is_empty(), "{desc}");
@@ -318,7 +318,7 @@ fn commands_run_while_master_never_overlap() {
     opts.netns = fault::Netns::unavailable().is_none();
     let log = opts.out.join("commands.log");
     let mut c = fault::Cluster::start(opts).expect("cluster");
-    let mut rng = fault::Rng::new(11);
+    let mut rng = fastrand::Rng::with_seed(11);
     let mut master = c.wait_master(Duration::from_secs(20)).expect("a master");
     std::thread::sleep(Duration::from_millis(800));
     c.say(master, "resign");

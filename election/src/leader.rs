@@ -110,3 +110,31 @@ pub struct SurrenderInfo<M> {
     /// The new master's sync payload (what its `on_elected` returned), when known.
     pub sync: Option<M>,
 }
+
+/// A [`Leader`] without callbacks, for a service that asks instead of being told: it
+/// checks [`crate::LeaseHandle::guard`] before each write, or reads
+/// [`crate::Election::events`].
+///
+/// ```
+/// # async fn demo(election: gen_paxos_election::Election) -> Result<(), gen_paxos_election::Error> {
+/// use gen_paxos_election::{Candidacy, NoCallbacks};
+/// let lease = election.join("db", NoCallbacks, Candidacy::candidate()).await?;
+/// // Before each write: the token while this node holds the lease, else `None`.
+/// if let Some(token) = lease.guard().and_then(|guard| guard.token()) {
+///     println!("master: write with token {token}");
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCallbacks;
+
+#[async_trait]
+impl Leader for NoCallbacks {
+    type Message = ();
+
+    async fn on_elected(&mut self, _lease: &LeaseInfo) -> Option<()> {
+        None
+    }
+
+    async fn on_surrendered(&mut self, _info: SurrenderInfo<()>) {}
+}

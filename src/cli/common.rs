@@ -5,9 +5,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
-use gen_paxos_election::{ElectionEvent, MasterInfo, NodeId};
+use gen_paxos_election::{ElectionEvent, EventLine, LineEvent, NodeId};
 use gen_paxos_quic::{CaCertificate, Identity, PeerAddr};
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 static JSON_LOGS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -123,47 +122,16 @@ pub fn wall_of(instant: Instant) -> SystemTime {
     }
 }
 
-/// One event as the JSON object `gen-paxos node` prints, or `None` for events that are
-/// logged rather than printed.
-pub fn event_json(node: NodeId, event: &ElectionEvent) -> Option<Value> {
-    let ts_ms = unix_ms(SystemTime::now());
-    let value = match event {
-        ElectionEvent::Elected {
-            lease,
-            token,
-            deadline,
-        }
-        | ElectionEvent::Renewed {
-            lease,
-            token,
-            deadline,
-        } => {
-            let name = if matches!(event, ElectionEvent::Elected { .. }) {
-                "elected"
-            } else {
-                "renewed"
-            };
-            json!({
-                "ts_ms": ts_ms, "node": node.0, "event": name, "lease": lease.as_str(),
-                "token": token.to_array(), "deadline_ms": unix_ms(wall_of(*deadline)),
-            })
-        }
-        ElectionEvent::Surrendered {
-            lease,
-            token,
-            reason,
-        } => json!({
-            "ts_ms": ts_ms, "node": node.0, "event": "surrendered", "lease": lease.as_str(),
-            "token": token.to_array(), "reason": reason.as_str(),
-        }),
-        ElectionEvent::MasterChanged { lease, master } => json!({
-            "ts_ms": ts_ms, "node": node.0, "event": "master", "lease": lease.as_str(),
-            "master": master.map(|m: MasterInfo| m.node.0),
-            "token": master.map(|m| m.token.to_array()),
-        }),
-        _ => return None,
+/// One event as the line `gen-paxos node` prints ([`EventLine`] as JSON), or `None` for
+/// events that are logged rather than printed.
+pub fn event_json(node: NodeId, event: &ElectionEvent) -> Option<String> {
+    let event = LineEvent::of(event, |deadline| unix_ms(wall_of(deadline)))?;
+    let line = EventLine {
+        ts_ms: unix_ms(SystemTime::now()),
+        node: node.0,
+        event,
     };
-    Some(value)
+    serde_json::to_string(&line).ok()
 }
 
 /// An error for a value that must be present.

@@ -12,8 +12,8 @@ use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use clap::Args;
 use gen_paxos_election::{
-    Ballot, Candidacy, Delivery, Election, ElectionEvent, Incoming, Leader, LeaseInfo, NodeId,
-    SurrenderInfo, Transport, Wire,
+    Ballot, Candidacy, Delivery, Election, ElectionEvent, Incoming, NoCallbacks, NodeId, Transport,
+    Wire,
 };
 use gen_paxos_quic::{CaCertificate, Identity, QuicTransport, Settings};
 use tokio::sync::Notify;
@@ -36,19 +36,6 @@ pub struct DemoArgs {
 }
 
 const LEASE: &str = "default";
-
-/// The demo's `Leader`: the story is told from the event stream.
-#[derive(Debug)]
-struct Quiet;
-
-#[async_trait]
-impl Leader for Quiet {
-    type Message = ();
-    async fn on_elected(&mut self, _lease: &LeaseInfo) -> Option<()> {
-        None
-    }
-    async fn on_surrendered(&mut self, _info: SurrenderInfo<()>) {}
-}
 
 /// A transport that can be cut off from every peer (both directions), for the partition
 /// scene.
@@ -309,7 +296,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
     let t0 = c.start;
     for n in &c.nodes {
         n.election
-            .join(LEASE, Quiet, Candidacy::candidate())
+            .join(LEASE, NoCallbacks, Candidacy::candidate())
             .await?;
     }
     let (at, master, first_token) = c.elected_after(LEASE, t0, None, lease * 10).await?;
@@ -402,7 +389,7 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
         for (j, n) in alive.iter().enumerate() {
             let priority = if i % alive.len() == j { 3 } else { 0 };
             n.election
-                .join(name, Quiet, Candidacy::with_priority(priority))
+                .join(name, NoCallbacks, Candidacy::with_priority(priority))
                 .await?;
         }
     }

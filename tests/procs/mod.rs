@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gen_paxos::election::{EventLine, LineEvent};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gen-paxos");
@@ -60,7 +61,7 @@ pub struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
     /// Event lines with the time (ms since the Unix epoch) each was read.
-    lines: Arc<Mutex<Vec<Value>>>,
+    lines: Arc<Mutex<Vec<EventLine>>>,
     stderr: Arc<Mutex<Vec<String>>>,
     pub started: Instant,
 }
@@ -95,7 +96,7 @@ impl Proc {
         let (out, sink) = (child.stdout.take().expect("stdout"), lines.clone());
         thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if let Ok(v) = serde_json::from_str::<EventLine>(&line) {
                     sink.lock().expect("lock").push(v);
                 }
             }
@@ -121,16 +122,16 @@ impl Proc {
         self.child.id()
     }
 
-    pub fn events(&self, kind: &str) -> Vec<Value> {
+    pub fn events(&self, kind: &str) -> Vec<EventLine> {
         let lines = self.lines.lock().expect("lock");
         lines
             .iter()
-            .filter(|v| v["event"] == kind)
+            .filter(|v| v.event.kind() == kind)
             .cloned()
             .collect()
     }
 
-    pub fn all_events(&self) -> Vec<Value> {
+    pub fn all_events(&self) -> Vec<EventLine> {
         self.lines.lock().expect("lock").clone()
     }
 
@@ -157,9 +158,10 @@ impl Proc {
 
     /// The latest `master` event's master, if the node has learned one.
     pub fn known_master(&self) -> Option<u64> {
-        self.events("master")
-            .last()
-            .and_then(|v| v["master"].as_u64())
+        self.events("master").last().and_then(|v| match v.event {
+            LineEvent::Master { master, .. } => master,
+            _ => None,
+        })
     }
 
     /// Whether this node currently claims the lease (its last elected/renewed is not
@@ -167,10 +169,10 @@ impl Proc {
     pub fn holds(&self) -> bool {
         let mut holding = false;
         for v in self.all_events() {
-            match v["event"].as_str() {
-                Some("elected" | "renewed") => holding = true,
-                Some("surrendered") => holding = false,
-                _ => {}
+            match v.event {
+                LineEvent::Elected { .. } | LineEvent::Renewed { .. } => holding = true,
+                LineEvent::Surrendered { .. } => holding = false,
+                LineEvent::Master { .. } => {}
             }
         }
         holding
@@ -206,21 +208,21 @@ pub fn intervals(p: &Proc) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     let mut current: Option<(f64, f64)> = None;
     for v in p.all_events() {
-        let ts = v["ts_ms"].as_f64().unwrap_or(0.0);
-        match v["event"].as_str() {
-            Some("elected" | "renewed") => {
-                let deadline = v["deadline_ms"].as_f64().unwrap_or(ts);
+        let ts = v.ts_ms;
+        match v.event {
+            LineEvent::Elected { deadline_ms, .. } | LineEvent::Renewed { deadline_ms, .. } => {
+                let deadline = deadline_ms;
                 current = Some(match current {
                     Some((start, _)) => (start, deadline),
                     None => (ts, deadline),
                 });
             }
-            Some("surrendered") => {
+            LineEvent::Surrendered { .. } => {
                 if let Some((start, end)) = current.take() {
                     out.push((start, end.min(ts)));
                 }
             }
-            _ => {}
+            LineEvent::Master { .. } => {}
         }
     }
     out.extend(current);

@@ -5,21 +5,9 @@ use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use gen_paxos_core::NodeId;
-use gen_paxos_election::{Candidacy, Leader, LeaseInfo, SurrenderInfo};
+use gen_paxos_election::{Candidacy, NoCallbacks};
 use gen_paxos_quic::{QuicNode, StartError, write_cluster_certs};
-
-struct Quiet;
-
-#[async_trait]
-impl Leader for Quiet {
-    type Message = ();
-    async fn on_elected(&mut self, _lease: &LeaseInfo) -> Option<()> {
-        None
-    }
-    async fn on_surrendered(&mut self, _info: SurrenderInfo<()>) {}
-}
 
 fn certs(name: &str, ids: &[u64]) -> anyhow::Result<PathBuf> {
     let dir =
@@ -46,7 +34,9 @@ async fn three_nodes_from_one_member_list_elect_one_master() -> anyhow::Result<(
             .voters(members.clone())
             .lease_duration(Duration::from_millis(500))
             .start()?;
-        election.join("db", Quiet, Candidacy::candidate()).await?;
+        election
+            .join("db", NoCallbacks, Candidacy::candidate())
+            .await?;
         nodes.push(election);
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

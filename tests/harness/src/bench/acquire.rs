@@ -12,26 +12,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
-use gen_paxos::election::{
-    self, Candidacy, Delivery, Election, ElectionEvent, Incoming, Leader, LeaseInfo, NodeId,
-    SurrenderInfo, Transport, Wire,
+use gen_paxos_election::{
+    self, Candidacy, Delivery, Election, ElectionEvent, Incoming, NoCallbacks, NodeId, Transport,
+    Wire,
 };
-use gen_paxos::quic::{CaCertificate, Identity, QuicTransport, Settings};
+use gen_paxos_quic::{CaCertificate, Identity, QuicTransport, Settings};
 use tokio::time::Instant;
 
-use crate::util::summarize;
-
-#[derive(Debug)]
-struct Quiet;
-
-#[async_trait]
-impl Leader for Quiet {
-    type Message = ();
-    async fn on_elected(&mut self, _lease: &LeaseInfo) -> Option<()> {
-        None
-    }
-    async fn on_surrendered(&mut self, _info: SurrenderInfo<()>) {}
-}
+use super::util::summarize;
 
 /// (when, sent?, message kind, lease) of protocol messages while tracing is on.
 type Trace = Arc<Mutex<Vec<(Instant, bool, String, String)>>>;
@@ -114,7 +102,7 @@ pub fn run(
         .build()?;
     let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
     if !dir.join("ca.pem").exists() {
-        gen_paxos::quic::write_cluster_certs(dir, &ids, true)
+        gen_paxos_quic::write_cluster_certs(dir, &ids, true)
             .context("cannot write certificates")?;
     }
     let mut out = Vec::new();
@@ -152,13 +140,14 @@ async fn one(
             &dir.join(format!("node-{id}.pem")),
             &dir.join(format!("node-{id}.key")),
         )?;
-        let mut quic = gen_paxos::quic::Config::new(id, addrs[i], identity, ca.clone())
+        let mut quic = gen_paxos_quic::Config::new(id, addrs[i], identity, ca.clone())
             .with_settings(Settings::for_lease(lease));
         for (j, &peer) in ids.iter().enumerate().filter(|(j, _)| *j != i) {
             quic = quic.with_peer(peer, addrs[j]);
         }
         let inner = QuicTransport::<Wire>::with_socket(quic, socket)?;
-        let mut config = election::Config::new(id, ids.to_vec()).with_lease_duration(lease);
+        let mut config =
+            gen_paxos_election::Config::new(id, ids.to_vec()).with_lease_duration(lease);
         config.jitter = v.jitter;
         jitter_in_force = config.jitter();
         let election = if i == 0 {
@@ -189,7 +178,7 @@ async fn one(
         }
         let name = format!("acq-{}-{i}", v.priority);
         let t0 = Instant::now();
-        node.join(&name, Quiet, Candidacy::with_priority(v.priority))
+        node.join(&name, NoCallbacks, Candidacy::with_priority(v.priority))
             .await
             .with_context(|| format!("join {name}"))?;
         let until = t0 + Duration::from_secs(3);
@@ -224,7 +213,7 @@ async fn one(
 }
 
 fn paxos_core_d_a(lease: Duration) -> Duration {
-    gen_paxos::core::acceptor_duration(lease, 0.001)
+    gen_paxos_core::acceptor_duration(lease, 0.001)
 }
 
 fn phases(trace: &Trace, starts: &[(String, Instant)], elected: &[Instant]) -> Option<[f64; 5]> {

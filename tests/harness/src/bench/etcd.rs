@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use rustix::process::Signal;
 
-use crate::gp::NodeUse;
-use crate::util::{CpuWindow, Proc, Rng, command_output, free_tcp_port, http, rss_kib};
+use super::gp::NodeUse;
+use super::util::{CpuWindow, Proc, command_output, free_tcp_port, http, random_wait, rss_kib};
 
 /// Makes sure `etcd` and `etcdctl` exist, installing the Debian packages if allowed.
 /// Returns the version line.
@@ -309,9 +309,12 @@ impl Contenders {
 
     /// Signals the holder at a random point of its keep-alive cycle; time to the next
     /// holder's printed key.
-    pub fn trial(&mut self, signal: Signal, rng: &mut Rng) -> Result<f64> {
+    pub fn trial(&mut self, signal: Signal, rng: &mut fastrand::Rng) -> Result<f64> {
         self.wait_holder()?;
-        std::thread::sleep(rng.duration(Duration::from_millis(u64::from(self.ttl) * 1000 / 3)));
+        std::thread::sleep(random_wait(
+            rng,
+            Duration::from_millis(u64::from(self.ttl) * 1000 / 3),
+        ));
         let holder = self.wait_holder()?;
         let at = self
             .procs
@@ -483,7 +486,7 @@ pub fn scale(cluster: &EtcdCluster, n: usize, ttl: u64, window: Duration) -> Res
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    r.keepalive_round_ms = crate::util::summarize(&times).map_or(0.0, |s| s.p50);
+    r.keepalive_round_ms = super::util::summarize(&times).map_or(0.0, |s| s.p50);
     r.alive_at_end = http(
         &leader,
         "POST",

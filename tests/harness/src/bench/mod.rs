@@ -27,8 +27,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use rustix::process::Signal;
 
-use crate::report::{EtcdRun, GpRun, Report};
-use crate::util::{Rng, command_output, loadavg, wall_ms};
+use self::report::{EtcdRun, GpRun, Report};
+use self::util::{command_output, loadavg, wall_ms};
 
 /// Benchmarks gen-paxos (and etcd, for comparison) on this machine and writes a Markdown
 /// report with SVG charts.
@@ -81,8 +81,12 @@ struct Args {
     out: Option<PathBuf>,
 }
 
+/// The repository's root (this crate lives in `tests/harness`).
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .nth(2)
+        .map_or_else(|| here.to_path_buf(), Path::to_path_buf)
 }
 
 /// Builds `gen-paxos` (release) and returns its path.
@@ -153,7 +157,8 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores available, {mem} RAM; Linux {kernel} ({os}); {rustc}")
 }
 
-fn main() {
+/// The benchmark's `main`: parses the arguments, runs, exits 1 on error.
+pub fn main() {
     let args = Args::parse();
     if let Err(e) = run(args) {
         eprintln!("bench: {e:#}");
@@ -192,7 +197,7 @@ fn run(mut args: Args) -> Result<()> {
             "git",
             &[
                 "-C",
-                env!("CARGO_MANIFEST_DIR"),
+                &repo_root().to_string_lossy(),
                 "rev-parse",
                 "--short",
                 "HEAD",
@@ -203,8 +208,8 @@ fn run(mut args: Args) -> Result<()> {
     };
     let lease = Duration::from_secs(1);
     report.lease_ms = 1000.0;
-    report.d_a_ms = gen_paxos::core::acceptor_duration(lease, 0.001).as_secs_f64() * 1000.0;
-    let mut rng = Rng::from_time();
+    report.d_a_ms = gen_paxos_core::acceptor_duration(lease, 0.001).as_secs_f64() * 1000.0;
+    let mut rng = fastrand::Rng::new();
 
     let bin = gen_paxos_binary(&args)?;
     eprintln!("bench: using {}", bin.display());
@@ -317,7 +322,7 @@ fn run(mut args: Args) -> Result<()> {
     Ok(())
 }
 
-fn gp_trials(cluster: &mut gp::Cluster, args: &Args, rng: &mut Rng, run: &mut GpRun) {
+fn gp_trials(cluster: &mut gp::Cluster, args: &Args, rng: &mut fastrand::Rng, run: &mut GpRun) {
     for i in 0..args.cold_starts {
         match cluster.cold_start() {
             Ok(ms) => run.cold.push(ms),
@@ -394,7 +399,7 @@ fn scale_run(
     )
 }
 
-fn etcd_run(args: &Args, work: &Path, rng: &mut Rng) -> Result<EtcdRun> {
+fn etcd_run(args: &Args, work: &Path, rng: &mut fastrand::Rng) -> Result<EtcdRun> {
     let version = etcd::ensure_installed(!args.no_etcd_install)?;
     let mut run = EtcdRun {
         version,

@@ -287,29 +287,9 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
     })
 }
 
-/// A small xorshift generator for the random phase of the kills.
-#[derive(Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn from_time() -> Rng {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
-        Rng(seed | 1)
-    }
-
-    pub fn next_f64(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[0, max)`.
-    pub fn duration(&mut self, max: Duration) -> Duration {
-        max.mul_f64(self.next_f64())
-    }
+/// A random wait in `[0, max)`, for the random phase of the kills.
+pub fn random_wait(rng: &mut fastrand::Rng, max: Duration) -> Duration {
+    max.mul_f64(rng.f64())
 }
 
 /// A minimal HTTP/1.1 client for etcd's JSON gateway: one connection per request,

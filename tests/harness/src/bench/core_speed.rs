@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use gen_paxos::core::{Config, Incarnation, LeaseName, Node, NodeId, Timestamp};
+use gen_paxos_core::{Config, Incarnation, LeaseName, Node, NodeId, Timestamp};
 
-use crate::util::{cpu_ticks, ticks_per_second};
+use super::util::{cpu_ticks, ticks_per_second};
 
 #[derive(Debug, Clone, Default)]
 pub struct CoreResult {
@@ -101,7 +101,7 @@ pub fn run(leases: usize, simulated: Duration, sim_budget: Duration) -> Result<C
     let (cpu0, wall0) = (thread_cpu(), Instant::now());
     let mut seed = 1u64;
     while wall0.elapsed() < sim_budget {
-        let report = gen_paxos::core::sim::run(&gen_paxos::core::sim::SimConfig::new(seed, 3));
+        let report = gen_paxos_core::sim::run(&gen_paxos_core::sim::SimConfig::new(seed, 3));
         r.sim_seeds += 1;
         r.sim_deliveries += report.deliveries;
         r.sim_steps += report.steps;

@@ -1,0 +1,325 @@
+//! gen-paxos with real processes: `gen-paxos node` ×3 over QUIC on loopback. Cold start,
+//! failover after SIGKILL, graceful handover (resign on stdin, SIGTERM), and the scale run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rustix::process::Signal;
+
+mod events;
+mod scale;
+
+pub use events::{Counts, Ev, Kind};
+use events::{Log, Sink};
+pub use scale::{NodeUse, ScaleResult, lease_config};
+
+use super::util::{Proc, free_udp_port, random_wait, wall_ms};
+
+/// Settings of a process cluster.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub bin: PathBuf,
+    pub lease: Duration,
+    pub priority: Option<u8>,
+    /// A `--config` TOML (the scale runs list their leases there).
+    pub config: Option<PathBuf>,
+}
+
+/// Three `gen-paxos node` processes.
+#[derive(Debug)]
+pub struct Cluster {
+    setup: Setup,
+    dir: PathBuf,
+    certs: PathBuf,
+    addrs: Vec<(u64, String)>,
+    nodes: BTreeMap<u64, Proc>,
+    started: BTreeMap<u64, Instant>,
+    sink: Sink,
+    log: Arc<Log>,
+    pub counts: Arc<Counts>,
+    restarts: u64,
+}
+
+impl Cluster {
+    /// Certificates and addresses; no process yet.
+    pub fn new(setup: Setup, dir: &Path, counting: bool) -> Result<Cluster> {
+        std::fs::create_dir_all(dir)?;
+        let certs = dir.join("certs");
+        if !certs.join("ca.pem").exists() {
+            let out = Command::new(&setup.bin)
+                .args(["certs", "--nodes", "1,2,3", "--out"])
+                .arg(&certs)
+                .output()
+                .context("cannot run gen-paxos certs")?;
+            if !out.status.success() {
+                bail!(
+                    "gen-paxos certs failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let addrs = (1..=3)
+            .map(|i| Ok((i, format!("127.0.0.1:{}", free_udp_port()?))))
+            .collect::<Result<Vec<_>>>()?;
+        let log = Arc::new(Log::default());
+        let counts = Arc::new(Counts::default());
+        let sink = if counting {
+            Sink::Count(counts.clone())
+        } else {
+            Sink::Log(log.clone())
+        };
+        Ok(Cluster {
+            setup,
+            dir: dir.to_path_buf(),
+            certs,
+            addrs,
+            nodes: BTreeMap::new(),
+            started: BTreeMap::new(),
+            sink,
+            log,
+            counts,
+            restarts: 0,
+        })
+    }
+
+    pub fn d_a(&self) -> Duration {
+        gen_paxos_core::acceptor_duration(self.setup.lease, 0.001)
+    }
+
+    fn command(&self, id: u64) -> Command {
+        let own = &self.addrs[(id - 1) as usize].1;
+        let mut cmd = Command::new(&self.setup.bin);
+        // Resign is timed from a line on the master's stdin.
+        cmd.args(["node", "--id", &id.to_string(), "--listen", own])
+            .arg("--stdin-commands")
+            .arg("--certs")
+            .arg(&self.certs)
+            .args([
+                "--lease-duration",
+                &format!("{}ms", self.setup.lease.as_millis()),
+            ]);
+        for (peer, addr) in self.addrs.iter().filter(|(p, _)| *p != id) {
+            cmd.args(["--peer", &format!("{peer}={addr}")]);
+        }
+        if let Some(p) = self.setup.priority {
+            cmd.args(["--priority", &p.to_string()]);
+        }
+        if let Some(config) = &self.setup.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd
+    }
+
+    /// Starts (or restarts) node `id`.
+    pub fn start(&mut self, id: u64) -> Result<()> {
+        if let Some(mut old) = self.nodes.remove(&id) {
+            old.stop(Duration::from_secs(3));
+        }
+        self.restarts += 1;
+        let sink = self.sink.clone();
+        let cmd = self.command(id);
+        let stderr = self.dir.join(format!("node-{id}.stderr"));
+        // BENCH_KEEP=1 keeps every event line (and the work directory) for inspection.
+        let mut tee = std::env::var_os("BENCH_KEEP")
+            .filter(|_| matches!(self.sink, Sink::Log(_)))
+            .and_then(|_| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join(format!("node-{id}.events")))
+                    .ok()
+            });
+        let proc = Proc::spawn(
+            &format!("node-{id}"),
+            cmd,
+            true,
+            Some(&stderr),
+            move |_, l| {
+                if let Some(f) = tee.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{l}");
+                }
+                sink.take(l)
+            },
+        )?;
+        self.nodes.insert(id, proc);
+        self.started.insert(id, Instant::now());
+        Ok(())
+    }
+
+    pub fn start_all(&mut self) -> Result<f64> {
+        let t0 = wall_ms();
+        for id in 1..=3 {
+            self.start(id)?;
+        }
+        Ok(t0)
+    }
+
+    pub fn stop_all(&mut self) {
+        for (_, mut p) in std::mem::take(&mut self.nodes) {
+            p.stop(Duration::from_secs(3));
+        }
+    }
+
+    pub fn kill_all(&mut self) {
+        for (_, mut p) in std::mem::take(&mut self.nodes) {
+            let _ = p.signal(Signal::KILL);
+            p.wait_exit(Duration::from_secs(5));
+            p.drain(Duration::from_secs(1));
+        }
+    }
+
+    pub fn pids(&self) -> Vec<(u64, u32)> {
+        self.nodes.iter().map(|(id, p)| (*id, p.pid())).collect()
+    }
+
+    /// Waits until every node is out of its restart quarantine (plus a margin) and a
+    /// master has renewed or been elected recently; returns the master and the time (ms)
+    /// of its last elected/renewed event.
+    fn settled_master(&self, limit: Duration) -> Result<(u64, f64)> {
+        let ready = self
+            .started
+            .values()
+            .map(|s| *s + self.d_a() + Duration::from_millis(100))
+            .max()
+            .unwrap_or_else(Instant::now);
+        if let Some(wait) = ready.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let renew = self.setup.lease / 3;
+        let until = Instant::now() + limit;
+        loop {
+            let now = wall_ms();
+            let recent = now - (renew.as_secs_f64() * 1000.0 + 100.0);
+            if let Some(ev) = self
+                .log
+                .last(|e| matches!(e.kind, Kind::Elected | Kind::Renewed) && e.ts >= recent)
+                .filter(|e| self.nodes.contains_key(&e.node))
+            {
+                return Ok((ev.node, ev.ts));
+            }
+            if Instant::now() >= until {
+                bail!("no master renewed within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The last elected/renewed time of `node` no later than `before`.
+    fn last_accept(&self, node: u64, before: f64) -> Option<f64> {
+        self.log
+            .last(|e| {
+                e.node == node && matches!(e.kind, Kind::Elected | Kind::Renewed) && e.ts <= before
+            })
+            .map(|e| e.ts)
+    }
+
+    fn next_elected(&self, not: u64, after: f64, limit: Duration) -> Option<Ev> {
+        self.log.wait_for(limit, |e| {
+            e.kind == Kind::Elected && e.node != not && e.ts > after
+        })
+    }
+
+    /// All three started together; time from the first spawn to the first `elected`.
+    pub fn cold_start(&mut self) -> Result<f64> {
+        self.kill_all();
+        let t0 = self.start_all()?;
+        let ev = self
+            .log
+            .wait_for(Duration::from_secs(10), |e| {
+                e.kind == Kind::Elected && e.ts > t0
+            })
+            .context("no election within 10 s of a cold start")?;
+        Ok(ev.ts - t0)
+    }
+
+    /// SIGKILL of the master at a random point of its renewal cycle.
+    pub fn failover(&mut self, rng: &mut fastrand::Rng) -> Result<FailoverTrial> {
+        self.settled_master(Duration::from_secs(5))?;
+        std::thread::sleep(random_wait(rng, self.setup.lease / 3));
+        let (master, _) = self.settled_master(Duration::from_secs(5))?;
+        let proc = self.nodes.get_mut(&master).context("master not running")?;
+        let kill_ms = proc.signal(Signal::KILL)?;
+        proc.wait_exit(Duration::from_secs(5));
+        proc.drain(Duration::from_secs(2));
+        let last = self
+            .last_accept(master, kill_ms)
+            .context("the master's last renewal is unknown")?;
+        // Restart the dead node at once, as a supervisor would; it is silent for its
+        // quarantine, so the two survivors decide the failover.
+        self.start(master)?;
+        let d_a = self.d_a().as_secs_f64() * 1000.0;
+        let ev = self
+            .next_elected(master, kill_ms, Duration::from_secs(10))
+            .context("no new master within 10 s of the kill")?;
+        let floor = (last + d_a - kill_ms).max(0.0);
+        Ok(FailoverTrial {
+            total: ev.ts - kill_ms,
+            floor,
+            since_accept: kill_ms - last,
+            killed: master,
+            winner: ev.node,
+        })
+    }
+
+    /// `resign` on the master's stdin.
+    pub fn resign(&mut self, rng: &mut fastrand::Rng) -> Result<f64> {
+        self.settled_master(Duration::from_secs(5))?;
+        std::thread::sleep(random_wait(rng, self.setup.lease / 3));
+        let (master, _) = self.settled_master(Duration::from_secs(5))?;
+        let proc = self.nodes.get_mut(&master).context("master not running")?;
+        let at = proc.send_line("resign")?;
+        let ev = self
+            .next_elected(master, at, Duration::from_secs(5))
+            .context("no new master within 5 s of resign")?;
+        // Let the new master settle before the next trial.
+        std::thread::sleep(Duration::from_millis(50));
+        Ok(ev.ts - at)
+    }
+
+    /// SIGTERM of the master (graceful shutdown releases its lease); it is restarted after.
+    pub fn sigterm(&mut self, rng: &mut fastrand::Rng) -> Result<f64> {
+        self.settled_master(Duration::from_secs(5))?;
+        std::thread::sleep(random_wait(rng, self.setup.lease / 3));
+        let (master, _) = self.settled_master(Duration::from_secs(5))?;
+        let at = self
+            .nodes
+            .get(&master)
+            .context("master not running")?
+            .signal(Signal::TERM)?;
+        let ev = self
+            .next_elected(master, at, Duration::from_secs(5))
+            .context("no new master within 5 s of SIGTERM")?;
+        let status = self
+            .nodes
+            .get_mut(&master)
+            .and_then(|p| p.wait_exit(Duration::from_secs(5)));
+        if !status.is_some_and(|s| s.success()) {
+            eprintln!("bench: node {master} after SIGTERM: {status:?}");
+        }
+        self.start(master)?;
+        Ok(ev.ts - at)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FailoverTrial {
+    /// Kill to the next `elected`, ms.
+    pub total: f64,
+    /// Remaining acceptor exclusion at the kill instant, ms.
+    pub floor: f64,
+    /// How long before the kill the master last renewed, ms.
+    pub since_accept: f64,
+    pub killed: u64,
+    pub winner: u64,
+}

@@ -1,0 +1,232 @@
+//! The scale run: many leases on the three nodes, what they cost, and whether every lease
+//! stays held.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::super::util::{CpuWindow, rss_kib, udp_out_datagrams};
+use super::Cluster;
+
+impl Cluster {
+    /// The scale run: all leases acquired, then a window of `window`.
+    pub fn scale(
+        &mut self,
+        leases: usize,
+        window: Duration,
+        acquire_limit: Duration,
+    ) -> Result<ScaleResult> {
+        let mut r = ScaleResult {
+            leases,
+            lease_ms: u64::try_from(self.setup.lease.as_millis()).unwrap_or(u64::MAX),
+            window_secs: window.as_secs_f64(),
+            ..ScaleResult::default()
+        };
+        let started = Instant::now();
+        self.start_all()?;
+        let until = started + acquire_limit;
+        let mut peak_during_acquire = [0u64; 3];
+        let mut next_sample = started;
+        while self.counts.acquired() < leases && Instant::now() < until {
+            if Instant::now() >= next_sample {
+                r.progress.push((
+                    started.elapsed().as_secs_f64(),
+                    self.counts.acquired(),
+                    self.counts.lines.load(Ordering::Relaxed),
+                ));
+                next_sample += Duration::from_secs(5);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            for (i, (_, pid)) in self.pids().iter().enumerate() {
+                if let Some((_, hwm)) = rss_kib(*pid) {
+                    peak_during_acquire[i] = peak_during_acquire[i].max(hwm);
+                }
+            }
+            if self.nodes.values_mut().any(|p| !p.is_running()) {
+                r.notes.push("a node exited while acquiring".into());
+                break;
+            }
+        }
+        r.acquired = self.counts.acquired();
+        r.acquire_secs = started.elapsed().as_secs_f64();
+        if r.acquired < leases {
+            r.notes.push(format!(
+                "only {} of {leases} leases were ever elected within {:.0} s",
+                r.acquired,
+                acquire_limit.as_secs_f64()
+            ));
+        }
+        // One renewal cycle to let the start-up burst pass.
+        std::thread::sleep(self.setup.lease / 2);
+        let pids = self.pids();
+        let procs: Vec<(String, String)> = pids
+            .iter()
+            .map(|(id, pid)| (format!("node {id}"), format!("/proc/{pid}/stat")))
+            .chain(std::iter::once((
+                "harness".to_string(),
+                "/proc/self/stat".to_string(),
+            )))
+            .collect();
+        let before = self.counts.snapshot();
+        let udp_before = udp_out_datagrams();
+        let cpu = CpuWindow::start(&procs);
+        let t0 = Instant::now();
+        let mut rss_max = vec![0u64; pids.len()];
+        let mut per_sec: Vec<u64> = Vec::new();
+        let mut last_renewed = before[1];
+        while t0.elapsed() < window {
+            std::thread::sleep(Duration::from_secs(1).min(window.saturating_sub(t0.elapsed())));
+            for (i, (_, pid)) in pids.iter().enumerate() {
+                if let Some((rss, _)) = rss_kib(*pid) {
+                    rss_max[i] = rss_max[i].max(rss);
+                }
+            }
+            let now_renewed = self.counts.renewed.load(Ordering::Relaxed);
+            per_sec.push(now_renewed - last_renewed);
+            last_renewed = now_renewed;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let after = self.counts.snapshot();
+        let cpu = cpu.finish();
+        r.window_secs = secs;
+        r.elected_in_window = after[0] - before[0];
+        r.renewed_per_sec = (after[1] - before[1]) as f64 / secs;
+        r.lost_in_window = after[2] - before[2];
+        r.other_surrenders = after[3] - before[3];
+        r.renewals_per_sec_min = per_sec.iter().copied().min().unwrap_or(0);
+        r.renewals_per_sec_max = per_sec.iter().copied().max().unwrap_or(0);
+        r.udp_datagrams_per_sec = match (udp_before, udp_out_datagrams()) {
+            (Some(b), Some(a)) if a >= b => Some((a - b) as f64 / secs),
+            _ => None,
+        };
+        for (i, (id, pid)) in pids.iter().enumerate() {
+            let (rss, hwm) = rss_kib(*pid).unwrap_or((0, 0));
+            r.nodes.push(NodeUse {
+                id: *id,
+                cpu_pct: cpu.get(i).and_then(|c| c.1),
+                rss_kib: rss_max[i].max(rss),
+                hwm_kib: hwm.max(peak_during_acquire[i]),
+            });
+        }
+        r.harness_cpu_pct = cpu.last().and_then(|c| c.1);
+        r.status = self.status_masters(leases);
+        r.unparsed = self.counts.unparsed.load(Ordering::Relaxed);
+        self.stop_all();
+        for id in 1..=3 {
+            let text = std::fs::read_to_string(self.dir.join(format!("node-{id}.stderr")))
+                .unwrap_or_default();
+            let plain = strip_ansi(&text);
+            let warnings: Vec<&str> = plain
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            if let Some(first) = warnings.first() {
+                r.notes.push(format!(
+                    "node {id} logged {} warnings/errors; the first: `{}`",
+                    warnings.len(),
+                    first.chars().take(300).collect::<String>()
+                ));
+            }
+        }
+        Ok(r)
+    }
+
+    /// `gen-paxos status --json` against node 1: how many leases have a master.
+    fn status_masters(&self, leases: usize) -> String {
+        let Some((_, addr)) = self.addrs.first() else {
+            return "no node".into();
+        };
+        let out = Command::new(&self.setup.bin)
+            .args([
+                "status",
+                "--json",
+                "--timeout",
+                "10s",
+                "--peer",
+                &format!("1={addr}"),
+            ])
+            .arg("--certs")
+            .arg(&self.certs)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                match serde_json::from_slice::<serde_json::Value>(&o.stdout) {
+                    Ok(v) => {
+                        let list = v["leases"].as_array().cloned().unwrap_or_default();
+                        let with = list.iter().filter(|l| !l["master"].is_null()).count();
+                        format!("{with} of {leases} leases have a master in node 1's status")
+                    }
+                    Err(e) => format!("status output not JSON: {e}"),
+                }
+            }
+            Ok(o) => format!(
+                "status failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => format!("status did not run: {e}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NodeUse {
+    pub id: u64,
+    pub cpu_pct: Option<f64>,
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScaleResult {
+    pub leases: usize,
+    /// The lease duration of this run.
+    pub lease_ms: u64,
+    pub acquired: usize,
+    pub acquire_secs: f64,
+    pub window_secs: f64,
+    pub elected_in_window: u64,
+    pub lost_in_window: u64,
+    pub other_surrenders: u64,
+    pub renewed_per_sec: f64,
+    pub renewals_per_sec_min: u64,
+    pub renewals_per_sec_max: u64,
+    pub udp_datagrams_per_sec: Option<f64>,
+    pub nodes: Vec<NodeUse>,
+    pub harness_cpu_pct: Option<f64>,
+    pub status: String,
+    pub unparsed: u64,
+    pub notes: Vec<String>,
+    /// (seconds since start, leases elected at least once, event lines) while acquiring.
+    pub progress: Vec<(f64, usize, u64)>,
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes the `--config` file listing `n` lease names.
+pub fn lease_config(path: &Path, n: usize) -> Result<()> {
+    let mut text = String::with_capacity(n * 12 + 16);
+    text.push_str("leases = [\n");
+    for i in 0..n {
+        text.push_str(&format!("\"lease-{i:06}\",\n"));
+    }
+    text.push_str("]\n");
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
