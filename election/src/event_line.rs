@@ -143,7 +143,12 @@ impl LineEvent {
                 master: master.map(|m| m.node.0),
                 token: master.map(|m| m.token.to_array()),
             },
-            _ => return None,
+            ElectionEvent::PeerDown { .. }
+            | ElectionEvent::PeerUp { .. }
+            | ElectionEvent::LeaderFailed { .. }
+            | ElectionEvent::ConfigMismatch { .. }
+            | ElectionEvent::ConfigMatched { .. }
+            | ElectionEvent::Stopped => return None,
         })
     }
 }

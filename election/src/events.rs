@@ -10,6 +10,14 @@ use gen_paxos_core::SurrenderReason;
 /// Something that happened on a node, from [`crate::Election::events`]. Events of one
 /// lease arrive in protocol order; a receiver that falls behind by more than the channel
 /// capacity loses the oldest (tokio `broadcast` semantics).
+///
+/// Not the same thing as the core's [`gen_paxos_core::Event`]: that one is the sans-IO
+/// node's output, drained by the runtime after every input, with deadlines on the core's
+/// clock; this one is what the runtime publishes to observers, with deadlines as tokio
+/// instants (already minus the surrender margin) and what only the runtime sees (peers
+/// down and up, a panicked callback, configuration conflicts by peer, shutdown). The
+/// driver maps every core event exhaustively, so a new core event cannot be dropped
+/// unnoticed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ElectionEvent {

@@ -49,6 +49,19 @@ pub(crate) struct LeaseView {
 }
 
 impl LeaseView {
+    /// This node holds the lease with `token` until `deadline` (elected or renewed): what
+    /// guards check, and this node as the master it knows.
+    pub(crate) fn hold(&mut self, now: Instant, me: NodeId, token: Ballot, deadline: Instant) {
+        self.held = Some(Held { token, deadline });
+        let master = MasterInfo {
+            node: me,
+            token,
+            expires: deadline,
+            exact: true,
+        };
+        self.note_master(now, Some(master));
+    }
+
     /// Records the master now known (or none), for the metrics.
     pub(crate) fn note_master(&mut self, now: Instant, master: Option<MasterInfo>) {
         let before = self.master.map(|m| m.node);

@@ -24,7 +24,7 @@ use crate::id::{Incarnation, LeaseName, NodeId};
 use crate::message::Message;
 use crate::stats::Stats;
 use crate::time::Timestamp;
-use crate::unsafe_rules::{Broken, Rules};
+use crate::unsafe_rules::{Rules, UnsafeRule};
 
 /// One message's arrival at the acceptors: when, from whom (authenticated), and how the
 /// node stands.
@@ -148,7 +148,7 @@ impl Acceptors {
         // Never exclude for less than the proposer's own lease needs (T2).
         let theirs = acceptor_duration(lease_duration.min(Duration::from_secs(86_400)), timing.rho);
         let exclusion = timing.exclusion.max(theirs);
-        let overwrite = self.rules.breaks(Broken::Baseline);
+        let overwrite = self.rules.defences_off();
         let Some(acceptor) = self.entry(at.now, lease) else {
             stats.dropped_over_capacity += 1;
             return None;
@@ -174,7 +174,7 @@ impl Acceptors {
         if !at.voter || at.quarantined {
             return;
         }
-        let owner_only = self.rules.breaks(Broken::OwnerOnlyRelease);
+        let owner_only = self.rules.breaks(UnsafeRule::OwnerOnlyRelease);
         match self.entry(at.now, lease) {
             Some(a) => a.handle_release(at.now, ballot, owner_only),
             None => stats.dropped_over_capacity += 1,

@@ -13,7 +13,7 @@ use crate::message::{Envelope, Message};
 use crate::outbox::Outbox;
 use crate::rng::Rng;
 use crate::stats::Stats;
-use crate::unsafe_rules::{Broken, Rules};
+use crate::unsafe_rules::{Rules, UnsafeRule};
 
 /// Who this node is and whom it talks to; fixed at start.
 #[derive(Debug)]
@@ -44,9 +44,14 @@ impl Setup {
         self.voters.len() - self.majority
     }
 
-    /// Whether the test-only switch `kind` is on.
-    pub(crate) fn breaks(&self, kind: Broken) -> bool {
-        self.rules.breaks(kind)
+    /// Whether the test-only switch `rule` is on.
+    pub(crate) fn breaks(&self, rule: UnsafeRule) -> bool {
+        self.rules.breaks(rule)
+    }
+
+    /// Whether the defences in depth are off (test-only, [`UnsafeRule::Baseline`]).
+    pub(crate) fn defences_off(&self) -> bool {
+        self.rules.defences_off()
     }
 }
 

@@ -23,7 +23,7 @@ use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::time::Timestamp;
 use crate::timers::Timers;
-use crate::unsafe_rules::{Broken, Rules};
+use crate::unsafe_rules::{Rules, UnsafeRule};
 
 mod routing;
 
@@ -84,15 +84,15 @@ impl Node {
             &voters,
             timing.retransmit,
             now,
-            rules.breaks(Broken::NoFingerprint),
+            rules.breaks(UnsafeRule::NoFingerprint),
         );
         // Swept twice per quarantine; the `early-prune` rule sweeps every retransmission.
-        let sweep_every = if rules.breaks(Broken::EarlyPrune) {
+        let sweep_every = if rules.breaks(UnsafeRule::EarlyPrune) {
             timing.retransmit
         } else {
             timing.quarantine / 2
         };
-        let quarantine_until = if rules.breaks(Broken::NoQuarantine) {
+        let quarantine_until = if rules.breaks(UnsafeRule::NoQuarantine) {
             now
         } else {
             now + timing.quarantine
@@ -492,7 +492,7 @@ impl Node {
     /// on inputs (a running node gets some every heartbeat) rather than on a timer of
     /// their own.
     fn sweep(&mut self, now: Timestamp) {
-        let early = self.setup.rules.breaks(Broken::EarlyPrune);
+        let early = self.setup.rules.breaks(UnsafeRule::EarlyPrune);
         self.stats.pruned_acceptors += self.acceptors.sweep(now, early) as u64;
     }
 

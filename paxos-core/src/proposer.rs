@@ -14,7 +14,7 @@ use crate::message::{LiveLease, Message};
 use crate::pacing::Pacer;
 use crate::succession::{candidate_wait, priority_wait, succession_wait};
 use crate::time::Timestamp;
-use crate::unsafe_rules::Broken;
+use crate::unsafe_rules::UnsafeRule;
 
 mod yielding;
 
@@ -101,7 +101,7 @@ impl Proposer {
     /// away from the top, and the `unbounded-ballots` rule shows what wrapping did.
     fn next_counter(&self, setup: &Setup, floor: u64) -> u64 {
         let base = self.counter.max(floor);
-        if setup.breaks(Broken::UnboundedBallots) {
+        if setup.breaks(UnsafeRule::UnboundedBallots) {
             base.wrapping_add(1)
         } else {
             base.saturating_add(1)
@@ -198,7 +198,7 @@ impl Proposer {
             // promise is not counted, exactly as if it had been lost; the attempt ends once
             // the refusals leave no majority.
             let open = att.renewal_base == Some(l.ballot)
-                || (setup.breaks(Broken::StaleOwnerOpen) && l.ballot.owner() == setup.owner());
+                || (setup.breaks(UnsafeRule::StaleOwnerOpen) && l.ballot.owner() == setup.owner());
             if !open {
                 att.refused |= 1 << voter;
                 att.blocked_for = att.blocked_for.max(l.remaining);
@@ -208,10 +208,10 @@ impl Proposer {
                 return Step::Wait;
             }
         }
-        if att.vote(voter, setup.breaks(Broken::CountDuplicates)) < setup.majority {
+        if att.vote(voter, setup.breaks(UnsafeRule::CountDuplicates)) < setup.majority {
             return Step::Wait;
         }
-        if setup.breaks(Broken::LateTimer) {
+        if setup.breaks(UnsafeRule::LateTimer) {
             // Unsafe rule 1: the deadline restarts when the quorum arrives.
             att.deadline = now + setup.timing.lease;
         }
@@ -245,12 +245,12 @@ impl Proposer {
             cx.stats.stale_responses += 1;
             return Step::Wait;
         };
-        if att.vote(voter, setup.breaks(Broken::CountDuplicates)) < setup.majority {
+        if att.vote(voter, setup.breaks(UnsafeRule::CountDuplicates)) < setup.majority {
             return Step::Wait;
         }
         let surrender_at = att.deadline.saturating_sub(setup.timing.margin);
         // Unsafe rule 6 trusts the (late) timer to have ended the attempt.
-        if setup.breaks(Broken::TimerOrder) || (now < att.deadline && now < surrender_at) {
+        if setup.breaks(UnsafeRule::TimerOrder) || (now < att.deadline && now < surrender_at) {
             if self.activate(cx, lease, now) {
                 return Step::Activated;
             }
@@ -362,7 +362,7 @@ impl Proposer {
         {
             cx.stats.renewals_failed += 1;
         }
-        let no_lease = self.active.is_none() && !setup.breaks(Broken::Baseline);
+        let no_lease = self.active.is_none() && !setup.defences_off();
         if let Some(att) = self
             .attempt
             .take()
@@ -434,7 +434,7 @@ impl Proposer {
         let excess = self
             .next_counter(setup, cx.floor)
             .saturating_sub(cx.ballot_limit);
-        if due && excess > 0 && !setup.breaks(Broken::UnboundedBallots) {
+        if due && excess > 0 && !setup.breaks(UnsafeRule::UnboundedBallots) {
             // B1: a ballot over the bound would be dropped everywhere. Only a pushed
             // counter gets here (a forged ballot just under the bound); the floor catches
             // up one per millisecond.

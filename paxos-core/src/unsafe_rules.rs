@@ -1,11 +1,12 @@
 //! Test-only switches that each break one rule, in one place: the [`UnsafeRule`] a
 //! simulation or test names, and the [`Rules`] a node consults. Without the non-default
-//! `unsafe-rules` feature the enum does not exist and every [`Rules::breaks`] is `false`.
+//! `unsafe-rules` feature the enum is not exported, no configuration can name one, and
+//! every [`Rules::breaks`] is `false`.
 
 /// Test-only switches that each break one rule of `docs/PROTOCOL.md` ("Known ways to get it
 /// wrong"), so the simulator can prove that its checker finds the resulting violations.
-/// Only built with the non-default `unsafe-rules` feature; never use it in production.
-#[cfg(feature = "unsafe-rules")]
+/// Only exported with the non-default `unsafe-rules` feature; never use it in production.
+#[cfg_attr(not(feature = "unsafe-rules"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum UnsafeRule {
@@ -90,34 +91,6 @@ impl UnsafeRule {
     }
 }
 
-/// A rule a node's code can weaken; each names the place that asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Broken {
-    /// Rule 1: the proposer's deadline restarts when the prepare quorum arrives (P3).
-    LateTimer,
-    /// Rule 2: a restarted acceptor answers at once (A4).
-    NoQuarantine,
-    /// Rule 3: responses are counted, not distinct acceptors (P3, P4).
-    CountDuplicates,
-    /// Rule 4: a release clears any lease of the same owner (A3).
-    OwnerOnlyRelease,
-    /// Rule 5: a self-owned lease under another ballot counts as open (P2).
-    StaleOwnerOpen,
-    /// Rule 6: P4 trusts the timer to have ended a late attempt.
-    TimerOrder,
-    /// The defences in depth are off (acceptors overwrite live leases; abandoned attempts
-    /// are not released).
-    Baseline,
-    /// B1 off: no ballot bound, counters wrap.
-    UnboundedBallots,
-    /// B2 off: observers' Prepare, Accept, Release and Learn are taken.
-    ObserverBallots,
-    /// F1/F2 off: fingerprints are not compared.
-    NoFingerprint,
-    /// Acceptor entries are forgotten without waiting a quarantine.
-    EarlyPrune,
-}
-
 /// Which rule, if any, this node breaks on purpose.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Rules {
@@ -141,38 +114,30 @@ impl Rules {
         }
     }
 
-    /// Whether `kind` is broken in this node.
+    /// Whether `rule` is broken in this node (its switch is on).
     #[cfg(feature = "unsafe-rules")]
-    pub(crate) fn breaks(self, kind: Broken) -> bool {
-        let Some(rule) = self.rule else {
-            return false;
-        };
-        if kind == Broken::Baseline {
-            return rule.on_baseline();
-        }
-        let named = match rule {
-            UnsafeRule::LateTimer => Broken::LateTimer,
-            UnsafeRule::NoQuarantine => Broken::NoQuarantine,
-            UnsafeRule::CountDuplicates => Broken::CountDuplicates,
-            UnsafeRule::OwnerOnlyRelease => Broken::OwnerOnlyRelease,
-            UnsafeRule::StaleOwnerOpen => Broken::StaleOwnerOpen,
-            UnsafeRule::TimerOrder => Broken::TimerOrder,
-            UnsafeRule::UnboundedBallots => Broken::UnboundedBallots,
-            UnsafeRule::ObserverBallots => Broken::ObserverBallots,
-            UnsafeRule::NoFingerprint => Broken::NoFingerprint,
-            UnsafeRule::EarlyPrune => Broken::EarlyPrune,
-            // Simulator settings and the control: nothing in the node itself.
-            UnsafeRule::ClockRate | UnsafeRule::ReuseBallot | UnsafeRule::Baseline => {
-                return false;
-            }
-        };
-        named == kind
+    pub(crate) fn breaks(self, rule: UnsafeRule) -> bool {
+        self.rule == Some(rule)
     }
 
-    /// Whether `kind` is broken in this node: never, without the feature.
+    /// Whether this node runs without the defences in depth (the
+    /// [`UnsafeRule::Baseline`] protocol, also under the switches it masks).
+    #[cfg(feature = "unsafe-rules")]
+    pub(crate) fn defences_off(self) -> bool {
+        self.rule.is_some_and(UnsafeRule::on_baseline)
+    }
+
+    /// Whether `rule` is broken in this node: never, without the feature.
     #[cfg(not(feature = "unsafe-rules"))]
     #[inline(always)]
-    pub(crate) fn breaks(self, _kind: Broken) -> bool {
+    pub(crate) fn breaks(self, _rule: UnsafeRule) -> bool {
+        false
+    }
+
+    /// Whether this node runs without the defences in depth: never, without the feature.
+    #[cfg(not(feature = "unsafe-rules"))]
+    #[inline(always)]
+    pub(crate) fn defences_off(self) -> bool {
         false
     }
 }

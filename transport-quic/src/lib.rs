@@ -6,6 +6,27 @@
 //! carries the [`NodeId`](gen_paxos_core::NodeId) bound in the sender's verified certificate.
 //! [`QuicTransport`] implements [`gen_paxos_election::Transport`].
 //!
+//! A service usually wants a whole node in one call, [`QuicNode`]: the member list, the
+//! certificate directory (from `gen-paxos certs`) and the lease duration, given once:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use gen_paxos_core::NodeId;
+//! use gen_paxos_election::{Candidacy, NoCallbacks};
+//! use gen_paxos_quic::QuicNode;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let election = QuicNode::new(NodeId(1), "certs")
+//!     .voters([(1, "127.0.0.1:7001"), (2, "127.0.0.1:7002"), (3, "127.0.0.1:7003")])
+//!     .lease_duration(Duration::from_secs(2))
+//!     .start()?;
+//! let lease = election.join("db", NoCallbacks, Candidacy::candidate()).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The transport by itself, for other runtimes or messages:
+//!
 //! ```no_run
 //! use gen_paxos_election::{Delivery, Transport};
 //! use gen_paxos_core::NodeId;

@@ -9,7 +9,7 @@ use crate::error::CallError;
 use crate::events::ElectionEvent;
 use crate::leader::LeaseInfo;
 use crate::transport::Transport;
-use crate::view::{Held, LeaseGuard, MasterInfo};
+use crate::view::{LeaseGuard, MasterInfo};
 use crate::wire::Wire;
 
 impl<T: Transport<Wire>> Driver<T> {
@@ -39,14 +39,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 let term = {
                     let mut view = rt.shared.view();
                     view.term += 1;
-                    view.held = Some(Held { token, deadline });
-                    let me = MasterInfo {
-                        node: self.id,
-                        token,
-                        expires: deadline,
-                        exact: true,
-                    };
-                    view.note_master(now, Some(me));
+                    view.hold(now, self.id, token, deadline);
                     view.term
                 };
                 debug!(node = %self.id, %lease, %token, "elected");
@@ -71,17 +64,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 let Some(rt) = self.leases.get(&lease) else {
                     return;
                 };
-                {
-                    let mut view = rt.shared.view();
-                    view.held = Some(Held { token, deadline });
-                    let me = MasterInfo {
-                        node: self.id,
-                        token,
-                        expires: deadline,
-                        exact: true,
-                    };
-                    view.note_master(now, Some(me));
-                }
+                rt.shared.view().hold(now, self.id, token, deadline);
                 self.node.publish(ElectionEvent::Renewed {
                     lease,
                     token,

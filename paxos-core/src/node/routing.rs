@@ -6,7 +6,7 @@ use crate::ballot::Ballot;
 use crate::id::{LeaseName, NodeId};
 use crate::message::{Envelope, Message};
 use crate::time::Timestamp;
-use crate::unsafe_rules::Broken;
+use crate::unsafe_rules::UnsafeRule;
 
 impl Node {
     /// Routes one message to the role it is for, after the checks every message passes:
@@ -24,7 +24,7 @@ impl Node {
         if from != self.setup.id
             && message.voters_only()
             && self.setup.voters.binary_search(&from).is_err()
-            && !rules.breaks(Broken::ObserverBallots)
+            && !rules.breaks(UnsafeRule::ObserverBallots)
         {
             self.stats.dropped_invalid += 1;
             return;
@@ -32,7 +32,7 @@ impl Node {
         // B1: a ballot far above the wall clock is forged or corrupt. Following it would
         // push this lease's counters towards overflow, so it is not even looked at.
         let limit = self.ballot_limit();
-        if !rules.breaks(Broken::UnboundedBallots)
+        if !rules.breaks(UnsafeRule::UnboundedBallots)
             && message
                 .ballots()
                 .iter()

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::thread::{self};
 use std::time::Duration;
 
-/// One network namespace per node plus one holding the bridge; 10.99.0.<id>/24 exists only
+/// One network namespace per node plus one holding the bridge; `10.99.0.<id>/24` exists only
 /// inside them. Every link can be cut one way with an `nft` rule in the receiver's
 /// namespace. Dropping it deletes the namespaces (and with them their rules and links).
 #[derive(Debug)]
