@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Checks that every protocol rule name cited in the repository is defined in
-docs/PROTOCOL.md. Run from anywhere; it works on the repository the script lives in.
+docs/PROTOCOL.md (the lease) or docs/REPLICATION.md (the log's R1..R8). Run from anywhere; it works on the repository the script lives in.
 
 Cited names, in the *.rs and *.md files (not under target/ or .git/, and not
 docs/PROTOCOL.md itself):
-- P1..P6, A1..A4, L1, T1..T4, F1..F3, B1, B2: a capital P, A, L, T, F or B and a number
+- P1..P6, A1..A4, L1, T1..T4, F1..F3, B1, B2, R1..R8: a capital P, A, L, T, F, B or R and a number
   standing alone (not part of a word, a path, a version or a hex string such as 0xA1 or
   A1:B2); ranges "P1–P6" / "F1-F3" cite every name in between;
 - "rule N" / "rules N, M and K" / "rules N–M" (any case), and test functions named
@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = Path('docs') / 'PROTOCOL.md'
+# The replicated log's rules (R1..R8) are defined beside it.
+DOCS = (DOC, Path('docs') / 'REPLICATION.md')
 SKIP_DIRS = {'target', '.git'}
 IGNORE_MARK = 'rule-names: ignore'
 
@@ -38,15 +40,15 @@ BEFORE = r'(?<![\w.:#$@\\-])'
 # ("P6." ending a sentence is fine; "A1.b", "A1:B2", "B1-bound" are not citations).
 AFTER = r'(?!\w)(?![.:\-][0-9A-Za-z])'
 LETTER_RANGE = re.compile(
-    BEFORE + r'([PALTFB])(' + NUM + r')\s*[\u2013\u2014-]\s*\1(' + NUM + r')' + AFTER)
-LETTER_NAME = re.compile(BEFORE + r'([PALTFB])(' + NUM + r')' + AFTER)
+    BEFORE + r'([PALTFBR])(' + NUM + r')\s*[\u2013\u2014-]\s*\1(' + NUM + r')' + AFTER)
+LETTER_NAME = re.compile(BEFORE + r'([PALTFBR])(' + NUM + r')' + AFTER)
 RULES = re.compile(
     r'\brules?\s+(' + NUM + r'(?:\s*(?:,|/|&|\band\b|\bor\b|\bto\b|[\u2013\u2014-])\s*'
     + NUM + r')*)(?![\w.])', re.IGNORECASE)
 RULE_FN = re.compile(r'\brule(' + NUM + r')_\w')
 
 DEF_PREFIX = r'^[ \t]*(?:#{1,6}[ \t]+(?:\*\*)?|(?:[-*+][ \t]+|\d+\.[ \t]+)?\*\*)'
-DEF_LETTER = re.compile(DEF_PREFIX + r'([PALTFB]' + NUM + r')(?!\w)', re.MULTILINE)
+DEF_LETTER = re.compile(DEF_PREFIX + r'([PALTFBR]' + NUM + r')(?!\w)', re.MULTILINE)
 DEF_RULE = re.compile(DEF_PREFIX + r'Rule[ \t]+(' + NUM + r')(?!\w)', re.MULTILINE)
 
 
@@ -226,30 +228,37 @@ def read(path):
 
 
 def main():
-    if not (ROOT / DOC).is_file():
-        print('%s: missing' % DOC)
-        return 1
-    doc = read(DOC)
-    defined, dups = definitions(doc)
-    problems = []
-    for line, name, first in dups:
-        problems.append('%s:%d: %s defined twice (first on line %d)' % (DOC, line, name, first))
-    if not defined:
-        problems.append('%s: defines no rule names' % DOC)
+    defined, problems = {}, []
+    for doc_path in DOCS:
+        if not (ROOT / doc_path).is_file():
+            print('%s: missing' % doc_path)
+            return 1
+        found, dups = definitions(read(doc_path))
+        for line, name, first in dups:
+            problems.append('%s:%d: %s defined twice (first on line %d)'
+                            % (doc_path, line, name, first))
+        for name, line in found.items():
+            if name in defined:
+                problems.append('%s:%d: %s is also defined in %s'
+                                % (doc_path, line, name, defined[name][0]))
+            else:
+                defined[name] = (doc_path, line)
+        if not found:
+            problems.append('%s: defines no rule names' % doc_path)
 
     cited = set()
     for path in source_files():
         raw = read(path)
         rust = path.suffix == '.rs'
         prose = rust_prose(raw) if rust else markdown_prose(raw)
-        own = path == DOC
+        own = path in DOCS
         for line, name in citations(raw, prose, rust):
             if not own:
                 cited.add(name)
             if name not in defined:
                 where = ' (in the definitions document itself)' if own else ''
                 problems.append('%s:%d: %s is cited but not defined in %s%s'
-                                % (path, line, name, DOC, where))
+                                % (path, line, name, ' or '.join(map(str, DOCS)), where))
 
     if problems:
         for p in problems:

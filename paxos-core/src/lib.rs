@@ -62,6 +62,7 @@ mod fingerprint;
 mod id;
 mod learner;
 mod lease;
+pub mod log;
 mod message;
 mod node;
 mod outbox;

@@ -1,0 +1,165 @@
+//! The replicated log under a lease (docs/REPLICATION.md, rules R1–R8): the types every
+//! role of the log shares, its wire messages, and its bounds against bad input.
+//!
+//! **The lease decides who may try; durable acceptors decide what is chosen.** Every voter
+//! of a lease that asks for a log is a log acceptor with durable state
+//! (`acceptor.rs`); only the lease holder proposes. The core never touches a
+//! disk: what must be durable leaves the node as [`PersistRequest`]s, and every message that
+//! depends on one is held back until the runtime confirms it (`durable.rs`).
+//!
+//! This module is built in steps. In place now: the shared types, the messages, the log
+//! acceptor and the persistence gate, each tested on its own. To come: the log proposer
+//! (recovery per tenure, then single-round appends), the learner (in-order delivery,
+//! catch-up, snapshots), per-key consensus, and their wiring into [`crate::Node`] and the
+//! simulator.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::NodeId;
+
+// Built and tested on their own first; the node uses them once the proposer and learner
+// land (the next step of this module).
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "wired into Node in the next step")
+)]
+pub(crate) mod acceptor;
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "wired into Node in the next step")
+)]
+pub(crate) mod durable;
+
+pub use durable::{PersistRequest, Record};
+
+/// A position in a lease's log, from 0.
+pub type Slot = u64;
+
+/// A log ballot: `(counter, node)`, compared in that order. Unique because the node is
+/// part of it and a node never reuses a counter, not even across restarts: its counter is
+/// durable and raised above every log ballot it hears of (see `Record::Counter`). It is
+/// not the lease ballot, which can regress after a majority of the lease layer restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LogBallot {
+    /// Raised on every tenure's recovery.
+    pub counter: u64,
+    /// The proposer.
+    pub node: NodeId,
+}
+
+impl fmt::Display for LogBallot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.counter, self.node.0)
+    }
+}
+
+/// What one slot of the log holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Value {
+    /// A hole a recovering master filled (R2): applied as nothing.
+    Noop,
+    /// An application's command.
+    Data(Arc<[u8]>),
+}
+
+impl Value {
+    /// The application bytes (empty for a no-op).
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Value::Noop => &[],
+            Value::Data(b) => b,
+        }
+    }
+}
+
+/// How much of the log's input a node takes from a peer; beyond it a message is dropped
+/// and counted, never a panic and never unbounded memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Largest value, in bytes.
+    pub max_value_len: usize,
+    /// Most values in one Accept, and most entries in one Promise.
+    pub max_entries: usize,
+    /// How far beyond the first slot an acceptor has not seen chosen an Accept may reach.
+    pub window: u64,
+}
+
+impl Default for LogLimits {
+    /// 1 MiB values, 1,024 entries per message, a window of 65,536 slots.
+    fn default() -> Self {
+        LogLimits {
+            max_value_len: 1 << 20,
+            max_entries: 1024,
+            window: 1 << 16,
+        }
+    }
+}
+
+/// The log's protocol messages, per lease name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogMessage {
+    /// Phase 1 for every slot from `from` on (R2): one message covers the open range.
+    Prepare {
+        /// The recovering master's log ballot.
+        ballot: LogBallot,
+        /// Its first slot not known chosen.
+        from: Slot,
+    },
+    /// The answer to a Prepare: every entry accepted at or after `from` (at most
+    /// [`LogLimits::max_entries`]; `more` says there are others), and the slot below which
+    /// the acceptor holds a snapshot instead of entries (R7).
+    Promise {
+        /// The ballot promised.
+        ballot: LogBallot,
+        /// Accepted entries: slot, the ballot it was accepted under, the value.
+        accepted: Vec<(Slot, LogBallot, Value)>,
+        /// Entries beyond the last one listed were left out (the master asks again).
+        more: bool,
+        /// Slots below this are chosen and covered by the acceptor's snapshot.
+        snapshot: Slot,
+    },
+    /// Phase 2 for consecutive slots from `first` (R2 repair, R4 appends); every slot below
+    /// `commit` is chosen, with the value accepted under `ballot` if this acceptor has it.
+    Accept {
+        /// The master's log ballot.
+        ballot: LogBallot,
+        /// The first slot.
+        first: Slot,
+        /// One value per slot from `first`.
+        values: Vec<Value>,
+        /// Slots below this are chosen.
+        commit: Slot,
+    },
+    /// The acceptor accepted (and made durable) `count` slots from `first` under `ballot`.
+    Accepted {
+        /// The ballot accepted.
+        ballot: LogBallot,
+        /// The first slot.
+        first: Slot,
+        /// How many slots.
+        count: u64,
+    },
+    /// The acceptor promised a higher ballot.
+    Reject {
+        /// The ballot refused.
+        ballot: LogBallot,
+        /// The ballot it promised.
+        promised: LogBallot,
+    },
+}
+
+impl LogMessage {
+    /// The log ballots this message carries (to raise a proposer's counter above them).
+    pub fn ballots(&self) -> [Option<LogBallot>; 2] {
+        match self {
+            LogMessage::Prepare { ballot, .. }
+            | LogMessage::Promise { ballot, .. }
+            | LogMessage::Accept { ballot, .. }
+            | LogMessage::Accepted { ballot, .. } => [Some(*ballot), None],
+            LogMessage::Reject { ballot, promised } => [Some(*ballot), Some(*promised)],
+        }
+    }
+}
