@@ -32,6 +32,18 @@ pub(crate) mod acceptor;
     allow(dead_code, reason = "wired into Node in the next step")
 )]
 pub(crate) mod durable;
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "wired into Node in the next step")
+)]
+pub(crate) mod learner;
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "wired into Node in the next step")
+)]
+pub(crate) mod proposer;
+#[cfg(test)]
+mod tests;
 
 pub use durable::{PersistRequest, Record};
 
@@ -98,6 +110,94 @@ impl Default for LogLimits {
     }
 }
 
+/// Why an append was not acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendError {
+    /// This node does not hold the lease (R1).
+    NotMaster,
+    /// This node holds the lease but has not finished recovery (R2).
+    NotReady,
+    /// The value is over [`LogLimits::max_value_len`].
+    TooLarge,
+    /// The window of unchosen appends is full: wait for acknowledgements.
+    Busy,
+    /// The lease ended, or a higher log ballot took over, while the append was in flight:
+    /// it may still be chosen (the next master finds it), or not. Outcome unknown.
+    Lost,
+}
+
+impl fmt::Display for AppendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AppendError::NotMaster => "not master",
+            AppendError::NotReady => "not ready (recovering)",
+            AppendError::TooLarge => "value too large",
+            AppendError::Busy => "too many appends in flight",
+            AppendError::Lost => "lost the lease while in flight: outcome unknown",
+        })
+    }
+}
+
+/// What the log tells the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEvent {
+    /// The master recovered (R2): every slot below `chosen` is chosen and was delivered
+    /// in [`LogEvent::Chosen`] events before this one. Appends are taken from now on.
+    Ready {
+        /// The first slot not chosen.
+        chosen: Slot,
+    },
+    /// Slot `slot` is chosen with `value`: apply it. Delivered in slot order, once (R5).
+    Chosen {
+        /// The slot.
+        slot: Slot,
+        /// Its value.
+        value: Value,
+    },
+    /// An append was chosen at `slot` (on the master, after its `Chosen`).
+    Appended {
+        /// Its slot.
+        slot: Slot,
+    },
+    /// An append in flight at `slot` will not be acknowledged.
+    AppendFailed {
+        /// Its slot.
+        slot: Slot,
+        /// Why.
+        reason: AppendError,
+    },
+}
+
+/// Where a log message goes.
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "wired into Node in the next step")
+)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum To {
+    /// Every voter, this node included.
+    Voters,
+    /// One node.
+    Node(NodeId),
+}
+
+/// What one input to a log role led to: messages, events and records to make durable.
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "wired into Node in the next step")
+)]
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    pub(crate) sends: Vec<(To, LogMessage)>,
+    pub(crate) events: Vec<LogEvent>,
+    pub(crate) records: Vec<Record>,
+    /// Slots the proposer saw chosen, for this node's learner (which delivers them).
+    pub(crate) chosen: Vec<(Slot, Value)>,
+    /// The proposer's events (`Ready`, `Appended`, `AppendFailed`): they go out after the
+    /// learner delivered `chosen`, so an acknowledgement never precedes its `Chosen`.
+    pub(crate) acks: Vec<LogEvent>,
+}
+
 /// The log's protocol messages, per lease name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogMessage {
@@ -149,6 +249,28 @@ pub enum LogMessage {
         /// The ballot it promised.
         promised: LogBallot,
     },
+    /// From the master when it has nothing new to send: every slot below `commit` is
+    /// chosen, with the value accepted under `ballot` where a replica has it (R5).
+    Commit {
+        /// The master's log ballot.
+        ballot: LogBallot,
+        /// Slots below this are chosen.
+        commit: Slot,
+    },
+    /// Catch-up (R5): a replica asks for the chosen values of the slots `from..to`.
+    Fetch {
+        /// The first slot wanted.
+        from: Slot,
+        /// The end of the range (exclusive).
+        to: Slot,
+    },
+    /// Chosen values of consecutive slots from `first` (the answer to a Fetch).
+    Chosen {
+        /// The first slot.
+        first: Slot,
+        /// One value per slot.
+        values: Vec<Value>,
+    },
 }
 
 impl LogMessage {
@@ -159,7 +281,9 @@ impl LogMessage {
             | LogMessage::Promise { ballot, .. }
             | LogMessage::Accept { ballot, .. }
             | LogMessage::Accepted { ballot, .. } => [Some(*ballot), None],
+            LogMessage::Commit { ballot, .. } => [Some(*ballot), None],
             LogMessage::Reject { ballot, promised } => [Some(*ballot), Some(*promised)],
+            LogMessage::Fetch { .. } | LogMessage::Chosen { .. } => [None, None],
         }
     }
 }

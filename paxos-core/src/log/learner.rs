@@ -1,0 +1,151 @@
+//! The log learner of one lease on one voter: learns which slots are chosen, delivers them
+//! to the application in slot order and once each (R5), fetches what it missed, and keeps
+//! the chosen values it delivered to answer others' fetches until a snapshot covers them.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
+use std::time::Duration;
+
+use super::acceptor::LogAcceptor;
+use super::{Effects, LogBallot, LogEvent, LogLimits, LogMessage, Slot, To, Value};
+use crate::id::NodeId;
+use crate::time::Timestamp;
+
+/// The learner of one lease on one node.
+#[derive(Debug)]
+pub(crate) struct LogLearner {
+    limits: LogLimits,
+    retransmit: Duration,
+    /// The next slot to deliver: every slot below it was delivered.
+    applied: Slot,
+    /// Chosen values not delivered yet (a gap before them).
+    pending: BTreeMap<Slot, Value>,
+    /// Delivered values kept to answer fetches, from `kept_from` on.
+    kept: BTreeMap<Slot, Value>,
+    /// The highest commit heard: slots below it are chosen.
+    commit: Slot,
+    /// No second fetch before this.
+    next_fetch: Timestamp,
+}
+
+impl LogLearner {
+    /// A learner that delivers from `applied` on (0, or the end of the snapshot the
+    /// application holds).
+    pub(crate) fn new(limits: LogLimits, retransmit: Duration, applied: Slot) -> LogLearner {
+        LogLearner {
+            limits,
+            retransmit,
+            applied,
+            pending: BTreeMap::new(),
+            kept: BTreeMap::new(),
+            commit: applied,
+            next_fetch: Timestamp::ZERO,
+        }
+    }
+
+    /// The next slot to deliver (every slot below it is chosen and delivered).
+    pub(crate) fn applied(&self) -> Slot {
+        self.applied
+    }
+
+    /// `slot` is chosen with `value` (the proposer saw a majority, or a peer answered a
+    /// fetch): delivered when every slot before it is.
+    pub(crate) fn learn(&mut self, slot: Slot, value: Value, fx: &mut Effects) {
+        if slot >= self.applied && slot < self.applied.saturating_add(self.limits.window) {
+            self.pending.entry(slot).or_insert(value);
+        }
+        self.commit = self.commit.max(
+            slot.saturating_add(1)
+                .min(self.applied + self.limits.window),
+        );
+        self.deliver(fx);
+    }
+
+    fn deliver(&mut self, fx: &mut Effects) {
+        while let Some(value) = self.pending.remove(&self.applied) {
+            self.kept.insert(self.applied, value.clone());
+            fx.events.push(LogEvent::Chosen {
+                slot: self.applied,
+                value,
+            });
+            self.applied += 1;
+        }
+    }
+
+    /// The master `from` says every slot below `commit` is chosen under `ballot`: the
+    /// acceptor's entries accepted under that very ballot are the chosen values (a
+    /// ballot proposes one value per slot); the rest is fetched from the master.
+    pub(crate) fn handle_commit(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        ballot: LogBallot,
+        commit: Slot,
+        acceptor: &LogAcceptor,
+        fx: &mut Effects,
+    ) {
+        let commit = commit.min(self.applied.saturating_add(self.limits.window));
+        self.commit = self.commit.max(commit);
+        let mut slot = self.applied;
+        while slot < commit {
+            if let Entry::Vacant(vacant) = self.pending.entry(slot)
+                && let Some((b, value)) = acceptor.entry(slot)
+                && *b == ballot
+            {
+                vacant.insert(value.clone());
+            }
+            slot += 1;
+        }
+        self.deliver(fx);
+        self.fetch_missing(now, from, fx);
+    }
+
+    /// Asks `from` for the chosen slots this node misses, at most once per
+    /// retransmission interval.
+    fn fetch_missing(&mut self, now: Timestamp, from: NodeId, fx: &mut Effects) {
+        if self.applied >= self.commit || now < self.next_fetch {
+            return;
+        }
+        self.next_fetch = now + self.retransmit;
+        let span = u64::try_from(self.limits.max_entries).unwrap_or(u64::MAX);
+        let to = self.commit.min(self.applied.saturating_add(span));
+        fx.sends.push((
+            To::Node(from),
+            LogMessage::Fetch {
+                from: self.applied,
+                to,
+            },
+        ));
+    }
+
+    /// A peer asks for chosen values: the consecutive ones this node kept from `from`.
+    pub(crate) fn handle_fetch(&self, from_node: NodeId, from: Slot, to: Slot, fx: &mut Effects) {
+        let to = to.min(from.saturating_add(u64::try_from(self.limits.max_entries).unwrap_or(0)));
+        let mut values = Vec::new();
+        for (expected, (slot, value)) in (from..).zip(self.kept.range(from..to)) {
+            if *slot != expected {
+                break;
+            }
+            values.push(value.clone());
+        }
+        if !values.is_empty() {
+            fx.sends.push((
+                To::Node(from_node),
+                LogMessage::Chosen {
+                    first: from,
+                    values,
+                },
+            ));
+        }
+    }
+
+    /// The answer to a fetch.
+    pub(crate) fn handle_chosen(&mut self, first: Slot, values: Vec<Value>, fx: &mut Effects) {
+        if values.len() > self.limits.max_entries {
+            return;
+        }
+        for (slot, value) in (first..).zip(values) {
+            self.learn(slot, value, fx);
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! The log proposer of one lease, run only while this node holds the lease (R1): recovery
+//! once per tenure with a fresh log ballot (R2), then single-round appends into new slots,
+//! pipelined and batched (R4).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{AppendError, Effects, LogBallot, LogEvent, LogLimits, LogMessage, Record, Slot};
+use super::{To, Value};
+use crate::id::{LeaseName, NodeId};
+use crate::time::Timestamp;
+
+/// A voter's Promise (the fields of [`LogMessage::Promise`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Promise {
+    pub(crate) ballot: LogBallot,
+    /// Accepted entries at or after the Prepare's slot: slot, ballot, value.
+    pub(crate) accepted: Vec<(Slot, LogBallot, Value)>,
+    /// Entries were left out after the last one.
+    pub(crate) more: bool,
+    /// Slots below this are covered by the voter's snapshot.
+    pub(crate) snapshot: Slot,
+}
+
+/// An entry proposed and not yet chosen.
+#[derive(Debug, Clone)]
+struct InFlight {
+    value: Value,
+    /// The voters (by index) that accepted it under the current ballot.
+    accepted: u64,
+}
+
+/// Phase 1 of a tenure.
+#[derive(Debug)]
+struct Recovery {
+    ballot: LogBallot,
+    from: Slot,
+    /// Voters whose whole promise arrived.
+    promised: u64,
+    /// The highest-ballot entry reported for each slot at or after `from`.
+    reported: BTreeMap<Slot, (LogBallot, Value)>,
+    /// The highest snapshot reported: slots below it are chosen.
+    snapshot: Slot,
+    next_retransmit: Timestamp,
+}
+
+/// Phase 2 of a tenure: repairs, then appends.
+#[derive(Debug)]
+struct Active {
+    ballot: LogBallot,
+    ready: bool,
+    /// Slots below this were re-proposed by recovery (no caller waits for them).
+    repair_end: Slot,
+    /// Slots below this are chosen.
+    commit: Slot,
+    /// The commit the voters were last told.
+    commit_sent: Slot,
+    /// The next free slot.
+    next: Slot,
+    /// The first slot not yet sent.
+    unsent: Slot,
+    /// Slots `commit..next`.
+    inflight: BTreeMap<Slot, InFlight>,
+    next_retransmit: Timestamp,
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    Recovering(Recovery),
+    Active(Active),
+}
+
+/// The log proposer of one lease on one node.
+#[derive(Debug)]
+pub(crate) struct LogProposer {
+    lease: LeaseName,
+    me: NodeId,
+    /// Sorted; a voter's index is its bit.
+    voters: Vec<NodeId>,
+    majority: usize,
+    limits: LogLimits,
+    retransmit: Duration,
+    /// The highest log ballot counter used or heard of.
+    counter: u64,
+    state: State,
+}
+
+fn bit(voter: usize) -> u64 {
+    1u64 << (voter % 64)
+}
+
+fn voters_in(set: u64) -> usize {
+    set.count_ones() as usize
+}
+
+impl LogProposer {
+    /// A proposer for `lease` on `me`, whose counter follows the `Counter` records given.
+    pub(crate) fn new<'a>(
+        lease: LeaseName,
+        me: NodeId,
+        voters: &[NodeId],
+        limits: LogLimits,
+        retransmit: Duration,
+        records: impl IntoIterator<Item = &'a Record>,
+    ) -> LogProposer {
+        let mut voters = voters.to_vec();
+        voters.sort_unstable();
+        voters.dedup();
+        let counter = records
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Counter { lease: l, counter } if *l == lease => Some(*counter),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        LogProposer {
+            majority: voters.len() / 2 + 1,
+            lease,
+            me,
+            voters,
+            limits,
+            retransmit,
+            counter,
+            state: State::Idle,
+        }
+    }
+
+    /// The voter index of `node`.
+    pub(crate) fn voter(&self, node: NodeId) -> Option<usize> {
+        self.voters.binary_search(&node).ok()
+    }
+
+    /// The ballot of the current tenure, if one runs.
+    pub(crate) fn ballot(&self) -> Option<LogBallot> {
+        match &self.state {
+            State::Idle => None,
+            State::Recovering(r) => Some(r.ballot),
+            State::Active(a) => Some(a.ballot),
+        }
+    }
+
+    /// Whether recovery finished and appends are taken.
+    pub(crate) fn is_ready(&self) -> bool {
+        matches!(&self.state, State::Active(a) if a.ready)
+    }
+
+    /// Raises the counter above a log ballot heard of.
+    pub(crate) fn hear(&mut self, ballot: LogBallot) {
+        self.counter = self.counter.max(ballot.counter);
+    }
+
+    /// R2: starts a tenure's recovery from `from`, the first slot this node does not know
+    /// chosen, with a fresh ballot made durable before the Prepare leaves.
+    pub(crate) fn start(&mut self, now: Timestamp, from: Slot, fx: &mut Effects) {
+        self.stop(fx);
+        let Some(counter) = self.counter.checked_add(1) else {
+            return; // Unreachable with the bound on ballots heard; never wrap.
+        };
+        self.counter = counter;
+        let ballot = LogBallot {
+            counter,
+            node: self.me,
+        };
+        fx.records.push(Record::Counter {
+            lease: self.lease.clone(),
+            counter,
+        });
+        fx.sends
+            .push((To::Voters, LogMessage::Prepare { ballot, from }));
+        self.state = State::Recovering(Recovery {
+            ballot,
+            from,
+            promised: 0,
+            reported: BTreeMap::new(),
+            snapshot: 0,
+            next_retransmit: now + self.retransmit,
+        });
+    }
+
+    /// Ends the tenure (the lease ended or was resigned, or a higher log ballot took
+    /// over): every append in flight fails with an unknown outcome.
+    pub(crate) fn stop(&mut self, fx: &mut Effects) {
+        if let State::Active(a) = std::mem::replace(&mut self.state, State::Idle) {
+            for slot in a.inflight.keys().filter(|s| **s >= a.repair_end) {
+                fx.acks.push(LogEvent::AppendFailed {
+                    slot: *slot,
+                    reason: AppendError::Lost,
+                });
+            }
+        }
+    }
+
+    /// A voter's answer to this tenure's Prepare.
+    pub(crate) fn handle_promise(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        promise: Promise,
+        fx: &mut Effects,
+    ) {
+        let Promise {
+            ballot,
+            accepted,
+            more,
+            snapshot,
+        } = promise;
+        let Some(voter) = self.voter(from) else {
+            return;
+        };
+        let State::Recovering(r) = &mut self.state else {
+            return;
+        };
+        if r.ballot != ballot || r.promised & bit(voter) != 0 {
+            return;
+        }
+        let last = accepted.last().map(|e| e.0);
+        for (slot, b, value) in accepted {
+            if slot < r.from {
+                continue;
+            }
+            // Keep the value of the highest ballot reported for the slot (R2).
+            let keep = r.reported.get(&slot).is_none_or(|(had, _)| b > *had);
+            if keep {
+                r.reported.insert(slot, (b, value));
+            }
+        }
+        r.snapshot = r.snapshot.max(snapshot);
+        if more {
+            if let Some(next) = last.and_then(|l| l.checked_add(1)) {
+                fx.sends
+                    .push((To::Node(from), LogMessage::Prepare { ballot, from: next }));
+            }
+            return;
+        }
+        r.promised |= bit(voter);
+        if voters_in(r.promised) < self.majority {
+            return;
+        }
+        self.recovered(now, fx);
+    }
+
+    /// A majority promised: re-propose every reported slot with its highest-ballot value
+    /// and fill the holes with no-ops (R2), all under this tenure's ballot.
+    fn recovered(&mut self, now: Timestamp, fx: &mut Effects) {
+        let State::Recovering(r) = std::mem::replace(&mut self.state, State::Idle) else {
+            return;
+        };
+        // Slots below a reported snapshot are chosen; the runtime must install that
+        // snapshot before this node can serve them (not built yet: start after it).
+        let start = r.from.max(r.snapshot);
+        let end = r
+            .reported
+            .last_key_value()
+            .map_or(start, |(slot, _)| (slot + 1).max(start));
+        let mut inflight = BTreeMap::new();
+        for slot in start..end {
+            let value = r
+                .reported
+                .get(&slot)
+                .map_or(Value::Noop, |(_, v)| v.clone());
+            inflight.insert(slot, InFlight { value, accepted: 0 });
+        }
+        let ready = start == end;
+        if ready {
+            fx.acks.push(LogEvent::Ready { chosen: start });
+        }
+        self.state = State::Active(Active {
+            ballot: r.ballot,
+            ready,
+            repair_end: end,
+            commit: start,
+            commit_sent: start,
+            next: end,
+            unsent: start,
+            inflight,
+            next_retransmit: now + self.retransmit,
+        });
+    }
+
+    /// R4: takes `value` for the next free slot; it is sent at the next flush and
+    /// acknowledged (`Appended`) once a majority accepted it.
+    pub(crate) fn append(&mut self, value: Value) -> Result<Slot, AppendError> {
+        if value.bytes().len() > self.limits.max_value_len {
+            return Err(AppendError::TooLarge);
+        }
+        let a = match &mut self.state {
+            State::Active(a) if a.ready => a,
+            State::Idle => return Err(AppendError::NotMaster),
+            _ => return Err(AppendError::NotReady),
+        };
+        if a.next - a.commit >= self.limits.window {
+            return Err(AppendError::Busy);
+        }
+        let slot = a.next;
+        a.next += 1;
+        a.inflight.insert(slot, InFlight { value, accepted: 0 });
+        Ok(slot)
+    }
+
+    /// Sends what is new: Accepts for the slots not sent yet (batched), or the commit
+    /// when nothing else carries it.
+    pub(crate) fn flush(&mut self, fx: &mut Effects) {
+        let max = self.limits.max_entries.max(1);
+        let State::Active(a) = &mut self.state else {
+            return;
+        };
+        if a.unsent < a.next {
+            send_accepts(a, a.unsent, a.next, max, To::Voters, fx);
+            a.unsent = a.next;
+            a.commit_sent = a.commit;
+        } else if a.commit > a.commit_sent {
+            fx.sends.push((
+                To::Voters,
+                LogMessage::Commit {
+                    ballot: a.ballot,
+                    commit: a.commit,
+                },
+            ));
+            a.commit_sent = a.commit;
+        }
+    }
+
+    /// A voter accepted `count` slots from `first` under `ballot`.
+    pub(crate) fn handle_accepted(
+        &mut self,
+        from: NodeId,
+        ballot: LogBallot,
+        first: Slot,
+        count: u64,
+        fx: &mut Effects,
+    ) {
+        let Some(voter) = self.voter(from) else {
+            return;
+        };
+        let majority = self.majority;
+        let State::Active(a) = &mut self.state else {
+            return;
+        };
+        if a.ballot != ballot {
+            return;
+        }
+        let end = first.saturating_add(count).min(a.next);
+        for (_, entry) in a.inflight.range_mut(first..end) {
+            entry.accepted |= bit(voter);
+        }
+        // Chosen in slot order: a later slot waits for the ones before it.
+        while a
+            .inflight
+            .first_key_value()
+            .is_some_and(|(slot, e)| *slot == a.commit && voters_in(e.accepted) >= majority)
+        {
+            let Some((slot, entry)) = a.inflight.pop_first() else {
+                break;
+            };
+            fx.chosen.push((slot, entry.value));
+            if slot >= a.repair_end {
+                fx.acks.push(LogEvent::Appended { slot });
+            }
+            a.commit = slot + 1;
+        }
+        if !a.ready && a.commit >= a.repair_end {
+            a.ready = true;
+            fx.acks.push(LogEvent::Ready { chosen: a.commit });
+        }
+    }
+
+    /// A voter promised a higher ballot: another tenure took over; this one ends.
+    pub(crate) fn handle_reject(
+        &mut self,
+        ballot: LogBallot,
+        promised: LogBallot,
+        fx: &mut Effects,
+    ) {
+        self.hear(promised);
+        if self.ballot() == Some(ballot) && promised > ballot {
+            self.stop(fx);
+        }
+    }
+
+    /// When the next retransmission is due.
+    pub(crate) fn poll_timeout(&self) -> Option<Timestamp> {
+        match &self.state {
+            State::Idle => None,
+            State::Recovering(r) => Some(r.next_retransmit),
+            State::Active(a) if a.inflight.is_empty() => None,
+            State::Active(a) => Some(a.next_retransmit),
+        }
+    }
+
+    /// Re-sends what voters have not answered: the Prepare, or the Accepts of the slots
+    /// not chosen yet.
+    pub(crate) fn handle_timeout(&mut self, now: Timestamp, fx: &mut Effects) {
+        let max = self.limits.max_entries.max(1);
+        let voters = self.voters.clone();
+        let retransmit = self.retransmit;
+        match &mut self.state {
+            State::Idle => {}
+            State::Recovering(r) => {
+                if now < r.next_retransmit {
+                    return;
+                }
+                r.next_retransmit = now + retransmit;
+                for (i, v) in voters.iter().enumerate() {
+                    if r.promised & bit(i) == 0 {
+                        let message = LogMessage::Prepare {
+                            ballot: r.ballot,
+                            from: r.from,
+                        };
+                        fx.sends.push((To::Node(*v), message));
+                    }
+                }
+            }
+            State::Active(a) => {
+                if now < a.next_retransmit {
+                    return;
+                }
+                a.next_retransmit = now + retransmit;
+                let sent_end = a.unsent;
+                for (i, v) in voters.iter().enumerate() {
+                    let missing = a
+                        .inflight
+                        .range(..sent_end)
+                        .find(|(_, e)| e.accepted & bit(i) == 0)
+                        .map(|(slot, _)| *slot);
+                    if let Some(first) = missing {
+                        send_accepts(a, first, sent_end, max, To::Node(*v), fx);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Accepts for the in-flight slots `first..end`, at most `max` values each.
+fn send_accepts(a: &Active, first: Slot, end: Slot, max: usize, to: To, fx: &mut Effects) {
+    let mut values = Vec::new();
+    let mut start = first;
+    for (slot, entry) in a.inflight.range(first..end) {
+        if values.len() == max || (values.is_empty() && *slot != start) {
+            if !values.is_empty() {
+                fx.sends
+                    .push((to, accept(a, start, std::mem::take(&mut values))));
+            }
+            start = *slot;
+        }
+        values.push(entry.value.clone());
+    }
+    if !values.is_empty() {
+        fx.sends.push((to, accept(a, start, values)));
+    }
+}
+
+fn accept(a: &Active, first: Slot, values: Vec<Value>) -> LogMessage {
+    LogMessage::Accept {
+        ballot: a.ballot,
+        first,
+        values,
+        commit: a.commit,
+    }
+}
