@@ -22,7 +22,7 @@ def refs(path, mod, known):
     # drop comments so doc links do not count
     text = re.sub(r'//[^\n]*', '', text)
     # drop #[cfg(test)] mod tests { ... } at the end of a file (tests may use anything)
-    cut = text.find('#[cfg(test)]\nmod tests')
+    cut = text.find('#[cfg(test)]\nmod tests {')
     if cut >= 0:
         text = text[:cut]
     out = set()

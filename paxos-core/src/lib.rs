@@ -56,6 +56,11 @@ mod attempt;
 mod ballot;
 mod config;
 mod context;
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "wired into Node in the next step")
+)]
+mod durable;
 mod error;
 mod event;
 mod fingerprint;
@@ -81,6 +86,7 @@ pub mod sim;
 
 pub use ballot::Ballot;
 pub use config::{Config, MAX_PRIORITY, MAX_VOTERS, Timing, acceptor_duration};
+pub use durable::{PersistRequest, Record};
 pub use error::Error;
 pub use event::{Event, Master, SurrenderReason};
 pub use fingerprint::{Difference, Fingerprint, PROTOCOL_VERSION};

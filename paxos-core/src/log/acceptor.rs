@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{LogBallot, LogLimits, LogMessage, Record, Slot, Value};
+use super::{LogBallot, LogLimits, LogMessage, Slot, Value};
+use crate::durable::Record;
 use crate::id::LeaseName;
 
 /// Why an input was dropped rather than answered (counted by the node).
@@ -57,7 +58,7 @@ impl LogAcceptor {
         records: impl IntoIterator<Item = &'a Record>,
     ) -> LogAcceptor {
         let mut acceptor = LogAcceptor::new(limits);
-        for record in records.into_iter().filter(|r| r.lease() == lease) {
+        for record in records.into_iter().filter(|r| r.name() == lease) {
             match record {
                 Record::Promised { ballot, .. } => {
                     acceptor.promised = acceptor.promised.max(Some(*ballot));

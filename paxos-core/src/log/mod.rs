@@ -4,8 +4,8 @@
 //! **The lease decides who may try; durable acceptors decide what is chosen.** Every voter
 //! of a lease that asks for a log is a log acceptor with durable state
 //! (`acceptor.rs`); only the lease holder proposes. The core never touches a
-//! disk: what must be durable leaves the node as [`PersistRequest`]s, and every message that
-//! depends on one is held back until the runtime confirms it (`durable.rs`).
+//! disk: what must be durable leaves the node as [`crate::PersistRequest`]s, and every message that
+//! depends on one is held back until the runtime confirms it (`crate::durable`).
 //!
 //! This module is built in steps. In place now: the shared types, the messages, the log
 //! acceptor and the persistence gate, each tested on its own. To come: the log proposer
@@ -31,7 +31,7 @@ pub(crate) mod acceptor;
     not(test),
     allow(dead_code, reason = "wired into Node in the next step")
 )]
-pub(crate) mod durable;
+mod effects;
 #[cfg_attr(
     not(test),
     allow(dead_code, reason = "wired into Node in the next step")
@@ -45,7 +45,7 @@ pub(crate) mod proposer;
 #[cfg(test)]
 mod tests;
 
-pub use durable::{PersistRequest, Record};
+pub(crate) use effects::{Effects, To};
 
 /// A position in a lease's log, from 0.
 pub type Slot = u64;
@@ -166,36 +166,6 @@ pub enum LogEvent {
         /// Why.
         reason: AppendError,
     },
-}
-
-/// Where a log message goes.
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "wired into Node in the next step")
-)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum To {
-    /// Every voter, this node included.
-    Voters,
-    /// One node.
-    Node(NodeId),
-}
-
-/// What one input to a log role led to: messages, events and records to make durable.
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "wired into Node in the next step")
-)]
-#[derive(Debug, Default)]
-pub(crate) struct Effects {
-    pub(crate) sends: Vec<(To, LogMessage)>,
-    pub(crate) events: Vec<LogEvent>,
-    pub(crate) records: Vec<Record>,
-    /// Slots the proposer saw chosen, for this node's learner (which delivers them).
-    pub(crate) chosen: Vec<(Slot, Value)>,
-    /// The proposer's events (`Ready`, `Appended`, `AppendFailed`): they go out after the
-    /// learner delivered `chosen`, so an acknowledgement never precedes its `Chosen`.
-    pub(crate) acks: Vec<LogEvent>,
 }
 
 /// The log's protocol messages, per lease name.

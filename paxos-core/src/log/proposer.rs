@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{AppendError, Effects, LogBallot, LogEvent, LogLimits, LogMessage, Record, Slot};
+use super::{AppendError, Effects, LogBallot, LogEvent, LogLimits, LogMessage, Slot};
 use super::{To, Value};
+use crate::durable::Record;
 use crate::id::{LeaseName, NodeId};
 use crate::time::Timestamp;
 

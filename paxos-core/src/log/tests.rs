@@ -8,8 +8,9 @@ use std::time::Duration;
 use super::acceptor::LogAcceptor;
 use super::learner::LogLearner;
 use super::proposer::{LogProposer, Promise};
-use super::{AppendError, Effects, LogBallot, LogEvent, LogLimits, LogMessage, Record, Slot};
+use super::{AppendError, Effects, LogBallot, LogEvent, LogLimits, LogMessage, Slot};
 use super::{To, Value};
+use crate::durable::Record;
 use crate::id::{LeaseName, NodeId};
 use crate::time::Timestamp;
 

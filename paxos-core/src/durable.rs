@@ -11,8 +11,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::{LogBallot, Slot, Value};
 use crate::id::LeaseName;
+use crate::log::{LogBallot, Slot, Value};
 
 /// One durable fact. The runtime writes records in the order given, makes them durable
 /// (written and synced, or the storage's equivalent) and gives every record back, in
@@ -56,8 +56,8 @@ pub enum Record {
 }
 
 impl Record {
-    /// The lease the record belongs to.
-    pub fn lease(&self) -> &LeaseName {
+    /// The lease (or, for `ask`, the key) the record belongs to.
+    pub fn name(&self) -> &LeaseName {
         match self {
             Record::Promised { lease, .. }
             | Record::Accepted { lease, .. }
