@@ -53,6 +53,41 @@ pub enum Record {
         /// The highest counter used.
         counter: u64,
     },
+    /// The `ask` acceptor of `key` promised `ballot` in `instance`.
+    AskPromised {
+        /// The key.
+        key: LeaseName,
+        /// Its instance.
+        instance: u64,
+        /// The ballot promised.
+        ballot: LogBallot,
+    },
+    /// The `ask` acceptor of `key` accepted `value` under `ballot` in `instance`.
+    AskAccepted {
+        /// The key.
+        key: LeaseName,
+        /// Its instance.
+        instance: u64,
+        /// The ballot.
+        ballot: LogBallot,
+        /// The value.
+        value: std::sync::Arc<[u8]>,
+    },
+    /// The `ask` acceptor of `key` moved on to `instance` (a `forget`): earlier instances
+    /// are over for it.
+    AskInstance {
+        /// The key.
+        key: LeaseName,
+        /// The instance now open.
+        instance: u64,
+    },
+    /// The `ask` proposer of `key` on this node has used counters up to `counter`.
+    AskCounter {
+        /// The key.
+        key: LeaseName,
+        /// The highest counter used.
+        counter: u64,
+    },
 }
 
 impl Record {
@@ -63,6 +98,10 @@ impl Record {
             | Record::Accepted { lease, .. }
             | Record::Snapshot { lease, .. }
             | Record::Counter { lease, .. } => lease,
+            Record::AskPromised { key, .. }
+            | Record::AskAccepted { key, .. }
+            | Record::AskInstance { key, .. }
+            | Record::AskCounter { key, .. } => key,
         }
     }
 }

@@ -75,7 +75,11 @@ impl LogAcceptor {
                     acceptor.promised = acceptor.promised.max(Some(*ballot));
                 }
                 Record::Snapshot { upto, .. } => acceptor.cut(*upto),
-                Record::Counter { .. } => {}
+                Record::Counter { .. }
+                | Record::AskPromised { .. }
+                | Record::AskAccepted { .. }
+                | Record::AskInstance { .. }
+                | Record::AskCounter { .. } => {}
             }
         }
         acceptor.committed = acceptor.snapshot;
