@@ -229,6 +229,7 @@ impl<T> Gate<T> {
     }
 
     /// Items held.
+    #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
         self.held.len()
     }

@@ -117,17 +117,32 @@ pub enum Event {
         /// The master, with its new token and estimated expiry.
         master: Master,
     },
+    /// The replicated log of `lease` (docs/REPLICATION.md).
+    Log {
+        /// The lease.
+        lease: LeaseName,
+        /// What happened.
+        event: crate::log::LogEvent,
+    },
+    /// Per-key consensus (`ask`, `get`, `forget`) answered.
+    Ask(crate::ask::AskEvent),
 }
 
 impl Event {
-    /// The lease an event is about.
+    /// The lease an event is about (for `ask`, the key).
     pub fn lease(&self) -> &LeaseName {
         match self {
             Event::Elected { lease, .. }
             | Event::Renewed { lease, .. }
             | Event::Surrendered { lease, .. }
             | Event::MasterChanged { lease, .. }
-            | Event::MasterRenewed { lease, .. } => lease,
+            | Event::MasterRenewed { lease, .. }
+            | Event::Log { lease, .. } => lease,
+            Event::Ask(
+                crate::ask::AskEvent::Decided { key, .. }
+                | crate::ask::AskEvent::Undecided { key, .. }
+                | crate::ask::AskEvent::Forgotten { key, .. },
+            ) => key,
         }
     }
 }

@@ -52,19 +52,11 @@
 
 mod acceptor;
 mod acceptors;
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "wired into Node in the next step")
-)]
 pub mod ask;
 mod attempt;
 mod ballot;
 mod config;
 mod context;
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "wired into Node in the next step")
-)]
 mod durable;
 mod error;
 mod event;
@@ -79,6 +71,7 @@ mod outbox;
 mod pacing;
 mod peers;
 mod proposer;
+mod replication;
 mod rng;
 mod stats;
 mod succession;

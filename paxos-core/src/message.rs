@@ -66,6 +66,10 @@ pub enum Message {
         /// The exact lease released.
         ballot: Ballot,
     },
+    /// The replicated log of this lease (docs/REPLICATION.md).
+    Log(crate::log::LogMessage),
+    /// Per-key consensus; the envelope's name is the key.
+    Ask(crate::ask::AskMessage),
 }
 
 impl Message {
@@ -79,18 +83,23 @@ impl Message {
             | Message::Release { ballot } => [Some(*ballot), None],
             Message::Promise { ballot, lease } => [Some(*ballot), lease.map(|l| l.ballot)],
             Message::Reject { ballot, promised } => [Some(*ballot), Some(*promised)],
+            Message::Log(_) | Message::Ask(_) => [None, None],
         }
     }
 
     /// Whether only a voter may send this message: Prepare, Accept and Release speak for a
     /// proposer, Learn for an owner, and observers are neither.
     pub(crate) fn voters_only(&self) -> bool {
+        // The log and `ask` speak among voters only: an observer is neither their
+        // acceptor nor their proposer.
         matches!(
             self,
             Message::Prepare { .. }
                 | Message::Accept { .. }
                 | Message::Release { .. }
                 | Message::Learn { .. }
+                | Message::Log(_)
+                | Message::Ask(_)
         )
     }
 
@@ -102,7 +111,10 @@ impl Message {
             | Message::Learn { ballot, .. }
             | Message::Release { ballot } => Some(*ballot),
             Message::Promise { lease, .. } => lease.map(|l| l.ballot),
-            Message::Accepted { .. } | Message::Reject { .. } => None,
+            Message::Accepted { .. }
+            | Message::Reject { .. }
+            | Message::Log(_)
+            | Message::Ask(_) => None,
         }
     }
 }

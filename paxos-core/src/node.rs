@@ -19,12 +19,14 @@ use crate::outbox::Outbox;
 use crate::pacing::Pacer;
 use crate::peers::Peers;
 use crate::proposer::Hold;
+use crate::replication::Replication;
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::time::Timestamp;
 use crate::timers::Timers;
 use crate::unsafe_rules::{Rules, UnsafeRule};
 
+mod replication;
 mod routing;
 
 /// One gen-paxos node: acceptor and learner for every lease name, proposer for the leases it
@@ -54,6 +56,13 @@ pub struct Node {
     rng: Rng,
     stats: Stats,
     shutting_down: bool,
+    /// The replicated logs and per-key consensus (docs/REPLICATION.md).
+    replication: Replication,
+    /// Whether any lease has a log this node proposes for (else lease events are not
+    /// looked at, and nothing of the log runs).
+    log_enabled: bool,
+    /// Events at the front of `events` already looked at for the log (R1).
+    events_checked: usize,
 }
 
 impl Node {
@@ -97,6 +106,16 @@ impl Node {
         } else {
             now + timing.quarantine
         };
+        let setup = Setup {
+            id: config.node,
+            incarnation,
+            timing,
+            is_voter: voters.binary_search(&config.node).is_ok(),
+            majority: voters.len() / 2 + 1,
+            voters,
+            members: members.clone(),
+            rules,
+        };
         Ok(Node {
             pacer: Pacer::new(config.attempt_rate, config.attempt_burst),
             floor: ballot_floor,
@@ -118,16 +137,10 @@ impl Node {
             rng: Rng::new(seed ^ incarnation.0.rotate_left(17) ^ config.node.0),
             stats: Stats::default(),
             shutting_down: false,
-            setup: Setup {
-                id: config.node,
-                incarnation,
-                timing,
-                is_voter: voters.binary_search(&config.node).is_ok(),
-                majority: voters.len() / 2 + 1,
-                voters,
-                members,
-                rules,
-            },
+            replication: Replication::new(&setup),
+            log_enabled: false,
+            events_checked: 0,
+            setup,
         })
     }
 
@@ -379,6 +392,7 @@ impl Node {
             self.schedule(idx);
         }
         self.peers.probe(now);
+        self.handle_replication_timeout(now);
         self.sweep(now);
         self.flush_local(now);
     }
@@ -386,10 +400,14 @@ impl Node {
     /// The next local time at which [`Node::handle_timeout`] has work, if any: a lease's
     /// timer, or the next probe of a member whose fingerprint is not known yet.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        match (self.timers.peek(), self.peers.next_probe()) {
+        let lease = match (self.timers.peek(), self.peers.next_probe()) {
             (Some((at, _)), Some(probe)) => Some(at.min(probe)),
             (Some((at, _)), None) => Some(at),
             (None, probe) => probe,
+        };
+        match (lease, self.replication_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -419,7 +437,9 @@ impl Node {
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        self.events_checked = self.events_checked.saturating_sub(1);
+        event
     }
 
     /// The next batch of messages to send to one peer.
@@ -499,8 +519,14 @@ impl Node {
     /// Handles messages this node sent itself, with the same `now` (one clock read per
     /// handler, rule 7).
     fn flush_local(&mut self, now: Timestamp) {
-        while let Some(envelope) = self.outbox.pop_local() {
-            self.dispatch(now, self.setup.id, envelope);
+        loop {
+            while let Some(envelope) = self.outbox.pop_local() {
+                self.dispatch(now, self.setup.id, envelope);
+            }
+            self.replication_after_input(now);
+            if !self.outbox.has_local() {
+                break;
+            }
         }
     }
 

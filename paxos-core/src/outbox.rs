@@ -51,6 +51,11 @@ impl Outbox {
         self.queues[idx].push_back(envelope);
     }
 
+    /// Whether this node sent itself messages not handled yet.
+    pub(crate) fn has_local(&self) -> bool {
+        !self.local.is_empty()
+    }
+
     /// The next message this node sent itself.
     pub(crate) fn pop_local(&mut self) -> Option<Envelope> {
         self.local.pop_front()

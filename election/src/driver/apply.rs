@@ -116,6 +116,9 @@ impl<T: Transport<Wire>> Driver<T> {
                     rt.shared.view().note_master(now, Some(info));
                 }
             }
+            // The runtime enables no log and asks nothing yet (the next issue gives them to
+            // services), so the core emits neither; when it does, they are handled here.
+            Event::Log { .. } | Event::Ask(_) => {}
         }
     }
 

@@ -116,6 +116,42 @@ pub enum AskMessage {
     },
 }
 
+impl AskMessage {
+    /// The key the message is about.
+    pub fn key(&self) -> &LeaseName {
+        match self {
+            AskMessage::Prepare { key, .. }
+            | AskMessage::Promise { key, .. }
+            | AskMessage::Accept { key, .. }
+            | AskMessage::Accepted { key, .. }
+            | AskMessage::Reject { key, .. }
+            | AskMessage::Moved { key, .. }
+            | AskMessage::Decided { key, .. }
+            | AskMessage::Forget { key, .. }
+            | AskMessage::Forgot { key, .. } => key,
+        }
+    }
+
+    /// Whether it is for the key's acceptor (rather than an answer to a proposer).
+    pub(crate) fn for_acceptor(&self) -> bool {
+        matches!(
+            self,
+            AskMessage::Prepare { .. }
+                | AskMessage::Accept { .. }
+                | AskMessage::Decided { .. }
+                | AskMessage::Forget { .. }
+        )
+    }
+
+    /// The proposer's ballot of a Prepare or Accept.
+    pub(crate) fn proposal(&self) -> Option<LogBallot> {
+        match self {
+            AskMessage::Prepare { ballot, .. } | AskMessage::Accept { ballot, .. } => Some(*ballot),
+            _ => None,
+        }
+    }
+}
+
 /// What per-key consensus tells the runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AskEvent {

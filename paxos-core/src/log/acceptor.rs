@@ -87,6 +87,7 @@ impl LogAcceptor {
     }
 
     /// The ballot promised, if any.
+    #[cfg(test)]
     pub(crate) fn promised(&self) -> Option<LogBallot> {
         self.promised
     }

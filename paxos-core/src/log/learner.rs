@@ -48,6 +48,13 @@ impl LogLearner {
         self.applied
     }
 
+    /// Forgets the delivered values below `upto` (a snapshot covers them, R7); they are
+    /// no longer served to fetches.
+    pub(crate) fn compact(&mut self, upto: Slot) {
+        let upto = upto.min(self.applied);
+        self.kept = self.kept.split_off(&upto);
+    }
+
     /// `slot` is chosen with `value` (the proposer saw a majority, or a peer answered a
     /// fetch): delivered when every slot before it is.
     pub(crate) fn learn(&mut self, slot: Slot, value: Value, fx: &mut Effects) {

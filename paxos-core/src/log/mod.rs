@@ -20,27 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::NodeId;
 
-// Built and tested on their own first; the node uses them once the proposer and learner
-// land (the next step of this module).
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "wired into Node in the next step")
-)]
 pub(crate) mod acceptor;
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "wired into Node in the next step")
-)]
 mod effects;
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "wired into Node in the next step")
-)]
 pub(crate) mod learner;
-#[cfg_attr(
-    not(test),
-    allow(dead_code, reason = "wired into Node in the next step")
-)]
 pub(crate) mod proposer;
 #[cfg(test)]
 mod tests;

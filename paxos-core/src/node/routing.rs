@@ -55,6 +55,8 @@ impl Node {
             self.acceptors.observe(&mut self.stats, at, &lease, ballot);
         }
         match message {
+            Message::Log(log) => self.dispatch_log(now, from, lease, log),
+            Message::Ask(ask) => self.dispatch_ask(now, from, lease, ask),
             Message::Prepare { ballot } => {
                 if let Some(reply) =
                     self.acceptors

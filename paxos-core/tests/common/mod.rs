@@ -207,6 +207,8 @@ pub fn kind(w: &Wire) -> &'static str {
         Message::Reject { .. } => "reject",
         Message::Learn { .. } => "learn",
         Message::Release { .. } => "release",
+        Message::Log(_) => "log",
+        Message::Ask(_) => "ask",
     }
 }
 

@@ -1,0 +1,137 @@
+//! The node's replicated state beside its leases: every lease's log (acceptor on demand,
+//! learner, and a proposer for the leases this node joined with a log) and per-key
+//! consensus, with the records given back at start and the gate that holds every reply
+//! until its records are durable (R3). `node/replication.rs` is the node's side of it.
+
+use std::collections::HashMap;
+
+use crate::ask::acceptor::AskAcceptors;
+use crate::ask::proposer::AskProposers;
+use crate::context::Setup;
+use crate::durable::{Gate, Record};
+use crate::id::{LeaseName, NodeId};
+use crate::log::acceptor::LogAcceptor;
+use crate::log::learner::LogLearner;
+use crate::log::proposer::LogProposer;
+use crate::log::{LogBallot, LogLimits};
+use crate::message::Envelope;
+
+/// A log counter above this is forged or corrupt: honest counters grow by one per tenure.
+pub(crate) const MAX_LOG_COUNTER: u64 = 1 << 48;
+
+/// Most lease names with log state on one node, and most `ask` keys.
+pub(crate) const MAX_LOG_NAMES: usize = 4096;
+
+/// One lease's log on this node.
+#[derive(Debug)]
+pub(crate) struct LeaseLog {
+    pub(crate) acceptor: LogAcceptor,
+    pub(crate) learner: LogLearner,
+    /// Present when this node joined the lease with a log: it proposes while master.
+    pub(crate) proposer: Option<LogProposer>,
+}
+
+/// Everything replicated a node keeps.
+#[derive(Debug)]
+pub(crate) struct Replication {
+    pub(crate) limits: LogLimits,
+    /// Records given back at start, per name, for logs created later.
+    restored: HashMap<LeaseName, Vec<Record>>,
+    pub(crate) logs: HashMap<LeaseName, LeaseLog>,
+    pub(crate) ask_acceptors: AskAcceptors,
+    pub(crate) ask_proposers: AskProposers,
+    /// Log and `ask` messages waiting for their records to be durable.
+    pub(crate) gate: Gate<(NodeId, Envelope)>,
+}
+
+impl Replication {
+    pub(crate) fn new(setup: &Setup) -> Replication {
+        let limits = LogLimits::default();
+        Replication {
+            limits,
+            restored: HashMap::new(),
+            logs: HashMap::new(),
+            ask_acceptors: AskAcceptors::restore(MAX_LOG_NAMES, limits.max_value_len, &[]),
+            ask_proposers: AskProposers::restore(
+                setup.id,
+                &setup.voters,
+                setup.timing.retransmit,
+                &[],
+            ),
+            gate: Gate::default(),
+        }
+    }
+
+    /// Takes back what was made durable before a restart, in the order it was written.
+    pub(crate) fn restore(&mut self, setup: &Setup, records: Vec<Record>) {
+        self.ask_acceptors =
+            AskAcceptors::restore(MAX_LOG_NAMES, self.limits.max_value_len, &records);
+        self.ask_proposers =
+            AskProposers::restore(setup.id, &setup.voters, setup.timing.retransmit, &records);
+        for record in records {
+            if matches!(
+                record,
+                Record::Promised { .. }
+                    | Record::Accepted { .. }
+                    | Record::Snapshot { .. }
+                    | Record::Counter { .. }
+            ) {
+                self.restored
+                    .entry(record.name().clone())
+                    .or_default()
+                    .push(record);
+            }
+        }
+        for name in self.restored.keys().cloned().collect::<Vec<_>>() {
+            let _ = self.log(setup, &name);
+        }
+    }
+
+    /// The log of `lease`, created (from its restored records) when first needed; `None`
+    /// beyond the number of names kept.
+    pub(crate) fn log(&mut self, setup: &Setup, lease: &LeaseName) -> Option<&mut LeaseLog> {
+        if !self.logs.contains_key(lease) {
+            if self.logs.len() >= MAX_LOG_NAMES {
+                return None;
+            }
+            let records = self.restored.get(lease).map_or(&[][..], Vec::as_slice);
+            let acceptor = LogAcceptor::restore(self.limits, lease, records);
+            let learner =
+                LogLearner::new(self.limits, setup.timing.retransmit, acceptor.snapshot());
+            self.logs.insert(
+                lease.clone(),
+                LeaseLog {
+                    acceptor,
+                    learner,
+                    proposer: None,
+                },
+            );
+        }
+        self.logs.get_mut(lease)
+    }
+
+    /// Makes this node propose for `lease`'s log while it holds the lease.
+    pub(crate) fn enable(&mut self, setup: &Setup, lease: &LeaseName) -> bool {
+        let limits = self.limits;
+        let records = self.restored.get(lease).cloned().unwrap_or_default();
+        let Some(log) = self.log(setup, lease) else {
+            return false;
+        };
+        if log.proposer.is_none() {
+            log.proposer = Some(LogProposer::new(
+                lease.clone(),
+                setup.id,
+                &setup.voters,
+                limits,
+                setup.timing.retransmit,
+                &records,
+            ));
+        }
+        true
+    }
+
+    /// Whether a log ballot is beyond what an honest node sends.
+    pub(crate) fn absurd(ballot: LogBallot) -> bool {
+        ballot.counter > MAX_LOG_COUNTER
+    }
+}

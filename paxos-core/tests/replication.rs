@@ -1,0 +1,306 @@
+//! The replicated log and `ask` through `Node` (docs/REPLICATION.md): the lease admits the
+//! log's proposer (R1), recovery comes before appends (R2), the runtime makes records
+//! durable before replies leave (R3), every replica applies the same entries in order
+//! (R5), an acknowledged append survives a failover, and `ask` answers alike everywhere.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gen_paxos_core::ask::AskEvent;
+use gen_paxos_core::log::{AppendError, LogEvent, Value};
+use gen_paxos_core::{Config, Event, Incarnation, LeaseName, Node, NodeId, Record, Timestamp};
+
+const LEASE: Duration = Duration::from_secs(1);
+const STEP: Duration = Duration::from_millis(5);
+
+fn lease() -> LeaseName {
+    LeaseName::new("db").expect("valid")
+}
+
+struct Host {
+    node: Node,
+    /// What the runtime made durable.
+    disk: Vec<Record>,
+    events: Vec<Event>,
+}
+
+/// Three nodes on a lossless network with instant delivery and instant, confirmed writes
+/// (unless `hold_writes`), stepping time by `STEP`.
+struct Cluster {
+    hosts: BTreeMap<NodeId, Host>,
+    now: Timestamp,
+    down: Vec<NodeId>,
+    hold_writes: bool,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+        let mut hosts = BTreeMap::new();
+        for &id in &ids {
+            hosts.insert(
+                id,
+                Host {
+                    node: start(id, &ids, Timestamp::ZERO, Vec::new()),
+                    disk: Vec::new(),
+                    events: Vec::new(),
+                },
+            );
+        }
+        Cluster {
+            hosts,
+            now: Timestamp::ZERO,
+            down: Vec::new(),
+            hold_writes: false,
+        }
+    }
+
+    /// Moves every output: writes (confirmed at once), events, messages; until quiet.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            let mut wire = Vec::new();
+            for (&id, host) in &mut self.hosts {
+                if self.down.contains(&id) {
+                    continue;
+                }
+                if !self.hold_writes {
+                    while let Some(req) = host.node.poll_persist() {
+                        host.disk.extend(req.records);
+                        host.node.handle_persisted(self.now, req.token);
+                        moved = true;
+                    }
+                }
+                while let Some(e) = host.node.poll_event() {
+                    host.events.push(e);
+                }
+                while let Some(t) = host.node.poll_transmit() {
+                    wire.push((id, t));
+                }
+                while host.node.poll_hello().is_some() {}
+            }
+            for (from, t) in wire {
+                moved = true;
+                if self.down.contains(&t.to) || self.down.contains(&from) {
+                    continue;
+                }
+                if let Some(host) = self.hosts.get_mut(&t.to) {
+                    let digest = host.node.fingerprint_digest();
+                    host.node.handle_message(self.now, from, digest, t.messages);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Advances time to `until`, firing timers on the way.
+    fn run_until(&mut self, until: Timestamp) {
+        while self.now < until {
+            self.now = self.now + STEP;
+            for (id, host) in &mut self.hosts {
+                if !self.down.contains(id) {
+                    host.node.handle_timeout(self.now);
+                }
+            }
+            self.pump();
+        }
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    fn master(&self) -> Option<NodeId> {
+        self.hosts
+            .iter()
+            .find(|(id, h)| !self.down.contains(id) && h.node.is_master(self.now, &lease()))
+            .map(|(id, _)| *id)
+    }
+
+    fn ready_master(&mut self) -> NodeId {
+        for _ in 0..2000 {
+            if let Some(m) = self.master()
+                && self.hosts[&m].node.is_ready(self.now, &lease())
+            {
+                return m;
+            }
+            self.run_for(STEP);
+        }
+        panic!("no ready master");
+    }
+
+    fn append(&mut self, id: NodeId, text: &str) -> Result<u64, AppendError> {
+        let now = self.now;
+        let r = self
+            .hosts
+            .get_mut(&id)
+            .map_or(Err(AppendError::NotMaster), |h| {
+                h.node.append(now, &lease(), text.as_bytes())
+            });
+        self.pump();
+        r
+    }
+
+    fn chosen(&self, id: NodeId) -> Vec<(u64, Value)> {
+        self.hosts[&id]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log {
+                    event: LogEvent::Chosen { slot, value },
+                    ..
+                } => Some((*slot, value.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn acked(&self, id: NodeId) -> Vec<u64> {
+        self.hosts[&id]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log {
+                    event: LogEvent::Appended { slot },
+                    ..
+                } => Some(*slot),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn start(id: NodeId, ids: &[NodeId], now: Timestamp, disk: Vec<Record>) -> Node {
+    let mut config = Config::new(id, ids.to_vec());
+    config.set_lease_duration(LEASE);
+    let mut node = Node::new(config, now, Incarnation(id.0 * 7 + now.as_nanos()), 1, id.0)
+        .expect("valid config");
+    node.restore(disk);
+    node.enable_log(&lease()).expect("a voter");
+    node.join(now, lease(), Some(3)).expect("joins");
+    node
+}
+
+fn data(text: &str) -> Value {
+    Value::Data(text.as_bytes().into())
+}
+
+#[test]
+fn the_master_recovers_then_appends_reach_every_replica_in_order() {
+    let mut c = Cluster::new();
+    assert_eq!(c.append(NodeId(1), "early"), Err(AppendError::NotMaster));
+    let m = c.ready_master();
+    for text in ["a", "b", "c"] {
+        assert!(c.append(m, text).is_ok());
+    }
+    c.run_for(Duration::from_millis(50));
+    assert_eq!(c.acked(m), vec![0, 1, 2]);
+    let want = vec![(0, data("a")), (1, data("b")), (2, data("c"))];
+    for id in (1..=3).map(NodeId) {
+        assert_eq!(c.chosen(id), want, "node {id}");
+    }
+    // R3: what an acceptor answered is on its disk.
+    let other = (1..=3)
+        .map(NodeId)
+        .find(|id| *id != m)
+        .expect("another node");
+    let accepted = c.hosts[&other]
+        .disk
+        .iter()
+        .filter(|r| matches!(r, Record::Accepted { .. }))
+        .count();
+    assert!(accepted >= 3, "{accepted} acceptances written");
+    // R7: a snapshot lets the entries below it go, never past what is known chosen.
+    let now = c.now;
+    let node = &mut c.hosts.get_mut(&other).expect("host").node;
+    assert_eq!(node.compact_log(now, &lease(), 2), 2);
+    assert_eq!(node.compact_log(now, &lease(), 99), 3);
+}
+
+#[test]
+fn acknowledged_appends_survive_a_crash_of_the_master_and_a_restart_from_disk() {
+    let mut c = Cluster::new();
+    let first = c.ready_master();
+    for text in ["a", "b"] {
+        assert!(c.append(first, text).is_ok());
+    }
+    c.run_for(Duration::from_millis(20));
+    assert_eq!(c.acked(first), vec![0, 1]);
+    // The master crashes; another is elected after the lease and recovers the log.
+    c.down.push(first);
+    c.run_for(LEASE * 3);
+    let second = c.ready_master();
+    assert_ne!(second, first);
+    assert_eq!(c.chosen(second)[..2], [(0, data("a")), (1, data("b"))]);
+    assert!(c.append(second, "c").is_ok());
+    c.run_for(Duration::from_millis(20));
+    let slots: Vec<u64> = c.acked(second);
+    assert_eq!(
+        slots.last(),
+        Some(&2),
+        "after the recovered entries, not over them"
+    );
+    // The old master restarts from its disk and catches up.
+    let disk = c.hosts[&first].disk.clone();
+    let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+    let now = c.now;
+    let host = c.hosts.get_mut(&first).expect("host");
+    host.node = start(first, &ids, now, disk);
+    host.events.clear();
+    c.down.clear();
+    assert!(c.append(second, "d").is_ok());
+    c.run_for(Duration::from_millis(100));
+    let replayed: Vec<Value> = c.chosen(first).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(replayed, vec![data("a"), data("b"), data("c"), data("d")]);
+}
+
+#[test]
+fn no_reply_leaves_before_the_runtime_confirms_the_write() {
+    let mut c = Cluster::new();
+    let m = c.ready_master();
+    c.hold_writes = true;
+    assert!(c.append(m, "x").is_ok());
+    c.run_for(Duration::from_millis(50));
+    assert!(
+        c.acked(m).is_empty(),
+        "no acceptance was durable, so none was sent"
+    );
+    c.hold_writes = false;
+    c.run_for(Duration::from_millis(50));
+    assert_eq!(c.acked(m), vec![0]);
+}
+
+#[test]
+fn ask_answers_the_same_value_on_every_node() {
+    let mut c = Cluster::new();
+    c.run_for(LEASE * 2);
+    let key = LeaseName::new("config").expect("valid");
+    let now = c.now;
+    for (id, value) in [(1, "one"), (2, "two"), (3, "three")] {
+        let host = c.hosts.get_mut(&NodeId(id)).expect("host");
+        host.node.ask(now, &key, value.as_bytes());
+    }
+    c.run_for(Duration::from_millis(500));
+    let answers: Vec<Vec<u8>> = (1..=3)
+        .map(NodeId)
+        .filter_map(|id| {
+            c.hosts[&id].events.iter().find_map(|e| match e {
+                Event::Ask(AskEvent::Decided { value, .. }) => Some(value.to_vec()),
+                _ => None,
+            })
+        })
+        .collect();
+    assert_eq!(answers.len(), 3, "every node got an answer");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    // Every node was told the decision: a local read (maybe stale) has it too.
+    for id in (1..=3).map(NodeId) {
+        let (instance, value) = c.hosts[&id].node.ask_local(&key);
+        assert_eq!(
+            (instance, value.map(|v| v.to_vec())),
+            (0, Some(answers[0].clone()))
+        );
+    }
+}
