@@ -12,6 +12,10 @@
 //! with time and host) and prints `digest=<hex>`: a refactoring that must not change
 //! behaviour gives the same digest for the same seeds.
 //!
+//! The replicated log (on the first lease) and `ask` run by default, with a client
+//! workload, durable storage per host and their checks; `--no-log` runs the leases alone,
+//! exactly as versions before the log did (same digests for the same seeds).
+//!
 //! `--split` simulates a misconfigured cluster (two voter sets sharing one node; see
 //! `SimConfig::split`) instead of `--nodes` voters.
 //!
@@ -41,12 +45,13 @@ struct Args {
     quiet: bool,
     split: bool,
     digest: bool,
+    log: bool,
 }
 
 fn usage() -> String {
     let rules: Vec<&str> = UnsafeRule::ALL.iter().map(|(n, _)| *n).collect();
     format!(
-        "usage: sim [--seeds N] [--seed S | --first S] [--nodes K | --split] [--rho R] [--unsafe RULE] [--trace] [--quiet] [--digest]\n\
+        "usage: sim [--seeds N] [--seed S | --first S] [--nodes K | --split] [--rho R] [--unsafe RULE] [--trace] [--quiet] [--digest] [--no-log]\n\
          RULE is one of: {}",
         rules.join(", ")
     )
@@ -63,6 +68,7 @@ fn parse() -> Result<Args, String> {
         quiet: false,
         split: false,
         digest: false,
+        log: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -91,6 +97,7 @@ fn parse() -> Result<Args, String> {
             "--quiet" => args.quiet = true,
             "--split" => args.split = true,
             "--digest" => args.digest = true,
+            "--no-log" => args.log = false,
             "-h" | "--help" => return Err(usage()),
             other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
@@ -122,6 +129,7 @@ fn main() -> ExitCode {
         c.trace = trace;
         c.split = args.split;
         c.digest = args.digest;
+        c.log = args.log && !args.split;
         c
     };
     let replay = |seed: u64| {
@@ -135,6 +143,9 @@ fn main() -> ExitCode {
         if args.split {
             cmd.push_str(" --split");
         }
+        if !args.log {
+            cmd.push_str(" --no-log");
+        }
         cmd
     };
     let started = Instant::now();
@@ -142,6 +153,7 @@ fn main() -> ExitCode {
     let mut worst_recovery = Duration::ZERO;
     let mut shown = 0;
     let mut digest = 0u64;
+    let mut acks = 0u64;
     for seed in args.first..args.first + args.seeds {
         let report = run(&config(seed, args.trace));
         steps += report.steps;
@@ -149,6 +161,7 @@ fn main() -> ExitCode {
             .wrapping_mul(0x100_0000_01b3)
             .rotate_left(17);
         deliveries += report.deliveries;
+        acks += report.log_acks;
         worst_recovery = worst_recovery.max(report.recovery.unwrap_or_default());
         let failed = !report.violations.is_empty() || report.liveness_failure.is_some();
         if !report.violations.is_empty() {
@@ -202,6 +215,9 @@ fn main() -> ExitCode {
         deliveries as f64 / secs.max(1e-9),
         secs
     );
+    if args.log && !args.split {
+        println!("log: appends acknowledged={acks}");
+    }
     if args.digest {
         println!("digest={digest:016x}");
     }

@@ -229,3 +229,27 @@ fn checker_catches_no_fingerprint() {
         );
     }
 }
+
+/// The replicated log and `ask` under every fault: no slot chosen twice differently, every
+/// replica in order, every acknowledged append chosen where it was acknowledged, `ask`
+/// answers agreeing, and appends acknowledged again after healing.
+#[test]
+fn the_log_and_ask_stay_consistent_and_recover_over_200_seeds() {
+    for nodes in [3, 5] {
+        let mut acks = 0;
+        for seed in 0..seeds(200) {
+            let mut c = SimConfig::new(seed, nodes);
+            c.log = true;
+            let r = run(&c);
+            assert!(
+                r.violations.is_empty() && r.liveness_failure.is_none(),
+                "seed {seed}, {nodes} nodes: {:?} {:?}\nreplay: {} (the example runs the log by default)",
+                r.violations,
+                r.liveness_failure,
+                replay(&r, nodes, None)
+            );
+            acks += r.log_acks;
+        }
+        assert!(acks > seeds(200) * 50, "only {acks} appends acknowledged");
+    }
+}

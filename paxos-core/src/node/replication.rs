@@ -415,13 +415,16 @@ impl Node {
             .map(|(n, _)| n.clone())
             .collect();
         for lease in names {
+            let master = self.is_master(now, &lease);
             let mut fx = Effects::default();
-            if let Some(p) = self
-                .replication
-                .logs
-                .get_mut(&lease)
-                .and_then(|l| l.proposer.as_mut())
+            if let Some(log) = self.replication.logs.get_mut(&lease)
+                && let Some(p) = log.proposer.as_mut()
             {
+                // R1/R2: the lease holder whose tenure a higher log ballot ended (or
+                // never began) recovers again, with a counter above what it heard.
+                if master && p.ballot().is_none() {
+                    p.start(now, log.learner.applied(), &mut fx);
+                }
                 p.flush(&mut fx);
             }
             self.apply_log(&lease, fx);

@@ -54,4 +54,6 @@ pub(super) struct Host {
     pub(super) wall_skew_ms: i64,
     /// When it last sent a Prepare (real time): it is probably mid-attempt.
     pub(super) last_prepare: u64,
+    /// Its disk (the log and `ask`).
+    pub(super) storage: super::replica::Storage,
 }

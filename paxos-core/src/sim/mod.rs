@@ -38,6 +38,7 @@ mod host;
 mod network;
 mod nodes;
 mod queue;
+mod replica;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -80,6 +81,10 @@ pub struct SimConfig {
     /// nothing crashes, pauses or is cut off: the fingerprint rule needs the shared node 3
     /// to be reachable (a split whose groups share no reachable node is undetectable).
     pub split: bool,
+    /// Run the replicated log (on the first lease) and `ask` with a client workload,
+    /// durable storage per host, and their checks (see `replica.rs`). Off, a run is
+    /// exactly the lease-only run of earlier versions (same digests for the same seeds).
+    pub log: bool,
     /// Break one protocol rule on purpose.
     #[cfg(feature = "unsafe-rules")]
     pub unsafe_rule: Option<UnsafeRule>,
@@ -97,6 +102,7 @@ impl SimConfig {
             trace: false,
             digest: false,
             split: false,
+            log: false,
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: None,
         }
@@ -144,6 +150,8 @@ pub struct SimReport {
     pub elections: u64,
     /// The last notable steps, when `trace` was set.
     pub trace: Vec<String>,
+    /// With [`SimConfig::log`]: appends acknowledged.
+    pub log_acks: u64,
     /// With [`SimConfig::digest`]: a hash of every event, message, hello and wake-up time
     /// of every node, with the simulated time and host of each; 0 otherwise.
     pub digest: u64,
@@ -209,6 +217,8 @@ struct Sim<'a> {
     checker: Checker,
     report: SimReport,
     trace: VecDeque<String>,
+    /// The log and `ask` workload and checks, with [`SimConfig::log`].
+    replica: Option<replica::Replicated>,
 }
 
 const TRACE_LINES: usize = 80;
@@ -286,6 +296,7 @@ impl<'a> Sim<'a> {
                     timer_at: u64::MAX,
                     wall_skew_ms: rng.below(201) as i64 - 100,
                     last_prepare: 0,
+                    storage: Default::default(),
                 }
             })
             .collect();
@@ -323,8 +334,10 @@ impl<'a> Sim<'a> {
                 recovery: None,
                 elections: 0,
                 trace: Vec::new(),
+                log_acks: 0,
                 digest: 0xcbf2_9ce4_8422_2325,
             },
+            replica: cfg.log.then(|| replica::Replicated::new(cfg.seed)),
             trace: VecDeque::new(),
         }
     }
@@ -371,6 +384,7 @@ impl<'a> Sim<'a> {
             nanos(self.cfg.lease_duration) / 2 + self.rng.below(nanos(self.cfg.lease_duration));
         self.push(first_fault, Ev::Fault);
         self.push(self.heal_at, Ev::Heal);
+        self.start_workload();
         while let Some(Reverse(q)) = self.queue.pop() {
             if q.at > self.end_at {
                 break;
@@ -416,6 +430,14 @@ impl<'a> Sim<'a> {
                     }
                 }
             }
+            if self.report.liveness_failure.is_none() {
+                // The log recovers after the lease: an election, then a round or two.
+                let log_bound = nanos(bound) + 500_000_000;
+                self.report.liveness_failure = self.log_liveness(log_bound);
+            }
+        }
+        if let Some(r) = &self.replica {
+            self.report.log_acks = r.acks;
         }
         self.report.trace = self.trace.into_iter().collect();
         self.report
@@ -443,6 +465,8 @@ impl<'a> Sim<'a> {
                 self.pump(host);
             }
             Ev::Fault => self.fault(),
+            Ev::Client { host } => self.client(host),
+            Ev::Synced { host, epoch, token } => self.synced(host, epoch, token),
             Ev::Restart { host, epoch } => {
                 if self.hosts[host].epoch == epoch && self.hosts[host].node.is_none() {
                     self.start_node(host);

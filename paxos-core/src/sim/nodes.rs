@@ -79,6 +79,8 @@ impl Sim<'_> {
             }
         };
         node.record_accepts();
+        self.start_replica(host, &mut node);
+        let h = &self.hosts[host];
         for lease in &self.leases {
             if let Err(e) = node.join(local, lease.clone(), h.priority) {
                 self.checker
@@ -107,6 +109,7 @@ impl Sim<'_> {
         h.timer_at = u64::MAX;
         let epoch = h.epoch;
         let voter = h.voter;
+        self.crash_replica(host);
         self.checker.end_all_claims(self.now, host);
         if voter {
             // Its acceptor state is gone from this instant, not from the restart.
@@ -177,9 +180,12 @@ impl Sim<'_> {
                         )
                     });
                 }
+                Event::Log { event, .. } => self.log_event(host, &event),
+                Event::Ask(event) => self.ask_event(host, &event),
                 _ => {}
             }
         }
+        self.take_writes(host);
         let digest = self.hosts[host]
             .node
             .as_ref()

@@ -38,6 +38,16 @@ pub(super) enum Ev {
         generation: u64,
     },
     Heal,
+    /// A client request on a host (the log and `ask` workload).
+    Client {
+        host: usize,
+    },
+    /// A host's write `token` reaches its disk.
+    Synced {
+        host: usize,
+        epoch: u64,
+        token: u64,
+    },
 }
 
 pub(super) struct Queued {

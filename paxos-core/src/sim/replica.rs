@@ -1,0 +1,312 @@
+//! The replicated log and `ask` in the simulation ([`super::SimConfig::log`]): durable
+//! storage per host (kept across crashes; a write not yet synced when the host crashes is
+//! lost), a client workload (the master appends, everyone asks, gets and now and then
+//! forgets), and the checks on what was chosen:
+//! - no two different values chosen for one slot, and every replica delivers the slots in
+//!   order from its start, once each;
+//! - every acknowledged append is the value chosen at the slot it was acknowledged at;
+//! - `ask` answers agree per key and instance;
+//! - after healing, an append is acknowledged again within the liveness bound.
+
+use std::collections::HashMap;
+
+use crate::ask::{AskEvent, AskValue, Instance};
+use crate::durable::Record;
+use crate::id::LeaseName;
+use crate::log::{LogEvent, Slot, Value};
+use crate::node::Node;
+use crate::rng::Rng;
+
+use super::Sim;
+use super::checker::ms;
+use super::queue::Ev;
+
+/// One host's storage.
+#[derive(Debug, Default)]
+pub(super) struct Storage {
+    /// Synced: survives a crash.
+    pub(super) disk: Vec<Record>,
+    /// Written, not synced yet: lost by a crash.
+    pub(super) unsynced: Vec<(u64, Vec<Record>)>,
+}
+
+/// The workload and the log's checks of one run.
+#[derive(Debug)]
+pub(super) struct Replicated {
+    rng: Rng,
+    next_value: u64,
+    /// Appends in flight: (host, epoch, slot) → value.
+    pending: HashMap<(usize, u64, Slot), Value>,
+    /// Every slot chosen so far.
+    chosen: HashMap<Slot, Value>,
+    /// Per (host, epoch): the next slot it must deliver.
+    next: HashMap<(usize, u64), Slot>,
+    asks: HashMap<(LeaseName, Instance), AskValue>,
+    keys: Vec<LeaseName>,
+    pub(super) acks: u64,
+    pub(super) first_ack_after_heal: Option<u64>,
+}
+
+impl Replicated {
+    pub(super) fn new(seed: u64) -> Replicated {
+        Replicated {
+            rng: Rng::new(seed ^ 0x10C0_FFEE),
+            next_value: 0,
+            pending: HashMap::new(),
+            chosen: HashMap::new(),
+            next: HashMap::new(),
+            asks: HashMap::new(),
+            keys: (0..3)
+                .map(|i| LeaseName::new(format!("key-{i}")).expect("static keys are valid"))
+                .collect(),
+            acks: 0,
+            first_ack_after_heal: None,
+        }
+    }
+}
+
+impl Sim<'_> {
+    /// The lease whose log the workload uses (the first; the others stay lease-only).
+    fn log_lease(&self) -> LeaseName {
+        self.leases[0].clone()
+    }
+
+    /// A node starts: it gets its disk back and keeps a log for the first lease.
+    pub(super) fn start_replica(&mut self, host: usize, node: &mut Node) {
+        if self.replica.is_none() {
+            return;
+        }
+        node.restore(self.hosts[host].storage.disk.clone());
+        if self.hosts[host].voter {
+            let lease = self.log_lease();
+            if let Err(e) = node.enable_log(&lease) {
+                self.checker
+                    .violations
+                    .push(format!("node {} cannot keep a log: {e}", host + 1));
+            }
+        }
+    }
+
+    /// A crash loses what was written and not synced.
+    pub(super) fn crash_replica(&mut self, host: usize) {
+        self.hosts[host].storage.unsynced.clear();
+    }
+
+    /// The first client requests, one per host.
+    pub(super) fn start_workload(&mut self) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let first: Vec<u64> = (0..self.hosts.len())
+            .map(|_| 5_000_000 + r.rng.below(50_000_000))
+            .collect();
+        for (host, at) in first.into_iter().enumerate() {
+            self.push(at, Ev::Client { host });
+        }
+    }
+
+    /// A client request on `host`: the master appends; anyone asks, gets or forgets.
+    pub(super) fn client(&mut self, host: usize) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let next = self.now + 10_000_000 + r.rng.below(40_000_000);
+        let roll = r.rng.below(100);
+        let key = r.keys[r.rng.below(r.keys.len() as u64) as usize].clone();
+        r.next_value += 1;
+        let text = format!("h{}.{}", host + 1, r.next_value);
+        self.push(next, Ev::Client { host });
+        let h = &self.hosts[host];
+        if h.paused || h.node.is_none() || !h.voter {
+            return;
+        }
+        let local = h.clock.local(self.now);
+        let epoch = h.epoch;
+        let lease = self.log_lease();
+        let Some(node) = self.node_mut(host) else {
+            return;
+        };
+        if roll < 70 {
+            if node.is_master(local, &lease) {
+                let result = node.append(local, &lease, text.as_bytes());
+                if let Ok(slot) = result
+                    && let Some(r) = self.replica.as_mut()
+                {
+                    r.pending
+                        .insert((host, epoch, slot), Value::Data(text.as_bytes().into()));
+                }
+                self.note(|| format!("node {} appends {text}: {result:?}", host + 1));
+            }
+        } else if roll < 90 {
+            node.ask(local, &key, text.as_bytes());
+        } else if roll < 98 {
+            node.get(local, &key);
+        } else {
+            node.forget(local, &key);
+        }
+        self.report.steps += 1;
+        self.pump(host);
+    }
+
+    /// Takes the node's writes: written now, synced a little later.
+    pub(super) fn take_writes(&mut self, host: usize) {
+        if self.replica.is_none() {
+            return;
+        }
+        let mut requests = Vec::new();
+        if let Some(node) = self.hosts[host].node.as_mut() {
+            while let Some(req) = node.poll_persist() {
+                requests.push(req);
+            }
+        }
+        for req in requests {
+            let Some(r) = self.replica.as_mut() else {
+                return;
+            };
+            let delay = 50_000 + r.rng.below(1_000_000);
+            let epoch = self.hosts[host].epoch;
+            self.hosts[host]
+                .storage
+                .unsynced
+                .push((req.token, req.records));
+            self.push(
+                self.now + delay,
+                Ev::Synced {
+                    host,
+                    epoch,
+                    token: req.token,
+                },
+            );
+        }
+    }
+
+    /// A write of `host` is synced: onto the disk, and the node hears so.
+    pub(super) fn synced(&mut self, host: usize, epoch: u64, token: u64) {
+        let h = &mut self.hosts[host];
+        if h.epoch != epoch || h.node.is_none() {
+            return;
+        }
+        if h.paused {
+            // The process is frozen: it learns of the sync when it resumes.
+            self.push(self.now + 1_000_000, Ev::Synced { host, epoch, token });
+            return;
+        }
+        let done: Vec<(u64, Vec<Record>)> = {
+            let (done, rest) = std::mem::take(&mut h.storage.unsynced)
+                .into_iter()
+                .partition(|(t, _)| *t <= token);
+            h.storage.unsynced = rest;
+            done
+        };
+        for (_, records) in done {
+            h.storage.disk.extend(records);
+        }
+        let local = h.clock.local(self.now);
+        if let Some(node) = self.node_mut(host) {
+            node.handle_persisted(local, token);
+        }
+        self.report.steps += 1;
+        self.pump(host);
+    }
+
+    /// Checks one log event of `host`.
+    pub(super) fn log_event(&mut self, host: usize, event: &LogEvent) {
+        let epoch = self.hosts[host].epoch;
+        let (now, healed, heal_at) = (self.now, self.healed, self.heal_at);
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let mut violation = None;
+        match event {
+            LogEvent::Chosen { slot, value } => {
+                let next = r.next.entry((host, epoch)).or_insert(0);
+                if *slot != *next {
+                    violation = Some(format!(
+                        "node {} delivered slot {slot} when slot {next} was next",
+                        host + 1
+                    ));
+                }
+                *next = slot + 1;
+                match r.chosen.get(slot) {
+                    Some(had) if had != value => {
+                        violation = Some(format!(
+                            "slot {slot}: node {} delivered {value:?}, another {had:?}",
+                            host + 1
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        r.chosen.insert(*slot, value.clone());
+                    }
+                }
+            }
+            LogEvent::Appended { slot } => {
+                if let Some(value) = r.pending.remove(&(host, epoch, *slot)) {
+                    if r.chosen.get(slot) != Some(&value) {
+                        violation = Some(format!(
+                            "node {} acknowledged {value:?} at slot {slot}, but {:?} is chosen",
+                            host + 1,
+                            r.chosen.get(slot)
+                        ));
+                    }
+                    r.acks += 1;
+                    if healed && now >= heal_at && r.first_ack_after_heal.is_none() {
+                        r.first_ack_after_heal = Some(now);
+                    }
+                }
+            }
+            LogEvent::AppendFailed { slot, .. } => {
+                r.pending.remove(&(host, epoch, *slot));
+            }
+            LogEvent::Ready { chosen } => {
+                let chosen = *chosen;
+                self.note(|| format!("node {} log ready, slots below {chosen} chosen", host + 1));
+            }
+        }
+        if let Some(v) = violation {
+            self.note(|| format!("VIOLATION {v}"));
+            self.checker.violations.push(v);
+        }
+    }
+
+    /// Checks one `ask` answer of `host`.
+    pub(super) fn ask_event(&mut self, host: usize, event: &AskEvent) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        if let AskEvent::Decided {
+            key,
+            instance,
+            value,
+        } = event
+        {
+            match r.asks.get(&(key.clone(), *instance)) {
+                Some(had) if had != value => {
+                    let v = format!(
+                        "{key} instance {instance}: node {} was answered {value:?}, another {had:?}",
+                        host + 1
+                    );
+                    self.checker.violations.push(v);
+                }
+                Some(_) => {}
+                None => {
+                    r.asks.insert((key.clone(), *instance), value.clone());
+                }
+            }
+        }
+    }
+
+    /// After healing, appends must be acknowledged again within `bound` (nanoseconds).
+    pub(super) fn log_liveness(&self, bound: u64) -> Option<String> {
+        let r = self.replica.as_ref()?;
+        match r.first_ack_after_heal {
+            Some(at) if at <= self.heal_at + bound => None,
+            Some(at) => Some(format!(
+                "the log acknowledged again {} after healing, bound {}",
+                ms(at - self.heal_at),
+                ms(bound)
+            )),
+            None => Some("the log acknowledged no append after healing".into()),
+        }
+    }
+}
