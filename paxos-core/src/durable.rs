@@ -139,6 +139,8 @@ pub(crate) struct Gate<T> {
     held: VecDeque<(u64, T)>,
     /// A write failed: this node's durable state is in doubt.
     failed: bool,
+    /// Unsafe `reply-before-persist`: nothing is held back.
+    leaky: bool,
 }
 
 impl<T> Default for Gate<T> {
@@ -150,11 +152,20 @@ impl<T> Default for Gate<T> {
             confirmed: 0,
             held: VecDeque::new(),
             failed: false,
+            leaky: false,
         }
     }
 }
 
 impl<T> Gate<T> {
+    /// A gate; a `leaky` one (the unsafe `reply-before-persist`) holds nothing back.
+    pub(crate) fn leaky(leaky: bool) -> Self {
+        Gate {
+            leaky,
+            ..Gate::default()
+        }
+    }
+
     /// Adds a record to make durable before anything produced from now on leaves.
     pub(crate) fn record(&mut self, record: Record) {
         self.open.push(record);
@@ -171,7 +182,7 @@ impl<T> Gate<T> {
         if self.failed {
             return None;
         }
-        if wait_for <= self.confirmed {
+        if wait_for <= self.confirmed || self.leaky {
             Some(item)
         } else {
             self.held.push_back((wait_for, item));

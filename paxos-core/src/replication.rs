@@ -15,6 +15,7 @@ use crate::log::learner::LogLearner;
 use crate::log::proposer::LogProposer;
 use crate::log::{LogBallot, LogLimits};
 use crate::message::Envelope;
+use crate::unsafe_rules::UnsafeRule;
 
 /// A log counter above this is forged or corrupt: honest counters grow by one per tenure.
 pub(crate) const MAX_LOG_COUNTER: u64 = 1 << 48;
@@ -57,8 +58,9 @@ impl Replication {
                 &setup.voters,
                 setup.timing.retransmit,
                 &[],
+                setup.rules,
             ),
-            gate: Gate::default(),
+            gate: Gate::leaky(setup.rules.breaks(UnsafeRule::ReplyBeforePersist)),
         }
     }
 
@@ -66,8 +68,13 @@ impl Replication {
     pub(crate) fn restore(&mut self, setup: &Setup, records: Vec<Record>) {
         self.ask_acceptors =
             AskAcceptors::restore(MAX_LOG_NAMES, self.limits.max_value_len, &records);
-        self.ask_proposers =
-            AskProposers::restore(setup.id, &setup.voters, setup.timing.retransmit, &records);
+        self.ask_proposers = AskProposers::restore(
+            setup.id,
+            &setup.voters,
+            setup.timing.retransmit,
+            &records,
+            setup.rules,
+        );
         for record in records {
             if matches!(
                 record,
@@ -96,8 +103,12 @@ impl Replication {
             }
             let records = self.restored.get(lease).map_or(&[][..], Vec::as_slice);
             let acceptor = LogAcceptor::restore(self.limits, lease, records);
-            let learner =
-                LogLearner::new(self.limits, setup.timing.retransmit, acceptor.snapshot());
+            let learner = LogLearner::new(
+                self.limits,
+                setup.timing.retransmit,
+                acceptor.snapshot(),
+                setup.rules,
+            );
             self.logs.insert(
                 lease.clone(),
                 LeaseLog {
@@ -125,6 +136,7 @@ impl Replication {
                 limits,
                 setup.timing.retransmit,
                 &records,
+                setup.rules,
             ));
         }
         true

@@ -45,6 +45,28 @@ pub enum UnsafeRule {
     /// clock only from process start, and abandoned attempts are not released. Shows that the violations
     /// of `late-timer` and `stale-owner-open` come from the rule they name.
     Baseline,
+    /// Log mistake 1: the master appends without recovery (no Phase 1 at all).
+    SkipRecovery,
+    /// Log mistake 1: recovery learns the accepted values but re-proposes none of them;
+    /// appends go into slots that may already hold a value.
+    NoRepair,
+    /// Log mistake 2: repair takes the lowest-ballot value reported, not the highest.
+    RepairAnyValue,
+    /// Log mistake 3: Promise and Accepted leave before their records are durable.
+    ReplyBeforePersist,
+    /// Log mistake 4: a host that lost its disk answers as a log and `ask` acceptor again
+    /// (a simulator setting: crashes lose the disk).
+    ForgetfulAcceptor,
+    /// Log mistake 6: a restarted proposer forgets its log (and `ask`) counters and reuses
+    /// ballots.
+    ReuseLogBallot,
+    /// Log mistake 7: Accepted messages are counted, not distinct acceptors.
+    CountDuplicateAccepts,
+    /// Log mistake 8: a replica applies what its acceptor accepted below the commit under
+    /// any ballot, not only the committing one.
+    ApplyUnchosen,
+    /// Log mistake 10: `ask` answers a value an acceptor reports accepted, not chosen.
+    AskUnchosen,
 }
 
 #[cfg(feature = "unsafe-rules")]
@@ -61,7 +83,7 @@ impl UnsafeRule {
 #[cfg(feature = "unsafe-rules")]
 impl UnsafeRule {
     /// Every switch, with its command-line name.
-    pub const ALL: [(&'static str, UnsafeRule); 13] = [
+    pub const ALL: [(&'static str, UnsafeRule); 22] = [
         ("late-timer", UnsafeRule::LateTimer),
         ("no-quarantine", UnsafeRule::NoQuarantine),
         ("count-duplicates", UnsafeRule::CountDuplicates),
@@ -75,6 +97,15 @@ impl UnsafeRule {
         ("no-fingerprint", UnsafeRule::NoFingerprint),
         ("early-prune", UnsafeRule::EarlyPrune),
         ("baseline", UnsafeRule::Baseline),
+        ("skip-recovery", UnsafeRule::SkipRecovery),
+        ("no-repair", UnsafeRule::NoRepair),
+        ("repair-any-value", UnsafeRule::RepairAnyValue),
+        ("reply-before-persist", UnsafeRule::ReplyBeforePersist),
+        ("forgetful-acceptor", UnsafeRule::ForgetfulAcceptor),
+        ("reuse-log-ballot", UnsafeRule::ReuseLogBallot),
+        ("count-duplicate-accepts", UnsafeRule::CountDuplicateAccepts),
+        ("apply-unchosen", UnsafeRule::ApplyUnchosen),
+        ("ask-unchosen", UnsafeRule::AskUnchosen),
     ];
 
     /// Parses a command-line name such as `late-timer`.

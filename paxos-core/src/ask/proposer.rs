@@ -11,6 +11,7 @@ use crate::id::{LeaseName, NodeId};
 use crate::log::{LogBallot, To};
 use crate::rng::Rng;
 use crate::time::Timestamp;
+use crate::unsafe_rules::{Rules, UnsafeRule};
 
 #[derive(Debug)]
 struct Request {
@@ -49,6 +50,7 @@ pub(crate) struct AskProposers {
     forgets: HashMap<LeaseName, Forgetting>,
     /// The open instance of each key as far as this node knows.
     instances: HashMap<LeaseName, Instance>,
+    rules: Rules,
 }
 
 fn bit(voter: usize) -> u64 {
@@ -66,6 +68,7 @@ impl AskProposers {
         voters: &[NodeId],
         retransmit: Duration,
         records: impl IntoIterator<Item = &'a Record>,
+        rules: Rules,
     ) -> AskProposers {
         let mut voters = voters.to_vec();
         voters.sort_unstable();
@@ -74,6 +77,8 @@ impl AskProposers {
         let mut instances: HashMap<LeaseName, Instance> = HashMap::new();
         for record in records {
             match record {
+                // Unsafe `reuse-log-ballot`: a restart forgets the counters.
+                Record::AskCounter { .. } if rules.breaks(UnsafeRule::ReuseLogBallot) => {}
                 Record::AskCounter { key, counter } => {
                     let c = counters.entry(key.clone()).or_default();
                     *c = (*c).max(*counter);
@@ -86,6 +91,7 @@ impl AskProposers {
             }
         }
         AskProposers {
+            rules,
             me,
             majority: voters.len() / 2 + 1,
             voters,
@@ -201,6 +207,12 @@ impl AskProposers {
                     .filter(|r| r.ballot == ballot && r.instance == instance)
                 else {
                     return;
+                };
+                // Unsafe `ask-unchosen`: an accepted value is taken for the decision.
+                let decided = if self.rules.breaks(UnsafeRule::AskUnchosen) {
+                    decided.or_else(|| accepted.as_ref().map(|(_, v)| v.clone()))
+                } else {
+                    decided
                 };
                 if let Some(value) = decided {
                     // The acceptor was told the decision: it is chosen, answer it.

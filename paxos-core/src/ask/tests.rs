@@ -12,6 +12,7 @@ use crate::id::{LeaseName, NodeId};
 use crate::log::To;
 use crate::rng::Rng;
 use crate::time::Timestamp;
+use crate::unsafe_rules::Rules;
 
 const RETRANSMIT: Duration = Duration::from_millis(10);
 
@@ -45,7 +46,7 @@ impl Cluster {
             .iter()
             .map(|&id| Node {
                 acceptors: AskAcceptors::restore(16, 1024, &[]),
-                proposers: AskProposers::restore(id, &ids, RETRANSMIT, &[]),
+                proposers: AskProposers::restore(id, &ids, RETRANSMIT, &[], Rules::default()),
                 events: Vec::new(),
                 records: Vec::new(),
             })

@@ -10,6 +10,7 @@ use super::acceptor::LogAcceptor;
 use super::{Effects, LogBallot, LogEvent, LogLimits, LogMessage, Slot, To, Value};
 use crate::id::NodeId;
 use crate::time::Timestamp;
+use crate::unsafe_rules::{Rules, UnsafeRule};
 
 /// The learner of one lease on one node.
 #[derive(Debug)]
@@ -26,13 +27,20 @@ pub(crate) struct LogLearner {
     commit: Slot,
     /// No second fetch before this.
     next_fetch: Timestamp,
+    rules: Rules,
 }
 
 impl LogLearner {
     /// A learner that delivers from `applied` on (0, or the end of the snapshot the
     /// application holds).
-    pub(crate) fn new(limits: LogLimits, retransmit: Duration, applied: Slot) -> LogLearner {
+    pub(crate) fn new(
+        limits: LogLimits,
+        retransmit: Duration,
+        applied: Slot,
+        rules: Rules,
+    ) -> LogLearner {
         LogLearner {
+            rules,
             limits,
             retransmit,
             applied,
@@ -93,11 +101,13 @@ impl LogLearner {
     ) {
         let commit = commit.min(self.applied.saturating_add(self.limits.window));
         self.commit = self.commit.max(commit);
+        // Unsafe `apply-unchosen`: whatever was accepted below the commit counts.
+        let any = self.rules.breaks(UnsafeRule::ApplyUnchosen);
         let mut slot = self.applied;
         while slot < commit {
             if let Entry::Vacant(vacant) = self.pending.entry(slot)
                 && let Some((b, value)) = acceptor.entry(slot)
-                && *b == ballot
+                && (*b == ballot || any)
             {
                 vacant.insert(value.clone());
             }

@@ -10,6 +10,7 @@ use super::{To, Value};
 use crate::durable::Record;
 use crate::id::{LeaseName, NodeId};
 use crate::time::Timestamp;
+use crate::unsafe_rules::{Rules, UnsafeRule};
 
 /// A voter's Promise (the fields of [`LogMessage::Promise`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,8 @@ struct InFlight {
     value: Value,
     /// The voters (by index) that accepted it under the current ballot.
     accepted: u64,
+    /// Accepted messages counted (only the `count-duplicate-accepts` switch uses it).
+    replies: usize,
 }
 
 /// Phase 1 of a tenure.
@@ -85,6 +88,7 @@ pub(crate) struct LogProposer {
     /// The highest log ballot counter used or heard of.
     counter: u64,
     state: State,
+    rules: Rules,
 }
 
 fn bit(voter: usize) -> u64 {
@@ -104,6 +108,7 @@ impl LogProposer {
         limits: LogLimits,
         retransmit: Duration,
         records: impl IntoIterator<Item = &'a Record>,
+        rules: Rules,
     ) -> LogProposer {
         let mut voters = voters.to_vec();
         voters.sort_unstable();
@@ -116,7 +121,14 @@ impl LogProposer {
             })
             .max()
             .unwrap_or(0);
+        // Unsafe `reuse-log-ballot`: a restart forgets the counter.
+        let counter = if rules.breaks(UnsafeRule::ReuseLogBallot) {
+            0
+        } else {
+            counter
+        };
         LogProposer {
+            rules,
             majority: voters.len() / 2 + 1,
             lease,
             me,
@@ -168,6 +180,22 @@ impl LogProposer {
             lease: self.lease.clone(),
             counter,
         });
+        if self.rules.breaks(UnsafeRule::SkipRecovery) {
+            // Unsafe `skip-recovery`: ready at once, appending from `from`.
+            fx.acks.push(LogEvent::Ready { chosen: from });
+            self.state = State::Active(Active {
+                ballot,
+                ready: true,
+                repair_end: from,
+                commit: from,
+                commit_sent: from,
+                next: from,
+                unsent: from,
+                inflight: BTreeMap::new(),
+                next_retransmit: now + self.retransmit,
+            });
+            return;
+        }
         fx.sends
             .push((To::Voters, LogMessage::Prepare { ballot, from }));
         self.state = State::Recovering(Recovery {
@@ -221,8 +249,13 @@ impl LogProposer {
             if slot < r.from {
                 continue;
             }
-            // Keep the value of the highest ballot reported for the slot (R2).
-            let keep = r.reported.get(&slot).is_none_or(|(had, _)| b > *had);
+            // Keep the value of the highest ballot reported for the slot (R2); the unsafe
+            // `repair-any-value` keeps the lowest.
+            let any = self.rules.breaks(UnsafeRule::RepairAnyValue);
+            let keep = r
+                .reported
+                .get(&slot)
+                .is_none_or(|(had, _)| if any { b < *had } else { b > *had });
             if keep {
                 r.reported.insert(slot, (b, value));
             }
@@ -255,13 +288,26 @@ impl LogProposer {
             .reported
             .last_key_value()
             .map_or(start, |(slot, _)| (slot + 1).max(start));
+        // Unsafe `no-repair`: what was found is not re-proposed; appends start over it.
+        let end = if self.rules.breaks(UnsafeRule::NoRepair) {
+            start
+        } else {
+            end
+        };
         let mut inflight = BTreeMap::new();
         for slot in start..end {
             let value = r
                 .reported
                 .get(&slot)
                 .map_or(Value::Noop, |(_, v)| v.clone());
-            inflight.insert(slot, InFlight { value, accepted: 0 });
+            inflight.insert(
+                slot,
+                InFlight {
+                    value,
+                    accepted: 0,
+                    replies: 0,
+                },
+            );
         }
         let ready = start == end;
         if ready {
@@ -296,7 +342,14 @@ impl LogProposer {
         }
         let slot = a.next;
         a.next += 1;
-        a.inflight.insert(slot, InFlight { value, accepted: 0 });
+        a.inflight.insert(
+            slot,
+            InFlight {
+                value,
+                accepted: 0,
+                replies: 0,
+            },
+        );
         Ok(slot)
     }
 
@@ -345,12 +398,22 @@ impl LogProposer {
         let end = first.saturating_add(count).min(a.next);
         for (_, entry) in a.inflight.range_mut(first..end) {
             entry.accepted |= bit(voter);
+            entry.replies += 1;
         }
+        // Unsafe `count-duplicate-accepts`: replies, not distinct voters, make a majority.
+        let duplicates = self.rules.breaks(UnsafeRule::CountDuplicateAccepts);
+        let enough = |e: &InFlight| {
+            if duplicates {
+                e.replies >= majority
+            } else {
+                voters_in(e.accepted) >= majority
+            }
+        };
         // Chosen in slot order: a later slot waits for the ones before it.
         while a
             .inflight
             .first_key_value()
-            .is_some_and(|(slot, e)| *slot == a.commit && voters_in(e.accepted) >= majority)
+            .is_some_and(|(slot, e)| *slot == a.commit && enough(e))
         {
             let Some((slot, entry)) = a.inflight.pop_first() else {
                 break;

@@ -13,6 +13,7 @@ use super::{To, Value};
 use crate::durable::Record;
 use crate::id::{LeaseName, NodeId};
 use crate::time::Timestamp;
+use crate::unsafe_rules::Rules;
 
 const RETRANSMIT: Duration = Duration::from_millis(10);
 
@@ -50,8 +51,16 @@ impl Cluster {
             .map(|&id| Replica {
                 id,
                 acceptor: LogAcceptor::new(limits),
-                learner: LogLearner::new(limits, RETRANSMIT, 0),
-                proposer: LogProposer::new(lease(), id, &ids, limits, RETRANSMIT, &[]),
+                learner: LogLearner::new(limits, RETRANSMIT, 0, Rules::default()),
+                proposer: LogProposer::new(
+                    lease(),
+                    id,
+                    &ids,
+                    limits,
+                    RETRANSMIT,
+                    &[],
+                    Rules::default(),
+                ),
                 records: Vec::new(),
                 events: Vec::new(),
             })

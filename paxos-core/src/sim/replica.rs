@@ -1,6 +1,6 @@
 //! The replicated log and `ask` in the simulation ([`super::SimConfig::log`]): durable
 //! storage per host (kept across crashes; a write not yet synced when the host crashes is
-//! lost), a client workload (the master appends, everyone asks, gets and now and then
+//! lost; a sync takes 50 µs to 5 ms, sometimes up to 50 ms), a client workload (the master appends, everyone asks, gets and now and then
 //! forgets), and the checks on what was chosen:
 //! - no two different values chosen for one slot, and every replica delivers the slots in
 //!   order from its start, once each;
@@ -90,6 +90,11 @@ impl Sim<'_> {
     /// A crash loses what was written and not synced.
     pub(super) fn crash_replica(&mut self, host: usize) {
         self.hosts[host].storage.unsynced.clear();
+        // Unsafe `forgetful-acceptor`: the disk is lost too, and the node comes back as
+        // if it had never answered.
+        if self.cfg.unsafe_is("forgetful-acceptor") {
+            self.hosts[host].storage.disk.clear();
+        }
     }
 
     /// The first client requests, one per host.
@@ -163,7 +168,12 @@ impl Sim<'_> {
             let Some(r) = self.replica.as_mut() else {
                 return;
             };
-            let delay = 50_000 + r.rng.below(1_000_000);
+            // A sync takes 50 µs to 5 ms, and now and then (a busy disk) up to 50 ms.
+            let delay = if r.rng.chance(0.1) {
+                50_000 + r.rng.below(50_000_000)
+            } else {
+                50_000 + r.rng.below(5_000_000)
+            };
             let epoch = self.hosts[host].epoch;
             self.hosts[host]
                 .storage
