@@ -67,6 +67,9 @@ pub enum UnsafeRule {
     ApplyUnchosen,
     /// Log mistake 10: `ask` answers a value an acceptor reports accepted, not chosen.
     AskUnchosen,
+    /// Log mistake 5: the master answers reads from its own state without the ready
+    /// check (before its recovery finished).
+    StaleRead,
 }
 
 #[cfg(feature = "unsafe-rules")]
@@ -83,7 +86,7 @@ impl UnsafeRule {
 #[cfg(feature = "unsafe-rules")]
 impl UnsafeRule {
     /// Every switch, with its command-line name.
-    pub const ALL: [(&'static str, UnsafeRule); 22] = [
+    pub const ALL: [(&'static str, UnsafeRule); 23] = [
         ("late-timer", UnsafeRule::LateTimer),
         ("no-quarantine", UnsafeRule::NoQuarantine),
         ("count-duplicates", UnsafeRule::CountDuplicates),
@@ -106,6 +109,7 @@ impl UnsafeRule {
         ("count-duplicate-accepts", UnsafeRule::CountDuplicateAccepts),
         ("apply-unchosen", UnsafeRule::ApplyUnchosen),
         ("ask-unchosen", UnsafeRule::AskUnchosen),
+        ("stale-read", UnsafeRule::StaleRead),
     ];
 
     /// Parses a command-line name such as `late-timer`.

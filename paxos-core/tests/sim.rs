@@ -278,6 +278,7 @@ fn checker_catches_every_log_mistake() {
         UnsafeRule::CountDuplicateAccepts,
         UnsafeRule::ApplyUnchosen,
         UnsafeRule::AskUnchosen,
+        UnsafeRule::StaleRead,
     ] {
         assert!(
             first_log_violation(rule, 3, 0..300).is_some(),
@@ -286,9 +287,8 @@ fn checker_catches_every_log_mistake() {
         );
     }
     // Rare: the restarted proposer usually hears a higher ballot before it is elected.
-    assert_eq!(
-        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 700..800),
-        Some(755),
-        "--unsafe reuse-log-ballot"
+    assert!(
+        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 100..600).is_some(),
+        "--unsafe reuse-log-ballot was not caught in seeds 100..600"
     );
 }

@@ -16,6 +16,7 @@ use crate::log::{AppendError, Effects, LogMessage, Slot, To, Value};
 use crate::message::{Envelope, Message};
 use crate::replication::Replication;
 use crate::time::Timestamp;
+use crate::unsafe_rules::UnsafeRule;
 
 impl Node {
     /// Gives the node back the records it asked to make durable before a restart, in the
@@ -64,6 +65,10 @@ impl Node {
     /// R6: whether a read of `lease`'s log state may be answered here at `now` without a
     /// round trip: this node is master with a valid guard and its recovery finished.
     pub fn is_ready(&self, now: Timestamp, lease: &LeaseName) -> bool {
+        // Unsafe `stale-read`: the master answers reads without waiting for recovery.
+        if self.setup.rules.breaks(UnsafeRule::StaleRead) {
+            return self.is_master(now, lease) && self.replication.logs.contains_key(lease);
+        }
         self.is_master(now, lease)
             && self
                 .replication
@@ -71,6 +76,16 @@ impl Node {
                 .get(lease)
                 .and_then(|l| l.proposer.as_ref())
                 .is_some_and(|p| p.is_ready())
+    }
+
+    /// How much of `lease`'s log this node applied: every slot below the returned one was
+    /// delivered (in [`crate::log::LogEvent::Chosen`] events). A read served under
+    /// [`Node::is_ready`] sees exactly this state.
+    pub fn log_applied(&self, lease: &LeaseName) -> Option<Slot> {
+        self.replication
+            .logs
+            .get(lease)
+            .map(|l| l.learner.applied())
     }
 
     /// R7: the application holds a snapshot of `lease`'s log covering every slot below

@@ -5,6 +5,7 @@
 //! - no two different values chosen for one slot, and every replica delivers the slots in
 //!   order from its start, once each;
 //! - every acknowledged append is the value chosen at the slot it was acknowledged at;
+//! - a lease read (R6) sees every append acknowledged before it started;
 //! - `ask` answers agree per key and instance;
 //! - after healing, an append is acknowledged again within the liveness bound.
 
@@ -45,6 +46,9 @@ pub(super) struct Replicated {
     keys: Vec<LeaseName>,
     pub(super) acks: u64,
     pub(super) first_ack_after_heal: Option<u64>,
+    /// The highest slot acknowledged so far, and by whom.
+    acked_upto: Option<(Slot, usize)>,
+    pub(super) reads: u64,
 }
 
 impl Replicated {
@@ -61,6 +65,8 @@ impl Replicated {
                 .collect(),
             acks: 0,
             first_ack_after_heal: None,
+            acked_upto: None,
+            reads: 0,
         }
     }
 }
@@ -131,7 +137,13 @@ impl Sim<'_> {
         let Some(node) = self.node_mut(host) else {
             return;
         };
-        if roll < 70 {
+        if roll < 10 {
+            // R6: a lease read, answered only where the node says it may be.
+            if node.is_ready(local, &lease) {
+                let applied = node.log_applied(&lease).unwrap_or(0);
+                self.lease_read(host, applied);
+            }
+        } else if roll < 70 {
             if node.is_master(local, &lease) {
                 let result = node.append(local, &lease, text.as_bytes());
                 if let Ok(slot) = result
@@ -260,6 +272,9 @@ impl Sim<'_> {
                         ));
                     }
                     r.acks += 1;
+                    if r.acked_upto.is_none_or(|(s, _)| *slot > s) {
+                        r.acked_upto = Some((*slot, host));
+                    }
                     if healed && now >= heal_at && r.first_ack_after_heal.is_none() {
                         r.first_ack_after_heal = Some(now);
                     }
@@ -274,6 +289,26 @@ impl Sim<'_> {
             }
         }
         if let Some(v) = violation {
+            self.note(|| format!("VIOLATION {v}"));
+            self.checker.violations.push(v);
+        }
+    }
+
+    /// A read on `host` saw the state of every slot below `applied`: it must include every
+    /// append acknowledged before it (linearizable lease reads, R6).
+    fn lease_read(&mut self, host: usize, applied: Slot) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        r.reads += 1;
+        if let Some((slot, by)) = r.acked_upto
+            && applied <= slot
+        {
+            let v = format!(
+                "node {} read a state of {applied} slots, but node {} acknowledged slot {slot} before",
+                host + 1,
+                by + 1
+            );
             self.note(|| format!("VIOLATION {v}"));
             self.checker.violations.push(v);
         }
