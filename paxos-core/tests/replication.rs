@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use gen_paxos_core::ask::AskEvent;
 use gen_paxos_core::log::{AppendError, LogEvent, Value};
-use gen_paxos_core::{Config, Event, Incarnation, LeaseName, Node, NodeId, Record, Timestamp};
+use gen_paxos_core::{
+    Config, Event, Incarnation, LeaseName, Node, NodeId, Record, Timestamp, UnsafeRule,
+};
 
 const LEASE: Duration = Duration::from_secs(1);
 const STEP: Duration = Duration::from_millis(5);
@@ -31,17 +33,26 @@ struct Cluster {
     now: Timestamp,
     down: Vec<NodeId>,
     hold_writes: bool,
+    /// Links (from, to) that lose everything.
+    cut: Vec<(NodeId, NodeId)>,
+    rule: Option<UnsafeRule>,
 }
 
 impl Cluster {
     fn new() -> Cluster {
+        Cluster::with(None, [Some(3); 3])
+    }
+
+    /// Three nodes breaking `rule`, each standing with its priority (`None`: no candidate).
+    fn with(rule: Option<UnsafeRule>, priorities: [Option<u8>; 3]) -> Cluster {
         let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
         let mut hosts = BTreeMap::new();
         for &id in &ids {
+            let priority = priorities[id.0 as usize - 1];
             hosts.insert(
                 id,
                 Host {
-                    node: start(id, &ids, Timestamp::ZERO, Vec::new()),
+                    node: start_with(id, &ids, Timestamp::ZERO, Vec::new(), rule, priority),
                     disk: Vec::new(),
                     events: Vec::new(),
                 },
@@ -52,7 +63,20 @@ impl Cluster {
             now: Timestamp::ZERO,
             down: Vec::new(),
             hold_writes: false,
+            cut: Vec::new(),
+            rule,
         }
+    }
+
+    /// Restarts `id` from `disk` (its own, or an empty one for a host that lost it).
+    fn restart(&mut self, id: NodeId, disk: Vec<Record>, priority: Option<u8>) {
+        let ids: Vec<NodeId> = (1..=3).map(NodeId).collect();
+        let (now, rule) = (self.now, self.rule);
+        let host = self.hosts.get_mut(&id).expect("host");
+        host.node = start_with(id, &ids, now, disk.clone(), rule, priority);
+        host.disk = disk;
+        host.events.clear();
+        self.down.retain(|d| *d != id);
     }
 
     /// Moves every output: writes (confirmed at once), events, messages; until quiet.
@@ -81,7 +105,10 @@ impl Cluster {
             }
             for (from, t) in wire {
                 moved = true;
-                if self.down.contains(&t.to) || self.down.contains(&from) {
+                if self.down.contains(&t.to)
+                    || self.down.contains(&from)
+                    || self.cut.contains(&(from, t.to))
+                {
                     continue;
                 }
                 if let Some(host) = self.hosts.get_mut(&t.to) {
@@ -174,13 +201,25 @@ impl Cluster {
 }
 
 fn start(id: NodeId, ids: &[NodeId], now: Timestamp, disk: Vec<Record>) -> Node {
+    start_with(id, ids, now, disk, None, Some(3))
+}
+
+fn start_with(
+    id: NodeId,
+    ids: &[NodeId],
+    now: Timestamp,
+    disk: Vec<Record>,
+    rule: Option<UnsafeRule>,
+    priority: Option<u8>,
+) -> Node {
     let mut config = Config::new(id, ids.to_vec());
     config.set_lease_duration(LEASE);
+    config.unsafe_rule = rule;
     let mut node = Node::new(config, now, Incarnation(id.0 * 7 + now.as_nanos()), 1, id.0)
         .expect("valid config");
     node.restore(disk);
     node.enable_log(&lease()).expect("a voter");
-    node.join(now, lease(), Some(3)).expect("joins");
+    node.join(now, lease(), priority).expect("joins");
     node
 }
 
@@ -303,4 +342,96 @@ fn ask_answers_the_same_value_on_every_node() {
             (0, Some(answers[0].clone()))
         );
     }
+}
+
+// ---- the log's known mistakes, each shape with the rule intact and broken ---------------
+
+/// Node 1 is master and appends "a" and "b" while node 2 hears nothing (acked by 1 and 3);
+/// node 1 crashes, node 2 (the only other candidate) takes over knowing none of it, and
+/// appends "c". Returns what each live node delivered.
+fn failover_to_an_uninformed_master(rule: Option<UnsafeRule>) -> (Vec<Value>, Vec<Value>) {
+    let mut c = Cluster::with(rule, [Some(3), Some(0), None]);
+    let first = c.ready_master();
+    assert_eq!(first, NodeId(1));
+    c.cut = vec![(NodeId(1), NodeId(2)), (NodeId(3), NodeId(2))];
+    assert!(c.append(first, "a").is_ok() && c.append(first, "b").is_ok());
+    c.run_for(Duration::from_millis(20));
+    assert_eq!(c.acked(first), vec![0, 1]);
+    c.down.push(first);
+    c.cut.clear();
+    c.run_for(LEASE * 3);
+    let second = c.ready_master();
+    assert_eq!(second, NodeId(2));
+    assert!(c.append(second, "c").is_ok());
+    c.run_for(Duration::from_millis(50));
+    let values = |id| c.chosen(id).into_iter().map(|(_, v)| v).collect::<Vec<_>>();
+    (values(NodeId(2)), values(NodeId(3)))
+}
+
+#[test]
+fn scenario_recovery_keeps_what_an_earlier_master_acknowledged() {
+    let (two, three) = failover_to_an_uninformed_master(None);
+    let want = vec![data("a"), data("b"), data("c")];
+    assert_eq!((two, three), (want.clone(), want));
+}
+
+#[test]
+fn scenario_skip_recovery_overwrites_an_acknowledged_append() {
+    let (two, three) = failover_to_an_uninformed_master(Some(UnsafeRule::SkipRecovery));
+    assert_eq!(
+        two.first(),
+        Some(&data("c")),
+        "slot 0 chosen again, with another value"
+    );
+    assert_eq!(
+        three.first(),
+        Some(&data("a")),
+        "where node 3 delivered \"a\""
+    );
+}
+
+#[test]
+fn scenario_no_repair_overwrites_an_acknowledged_append() {
+    let (two, three) = failover_to_an_uninformed_master(Some(UnsafeRule::NoRepair));
+    assert_eq!(two.first(), Some(&data("c")));
+    assert_eq!(three.first(), Some(&data("a")));
+}
+
+/// "a" is chosen by acceptors 1 and 3 (node 2 hears nothing); node 3 crashes and comes
+/// back with `disk` (its own, or none); node 1 crashes; node 2 takes over and appends "c".
+fn failover_after_a_restart(keep_disk: bool) -> Vec<Value> {
+    let mut c = Cluster::with(None, [Some(3), Some(0), None]);
+    let first = c.ready_master();
+    c.cut = vec![(NodeId(1), NodeId(2)), (NodeId(3), NodeId(2))];
+    assert!(c.append(first, "a").is_ok());
+    c.run_for(Duration::from_millis(20));
+    assert_eq!(c.acked(first), vec![0]);
+    let disk = if keep_disk {
+        c.hosts[&NodeId(3)].disk.clone()
+    } else {
+        Vec::new() // what the forgetful-acceptor switch does to a crashed host
+    };
+    c.restart(NodeId(3), disk, None);
+    c.down.push(first);
+    c.cut.clear();
+    c.run_for(LEASE * 3);
+    let second = c.ready_master();
+    assert_eq!(second, NodeId(2));
+    assert!(c.append(second, "c").is_ok());
+    c.run_for(Duration::from_millis(50));
+    c.chosen(second).into_iter().map(|(_, v)| v).collect()
+}
+
+#[test]
+fn scenario_an_acceptor_that_keeps_its_disk_keeps_what_it_accepted() {
+    assert_eq!(failover_after_a_restart(true), vec![data("a"), data("c")]);
+}
+
+#[test]
+fn scenario_a_forgetful_acceptor_loses_an_acknowledged_append() {
+    assert_eq!(
+        failover_after_a_restart(false),
+        vec![data("c")],
+        "the acknowledged \"a\" is gone"
+    );
 }
