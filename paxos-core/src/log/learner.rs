@@ -66,6 +66,14 @@ impl LogLearner {
     /// `slot` is chosen with `value` (the proposer saw a majority, or a peer answered a
     /// fetch): delivered when every slot before it is.
     pub(crate) fn learn(&mut self, slot: Slot, value: Value, fx: &mut Effects) {
+        if slot == self.applied && self.pending.is_empty() {
+            // The common case, in order: deliver at once.
+            self.commit = self.commit.max(slot + 1);
+            self.kept.insert(slot, value.clone());
+            fx.events.push(LogEvent::Chosen { slot, value });
+            self.applied += 1;
+            return;
+        }
         if slot >= self.applied && slot < self.applied.saturating_add(self.limits.window) {
             self.pending.entry(slot).or_insert(value);
         }
