@@ -10,11 +10,14 @@ use crate::ask::proposer::AskProposers;
 use crate::context::Setup;
 use crate::durable::{Gate, Record};
 use crate::id::{LeaseName, NodeId};
+use crate::log::acceptor::Dropped;
 use crate::log::acceptor::LogAcceptor;
 use crate::log::learner::LogLearner;
 use crate::log::proposer::LogProposer;
-use crate::log::{LogBallot, LogLimits};
+use crate::log::proposer::Promise;
+use crate::log::{Effects, LogBallot, LogLimits, LogMessage, To};
 use crate::message::Envelope;
+use crate::time::Timestamp;
 use crate::unsafe_rules::UnsafeRule;
 
 /// A log counter above this is forged or corrupt: honest counters grow by one per tenure.
@@ -30,6 +33,93 @@ pub(crate) struct LeaseLog {
     pub(crate) learner: LogLearner,
     /// Present when this node joined the lease with a log: it proposes while master.
     pub(crate) proposer: Option<LogProposer>,
+}
+
+impl LeaseLog {
+    /// One log message for this lease from `from`: to the acceptor (and, for what carries
+    /// a commit, the learner), the proposer, or the learner. Bad input is an error,
+    /// dropped unanswered.
+    pub(crate) fn handle(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        lease: &LeaseName,
+        message: LogMessage,
+        fx: &mut Effects,
+    ) -> Result<(), Dropped> {
+        if let Some(p) = &mut self.proposer {
+            for b in message.ballots().into_iter().flatten() {
+                p.hear(b);
+            }
+        }
+        match message {
+            LogMessage::Prepare { ballot, from: slot } => {
+                let reply = self
+                    .acceptor
+                    .handle_prepare(lease, ballot, slot, &mut fx.records);
+                fx.sends.push((To::Node(from), reply));
+            }
+            LogMessage::Accept {
+                ballot,
+                first,
+                values,
+                commit,
+            } => {
+                let reply = self.acceptor.handle_accept(
+                    lease,
+                    ballot,
+                    first,
+                    &values,
+                    commit,
+                    &mut fx.records,
+                )?;
+                fx.sends.push((To::Node(from), reply));
+                self.learner
+                    .handle_commit(now, from, ballot, commit, &self.acceptor, fx);
+            }
+            LogMessage::Commit { ballot, commit } => {
+                self.learner
+                    .handle_commit(now, from, ballot, commit, &self.acceptor, fx);
+            }
+            LogMessage::Promise {
+                ballot,
+                accepted,
+                more,
+                snapshot,
+            } => {
+                if let Some(p) = &mut self.proposer {
+                    let promise = Promise {
+                        ballot,
+                        accepted,
+                        more,
+                        snapshot,
+                    };
+                    p.handle_promise(now, from, promise, fx);
+                }
+            }
+            LogMessage::Accepted {
+                ballot,
+                first,
+                count,
+            } => {
+                if let Some(p) = &mut self.proposer {
+                    p.handle_accepted(from, ballot, first, count, fx);
+                }
+            }
+            LogMessage::Reject { ballot, promised } => {
+                if let Some(p) = &mut self.proposer {
+                    p.handle_reject(ballot, promised, fx);
+                }
+            }
+            LogMessage::Fetch { from: first, to } => {
+                self.learner.handle_fetch(from, first, to, fx);
+            }
+            LogMessage::Chosen { first, values } => {
+                self.learner.handle_chosen(first, values, fx);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Everything replicated a node keeps.

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use super::acceptor::LogAcceptor;
 use super::learner::LogLearner;
-use super::proposer::{LogProposer, Promise};
+use super::proposer::LogProposer;
 use super::{AppendError, Effects, LogBallot, LogEvent, LogLimits, LogMessage, Slot};
 use super::{To, Value};
 use crate::durable::Record;
 use crate::id::{LeaseName, NodeId};
+use crate::replication::LeaseLog;
 use crate::time::Timestamp;
 use crate::unsafe_rules::Rules;
 
@@ -27,11 +28,19 @@ fn data(text: &str) -> Value {
 
 struct Replica {
     id: NodeId,
-    acceptor: LogAcceptor,
-    learner: LogLearner,
-    proposer: LogProposer,
+    /// The node's own bundle of the three roles, routed as the node routes them.
+    log: LeaseLog,
     records: Vec<Record>,
     events: Vec<LogEvent>,
+}
+
+impl Replica {
+    fn proposer(&mut self) -> &mut LogProposer {
+        self.log
+            .proposer
+            .as_mut()
+            .expect("every replica here proposes")
+    }
 }
 
 struct Cluster {
@@ -50,17 +59,19 @@ impl Cluster {
             .iter()
             .map(|&id| Replica {
                 id,
-                acceptor: LogAcceptor::new(limits),
-                learner: LogLearner::new(limits, RETRANSMIT, 0, Rules::default()),
-                proposer: LogProposer::new(
-                    lease(),
-                    id,
-                    &ids,
-                    limits,
-                    RETRANSMIT,
-                    &[],
-                    Rules::default(),
-                ),
+                log: LeaseLog {
+                    acceptor: LogAcceptor::new(limits),
+                    learner: LogLearner::new(limits, RETRANSMIT, 0, Rules::default()),
+                    proposer: Some(LogProposer::new(
+                        lease(),
+                        id,
+                        &ids,
+                        limits,
+                        RETRANSMIT,
+                        &[],
+                        Rules::default(),
+                    )),
+                },
                 records: Vec::new(),
                 events: Vec::new(),
             })
@@ -82,7 +93,7 @@ impl Cluster {
         let idx = at.0 as usize - 1;
         // What the proposer says about a slot follows the learner's delivery of it.
         for (slot, value) in std::mem::take(&mut fx.chosen) {
-            self.replicas[idx].learner.learn(slot, value, &mut fx);
+            self.replicas[idx].log.learner.learn(slot, value, &mut fx);
         }
         let acks = std::mem::take(&mut fx.acks);
         fx.events.extend(acks);
@@ -106,18 +117,18 @@ impl Cluster {
         let now = self.now;
         let mut fx = Effects::default();
         let rep = self.r(id);
-        f(&mut rep.proposer, now, &mut fx);
-        rep.proposer.flush(&mut fx);
+        f(rep.proposer(), now, &mut fx);
+        rep.proposer().flush(&mut fx);
         self.apply(NodeId(id), fx);
     }
 
     fn start(&mut self, id: u64) {
-        let from = self.r(id).learner.applied();
+        let from = self.r(id).log.learner.applied();
         self.propose(id, |p, now, fx| p.start(now, from, fx));
     }
 
     fn append(&mut self, id: u64, text: &str) -> Result<Slot, AppendError> {
-        let result = self.r(id).proposer.append(data(text));
+        let result = self.r(id).proposer().append(data(text));
         self.propose(id, |_, _, _| {});
         result
     }
@@ -126,68 +137,9 @@ impl Cluster {
         let now = self.now;
         let mut fx = Effects::default();
         let rep = &mut self.replicas[to.0 as usize - 1];
-        for b in message.ballots().into_iter().flatten() {
-            rep.proposer.hear(b);
-        }
-        let l = lease();
-        match message {
-            LogMessage::Prepare { ballot, from: slot } => {
-                let reply = rep
-                    .acceptor
-                    .handle_prepare(&l, ballot, slot, &mut fx.records);
-                fx.sends.push((To::Node(from), reply));
-            }
-            LogMessage::Promise {
-                ballot,
-                accepted,
-                more,
-                snapshot,
-            } => {
-                let promise = Promise {
-                    ballot,
-                    accepted,
-                    more,
-                    snapshot,
-                };
-                rep.proposer.handle_promise(now, from, promise, &mut fx)
-            }
-            LogMessage::Accept {
-                ballot,
-                first,
-                values,
-                commit,
-            } => {
-                if let Ok(reply) =
-                    rep.acceptor
-                        .handle_accept(&l, ballot, first, &values, commit, &mut fx.records)
-                {
-                    fx.sends.push((To::Node(from), reply));
-                }
-                rep.learner
-                    .handle_commit(now, from, ballot, commit, &rep.acceptor, &mut fx);
-            }
-            LogMessage::Accepted {
-                ballot,
-                first,
-                count,
-            } => rep
-                .proposer
-                .handle_accepted(from, ballot, first, count, &mut fx),
-            LogMessage::Reject { ballot, promised } => {
-                rep.proposer.handle_reject(ballot, promised, &mut fx)
-            }
-            LogMessage::Commit { ballot, commit } => {
-                rep.learner
-                    .handle_commit(now, from, ballot, commit, &rep.acceptor, &mut fx)
-            }
-            LogMessage::Fetch { from: first, to } => {
-                rep.learner.handle_fetch(from, first, to, &mut fx)
-            }
-            LogMessage::Chosen { first, values } => {
-                rep.learner.handle_chosen(first, values, &mut fx)
-            }
-        }
-        rep.proposer.flush(&mut fx);
+        // Bad input is dropped, as the node does.
+        let _ = rep.log.handle(now, from, &lease(), message, &mut fx);
+        rep.proposer().flush(&mut fx);
         self.apply(to, fx);
     }
 
@@ -246,7 +198,7 @@ fn appends_are_chosen_acknowledged_and_delivered_in_order_on_every_replica() {
     c.start(1);
     c.run();
     assert_eq!(c.events(1), &[LogEvent::Ready { chosen: 0 }]);
-    assert!(c.r(1).proposer.is_ready());
+    assert!(c.r(1).proposer().is_ready());
     assert_eq!(c.append(1, "a"), Ok(0));
     assert_eq!(c.append(1, "b"), Ok(1));
     assert_eq!(c.append(1, "c"), Ok(2));
@@ -347,21 +299,24 @@ fn repair_takes_the_highest_ballot_and_fills_holes_with_noops() {
     // Slot 0: "old" under b1 at acceptor 2, "new" under b2 at acceptor 3. Slot 2: "z" at 3.
     let _ = c
         .r(2)
+        .log
         .acceptor
         .handle_accept(&l, b1, 0, &[data("old")], 0, &mut out);
     let _ = c
         .r(3)
+        .log
         .acceptor
         .handle_accept(&l, b2, 0, &[data("new")], 0, &mut out);
     let _ = c
         .r(3)
+        .log
         .acceptor
         .handle_accept(&l, b2, 2, &[data("z")], 0, &mut out);
     // Node 1's first ballot, (1, node 1), is below what 2 and 3 promised: refused, and
     // the refusals raise its counter.
     c.start(1);
     c.run();
-    assert_eq!(c.r(1).proposer.ballot(), None, "a refused tenure ends");
+    assert_eq!(c.r(1).proposer().ballot(), None, "a refused tenure ends");
     // Its next tenure hears only 2 and 3 (its own acceptor's promise is lost).
     c.cut = vec![(NodeId(1), NodeId(1))];
     c.start(1);
@@ -371,7 +326,7 @@ fn repair_takes_the_highest_ballot_and_fills_holes_with_noops() {
         vec![(0, data("new")), (1, Value::Noop), (2, data("z"))]
     );
     assert!(
-        c.r(1).proposer.ballot().is_some_and(|b| b > b2),
+        c.r(1).proposer().ballot().is_some_and(|b| b > b2),
         "a fresh, higher ballot"
     );
     assert_eq!(c.delivered(2), c.delivered(1));
@@ -407,11 +362,14 @@ fn lost_messages_are_retransmitted() {
     c.start(1);
     c.cut = vec![(NodeId(1), NodeId(2)), (NodeId(1), NodeId(3))];
     c.run();
-    assert!(!c.r(1).proposer.is_ready(), "one promise is not a majority");
+    assert!(
+        !c.r(1).proposer().is_ready(),
+        "one promise is not a majority"
+    );
     c.cut.clear();
     c.tick();
     c.run();
-    assert!(c.r(1).proposer.is_ready());
+    assert!(c.r(1).proposer().is_ready());
     c.cut = vec![(NodeId(2), NodeId(1)), (NodeId(3), NodeId(1))];
     assert_eq!(c.append(1, "a"), Ok(0));
     c.run();
@@ -463,7 +421,7 @@ fn duplicate_accepted_replies_from_one_voter_are_not_a_majority() {
     ];
     assert_eq!(c.append(1, "a"), Ok(0));
     c.run();
-    let ballot = c.r(1).proposer.ballot().expect("a tenure");
+    let ballot = c.r(1).proposer().ballot().expect("a tenure");
     for _ in 0..3 {
         c.deliver(
             NodeId(2),

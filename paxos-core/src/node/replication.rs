@@ -11,7 +11,6 @@ use crate::durable::{PersistRequest, Record};
 use crate::error::Error;
 use crate::event::Event;
 use crate::id::{LeaseName, NodeId};
-use crate::log::proposer::Promise;
 use crate::log::{AppendError, Effects, LogMessage, Slot, To, Value};
 use crate::message::{Envelope, Message};
 use crate::replication::Replication;
@@ -206,81 +205,9 @@ impl Node {
             return;
         };
         let mut fx = Effects::default();
-        if let Some(p) = &mut log.proposer {
-            for b in message.ballots().into_iter().flatten() {
-                p.hear(b);
-            }
-        }
-        match message {
-            LogMessage::Prepare { ballot, from: slot } => {
-                let reply = log
-                    .acceptor
-                    .handle_prepare(&lease, ballot, slot, &mut fx.records);
-                fx.sends.push((To::Node(from), reply));
-            }
-            LogMessage::Accept {
-                ballot,
-                first,
-                values,
-                commit,
-            } => {
-                match log.acceptor.handle_accept(
-                    &lease,
-                    ballot,
-                    first,
-                    &values,
-                    commit,
-                    &mut fx.records,
-                ) {
-                    Ok(reply) => fx.sends.push((To::Node(from), reply)),
-                    Err(_) => {
-                        self.stats.dropped_invalid += 1;
-                        return;
-                    }
-                }
-                log.learner
-                    .handle_commit(now, from, ballot, commit, &log.acceptor, &mut fx);
-            }
-            LogMessage::Commit { ballot, commit } => {
-                log.learner
-                    .handle_commit(now, from, ballot, commit, &log.acceptor, &mut fx);
-            }
-            LogMessage::Promise {
-                ballot,
-                accepted,
-                more,
-                snapshot,
-            } => {
-                if let Some(p) = &mut log.proposer {
-                    let promise = Promise {
-                        ballot,
-                        accepted,
-                        more,
-                        snapshot,
-                    };
-                    p.handle_promise(now, from, promise, &mut fx);
-                }
-            }
-            LogMessage::Accepted {
-                ballot,
-                first,
-                count,
-            } => {
-                if let Some(p) = &mut log.proposer {
-                    p.handle_accepted(from, ballot, first, count, &mut fx);
-                }
-            }
-            LogMessage::Reject { ballot, promised } => {
-                if let Some(p) = &mut log.proposer {
-                    p.handle_reject(ballot, promised, &mut fx);
-                }
-            }
-            LogMessage::Fetch { from: first, to } => {
-                log.learner.handle_fetch(from, first, to, &mut fx);
-            }
-            LogMessage::Chosen { first, values } => {
-                log.learner.handle_chosen(first, values, &mut fx);
-            }
+        if log.handle(now, from, &lease, message, &mut fx).is_err() {
+            self.stats.dropped_invalid += 1;
+            return;
         }
         self.apply_log(&lease, fx);
     }
