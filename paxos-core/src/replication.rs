@@ -3,7 +3,7 @@
 //! consensus, with the records given back at start and the gate that holds every reply
 //! until its records are durable (R3). `node/replication.rs` is the node's side of it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::ask::acceptor::AskAcceptors;
 use crate::ask::proposer::AskProposers;
@@ -122,13 +122,14 @@ impl LeaseLog {
     }
 }
 
-/// Everything replicated a node keeps.
+/// Everything replicated a node keeps (ordered maps, so that work over several logs
+/// happens in name order: a simulation replays exactly).
 #[derive(Debug)]
 pub(crate) struct Replication {
     pub(crate) limits: LogLimits,
     /// Records given back at start, per name, for logs created later.
-    restored: HashMap<LeaseName, Vec<Record>>,
-    pub(crate) logs: HashMap<LeaseName, LeaseLog>,
+    restored: BTreeMap<LeaseName, Vec<Record>>,
+    pub(crate) logs: BTreeMap<LeaseName, LeaseLog>,
     pub(crate) ask_acceptors: AskAcceptors,
     pub(crate) ask_proposers: AskProposers,
     /// Log and `ask` messages waiting for their records to be durable.
@@ -140,8 +141,8 @@ impl Replication {
         let limits = LogLimits::default();
         Replication {
             limits,
-            restored: HashMap::new(),
-            logs: HashMap::new(),
+            restored: BTreeMap::new(),
+            logs: BTreeMap::new(),
             ask_acceptors: AskAcceptors::restore(MAX_LOG_NAMES, limits.max_value_len, &[]),
             ask_proposers: AskProposers::restore(
                 setup.id,

@@ -143,55 +143,50 @@ impl AskAcceptors {
                 instance,
             });
         }
+        // Both phases refuse a ballot below the one promised.
+        if let Some(ballot) = message.proposal()
+            && let Some(promised) = st.promised.filter(|p| ballot < *p)
+        {
+            let reject = AskMessage::Reject {
+                key,
+                instance,
+                ballot,
+                promised,
+            };
+            fx.sends.push((To::Node(from), reject));
+            return Ok(());
+        }
         let reply = match message {
             AskMessage::Prepare { ballot, .. } => {
-                if let Some(promised) = st.promised.filter(|p| ballot < *p) {
-                    AskMessage::Reject {
-                        key,
-                        instance,
-                        ballot,
-                        promised,
-                    }
-                } else {
-                    if st.promised != Some(ballot) {
-                        st.promised = Some(ballot);
-                        fx.records.push(Record::AskPromised {
-                            key: key.clone(),
-                            instance,
-                            ballot,
-                        });
-                    }
-                    AskMessage::Promise {
-                        key,
-                        instance,
-                        ballot,
-                        accepted: st.accepted.clone(),
-                        decided: st.decided.clone(),
-                    }
-                }
-            }
-            AskMessage::Accept { ballot, value, .. } => {
-                if let Some(promised) = st.promised.filter(|p| ballot < *p) {
-                    AskMessage::Reject {
-                        key,
-                        instance,
-                        ballot,
-                        promised,
-                    }
-                } else {
+                if st.promised != Some(ballot) {
                     st.promised = Some(ballot);
-                    st.accepted = Some((ballot, value.clone()));
-                    fx.records.push(Record::AskAccepted {
+                    fx.records.push(Record::AskPromised {
                         key: key.clone(),
                         instance,
                         ballot,
-                        value,
                     });
-                    AskMessage::Accepted {
-                        key,
-                        instance,
-                        ballot,
-                    }
+                }
+                AskMessage::Promise {
+                    key,
+                    instance,
+                    ballot,
+                    accepted: st.accepted.clone(),
+                    decided: st.decided.clone(),
+                }
+            }
+            AskMessage::Accept { ballot, value, .. } => {
+                st.promised = Some(ballot);
+                st.accepted = Some((ballot, value.clone()));
+                fx.records.push(Record::AskAccepted {
+                    key: key.clone(),
+                    instance,
+                    ballot,
+                    value,
+                });
+                AskMessage::Accepted {
+                    key,
+                    instance,
+                    ballot,
                 }
             }
             AskMessage::Decided { value, .. } => {

@@ -1,8 +1,9 @@
-//! The `ask` proposers of one node: one request per key at a time (callers of the same
+//! The `ask` proposers of one node (ordered maps: what is retried together goes out in
+//! key order, so a simulation replays exactly): one request per key at a time (callers of the same
 //! key share it), each a single-decree Paxos round in the key's open instance, retried with
 //! a fresh, higher ballot after a random backoff when it meets another proposer.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{AskEffects, AskEvent, AskMessage, AskValue, Instance};
@@ -45,12 +46,24 @@ pub(crate) struct AskProposers {
     voters: Vec<NodeId>,
     majority: usize,
     retransmit: Duration,
-    counters: HashMap<LeaseName, u64>,
-    requests: HashMap<LeaseName, Request>,
-    forgets: HashMap<LeaseName, Forgetting>,
+    counters: BTreeMap<LeaseName, u64>,
+    requests: BTreeMap<LeaseName, Request>,
+    forgets: BTreeMap<LeaseName, Forgetting>,
     /// The open instance of each key as far as this node knows.
-    instances: HashMap<LeaseName, Instance>,
+    instances: BTreeMap<LeaseName, Instance>,
     rules: Rules,
+}
+
+/// The request of `key` if `ballot` in `instance` is its current round.
+fn round<'a>(
+    requests: &'a mut BTreeMap<LeaseName, Request>,
+    key: &LeaseName,
+    instance: Instance,
+    ballot: LogBallot,
+) -> Option<&'a mut Request> {
+    requests
+        .get_mut(key)
+        .filter(|r| r.ballot == ballot && r.instance == instance)
 }
 
 fn bit(voter: usize) -> u64 {
@@ -73,8 +86,8 @@ impl AskProposers {
         let mut voters = voters.to_vec();
         voters.sort_unstable();
         voters.dedup();
-        let mut counters: HashMap<LeaseName, u64> = HashMap::new();
-        let mut instances: HashMap<LeaseName, Instance> = HashMap::new();
+        let mut counters: BTreeMap<LeaseName, u64> = BTreeMap::new();
+        let mut instances: BTreeMap<LeaseName, Instance> = BTreeMap::new();
         for record in records {
             match record {
                 // Unsafe `reuse-log-ballot`: a restart forgets the counters.
@@ -97,8 +110,8 @@ impl AskProposers {
             voters,
             retransmit,
             counters,
-            requests: HashMap::new(),
-            forgets: HashMap::new(),
+            requests: BTreeMap::new(),
+            forgets: BTreeMap::new(),
             instances,
         }
     }
@@ -201,11 +214,7 @@ impl AskProposers {
                 accepted,
                 decided,
             } => {
-                let Some(r) = self
-                    .requests
-                    .get_mut(&key)
-                    .filter(|r| r.ballot == ballot && r.instance == instance)
-                else {
+                let Some(r) = round(&mut self.requests, &key, instance, ballot) else {
                     return;
                 };
                 // Unsafe `ask-unchosen`: an accepted value is taken for the decision.
@@ -272,11 +281,7 @@ impl AskProposers {
                 instance,
                 ballot,
             } => {
-                let Some(r) = self
-                    .requests
-                    .get_mut(&key)
-                    .filter(|r| r.ballot == ballot && r.instance == instance)
-                else {
+                let Some(r) = round(&mut self.requests, &key, instance, ballot) else {
                     return;
                 };
                 let Some((value, acked)) = r.accepting.as_mut().filter(|_| !r.blocked) else {
@@ -313,11 +318,7 @@ impl AskProposers {
             } => {
                 let counter = self.counters.entry(key.clone()).or_default();
                 *counter = (*counter).max(promised.counter);
-                if let Some(r) = self
-                    .requests
-                    .get_mut(&key)
-                    .filter(|r| r.ballot == ballot && r.instance == instance)
-                {
+                if let Some(r) = round(&mut self.requests, &key, instance, ballot) {
                     // Another proposer is ahead: back off until the retry.
                     r.blocked = true;
                     r.accepting = None;
@@ -330,13 +331,7 @@ impl AskProposers {
             } => {
                 let known = self.instances.entry(key.clone()).or_default();
                 *known = (*known).max(current);
-                if let Some(f) = self
-                    .forgets
-                    .get_mut(&key)
-                    .filter(|f| f.instance == instance)
-                {
-                    f.acked |= bit(voter);
-                }
+                self.ack_forget(&key, instance, voter);
                 if let Some(r) = self.requests.remove(&key) {
                     if r.instance < current {
                         // The instance asked about is over: ask again in the open one.
@@ -348,13 +343,7 @@ impl AskProposers {
                 self.forgotten(&key, fx);
             }
             AskMessage::Forgot { key, instance } => {
-                if let Some(f) = self
-                    .forgets
-                    .get_mut(&key)
-                    .filter(|f| f.instance == instance)
-                {
-                    f.acked |= bit(voter);
-                }
+                self.ack_forget(&key, instance, voter);
                 self.forgotten(&key, fx);
             }
             _ => {}
@@ -379,6 +368,13 @@ impl AskProposers {
                 instance,
             },
         ));
+    }
+
+    /// A voter closed `instance` of `key` (or was past it).
+    fn ack_forget(&mut self, key: &LeaseName, instance: Instance, voter: usize) {
+        if let Some(f) = self.forgets.get_mut(key).filter(|f| f.instance == instance) {
+            f.acked |= bit(voter);
+        }
     }
 
     fn forgotten(&mut self, key: &LeaseName, fx: &mut AskEffects) {
