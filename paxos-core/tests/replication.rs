@@ -435,3 +435,41 @@ fn scenario_a_forgetful_acceptor_loses_an_acknowledged_append() {
         "the acknowledged \"a\" is gone"
     );
 }
+
+/// Node 2 wins the lease knowing nothing of the two appends node 1 had acknowledged, and
+/// its recovery cannot finish yet (its first write is not confirmed). Returns whether it
+/// would answer a read, and the state such a read would see.
+fn read_on_a_master_still_recovering(rule: Option<UnsafeRule>) -> (bool, Option<u64>) {
+    let mut c = Cluster::with(rule, [Some(3), Some(0), None]);
+    let first = c.ready_master();
+    c.cut = vec![(NodeId(1), NodeId(2)), (NodeId(3), NodeId(2))];
+    assert!(c.append(first, "a").is_ok() && c.append(first, "b").is_ok());
+    c.run_for(Duration::from_millis(20));
+    assert_eq!(c.acked(first), vec![0, 1]);
+    c.down.push(first);
+    c.cut.clear();
+    c.hold_writes = true;
+    for _ in 0..2000 {
+        if c.master() == Some(NodeId(2)) {
+            break;
+        }
+        c.run_for(STEP);
+    }
+    assert_eq!(c.master(), Some(NodeId(2)));
+    let node = &c.hosts[&NodeId(2)].node;
+    (node.is_ready(c.now, &lease()), node.log_applied(&lease()))
+}
+
+#[test]
+fn scenario_a_master_answers_reads_only_once_recovered() {
+    assert_eq!(read_on_a_master_still_recovering(None), (false, Some(0)));
+}
+
+#[test]
+fn scenario_stale_read_answers_before_recovery_and_misses_acknowledged_appends() {
+    // It would answer from a state of 0 slots, though slots 0 and 1 were acknowledged.
+    assert_eq!(
+        read_on_a_master_still_recovering(Some(UnsafeRule::StaleRead)),
+        (true, Some(0))
+    );
+}
