@@ -346,19 +346,29 @@ fn ask_answers_the_same_value_on_every_node() {
 
 // ---- the log's known mistakes, each shape with the rule intact and broken ---------------
 
-/// Node 1 is master and appends "a" and "b" while node 2 hears nothing (acked by 1 and 3);
-/// node 1 crashes, node 2 (the only other candidate) takes over knowing none of it, and
-/// appends "c". Returns what each live node delivered.
-fn failover_to_an_uninformed_master(rule: Option<UnsafeRule>) -> (Vec<Value>, Vec<Value>) {
+/// Node 1 (priority 3) is master of a cluster breaking `rule` whose node 2 (priority 0)
+/// hears nothing while node 1 appends `texts` (acknowledged by acceptors 1 and 3); node 3
+/// stands for nothing. Returns the cluster, links restored.
+fn acknowledged_without_node_2(rule: Option<UnsafeRule>, texts: &[&str]) -> Cluster {
     let mut c = Cluster::with(rule, [Some(3), Some(0), None]);
     let first = c.ready_master();
     assert_eq!(first, NodeId(1));
     c.cut = vec![(NodeId(1), NodeId(2)), (NodeId(3), NodeId(2))];
-    assert!(c.append(first, "a").is_ok() && c.append(first, "b").is_ok());
+    for text in texts {
+        assert!(c.append(first, text).is_ok());
+    }
     c.run_for(Duration::from_millis(20));
-    assert_eq!(c.acked(first), vec![0, 1]);
-    c.down.push(first);
+    assert_eq!(c.acked(first), (0..texts.len() as u64).collect::<Vec<_>>());
     c.cut.clear();
+    c
+}
+
+/// Node 1 is master and appends "a" and "b" while node 2 hears nothing (acked by 1 and 3);
+/// node 1 crashes, node 2 (the only other candidate) takes over knowing none of it, and
+/// appends "c". Returns what each live node delivered.
+fn failover_to_an_uninformed_master(rule: Option<UnsafeRule>) -> (Vec<Value>, Vec<Value>) {
+    let mut c = acknowledged_without_node_2(rule, &["a", "b"]);
+    c.down.push(NodeId(1));
     c.run_for(LEASE * 3);
     let second = c.ready_master();
     assert_eq!(second, NodeId(2));
@@ -400,20 +410,14 @@ fn scenario_no_repair_overwrites_an_acknowledged_append() {
 /// "a" is chosen by acceptors 1 and 3 (node 2 hears nothing); node 3 crashes and comes
 /// back with `disk` (its own, or none); node 1 crashes; node 2 takes over and appends "c".
 fn failover_after_a_restart(keep_disk: bool) -> Vec<Value> {
-    let mut c = Cluster::with(None, [Some(3), Some(0), None]);
-    let first = c.ready_master();
-    c.cut = vec![(NodeId(1), NodeId(2)), (NodeId(3), NodeId(2))];
-    assert!(c.append(first, "a").is_ok());
-    c.run_for(Duration::from_millis(20));
-    assert_eq!(c.acked(first), vec![0]);
+    let mut c = acknowledged_without_node_2(None, &["a"]);
     let disk = if keep_disk {
         c.hosts[&NodeId(3)].disk.clone()
     } else {
         Vec::new() // what the forgetful-acceptor switch does to a crashed host
     };
     c.restart(NodeId(3), disk, None);
-    c.down.push(first);
-    c.cut.clear();
+    c.down.push(NodeId(1));
     c.run_for(LEASE * 3);
     let second = c.ready_master();
     assert_eq!(second, NodeId(2));
@@ -440,14 +444,8 @@ fn scenario_a_forgetful_acceptor_loses_an_acknowledged_append() {
 /// its recovery cannot finish yet (its first write is not confirmed). Returns whether it
 /// would answer a read, and the state such a read would see.
 fn read_on_a_master_still_recovering(rule: Option<UnsafeRule>) -> (bool, Option<u64>) {
-    let mut c = Cluster::with(rule, [Some(3), Some(0), None]);
-    let first = c.ready_master();
-    c.cut = vec![(NodeId(1), NodeId(2)), (NodeId(3), NodeId(2))];
-    assert!(c.append(first, "a").is_ok() && c.append(first, "b").is_ok());
-    c.run_for(Duration::from_millis(20));
-    assert_eq!(c.acked(first), vec![0, 1]);
-    c.down.push(first);
-    c.cut.clear();
+    let mut c = acknowledged_without_node_2(rule, &["a", "b"]);
+    c.down.push(NodeId(1));
     c.hold_writes = true;
     for _ in 0..2000 {
         if c.master() == Some(NodeId(2)) {

@@ -69,9 +69,7 @@ impl LogLearner {
         if slot == self.applied && self.pending.is_empty() {
             // The common case, in order: deliver at once.
             self.commit = self.commit.max(slot + 1);
-            self.kept.insert(slot, value.clone());
-            fx.events.push(LogEvent::Chosen { slot, value });
-            self.applied += 1;
+            self.deliver_one(value, fx);
             return;
         }
         if slot >= self.applied && slot < self.applied.saturating_add(self.limits.window) {
@@ -86,13 +84,16 @@ impl LogLearner {
 
     fn deliver(&mut self, fx: &mut Effects) {
         while let Some(value) = self.pending.remove(&self.applied) {
-            self.kept.insert(self.applied, value.clone());
-            fx.events.push(LogEvent::Chosen {
-                slot: self.applied,
-                value,
-            });
-            self.applied += 1;
+            self.deliver_one(value, fx);
         }
+    }
+
+    /// Delivers `value` as the next slot, and keeps it for fetches.
+    fn deliver_one(&mut self, value: Value, fx: &mut Effects) {
+        let slot = self.applied;
+        self.kept.insert(slot, value.clone());
+        fx.events.push(LogEvent::Chosen { slot, value });
+        self.applied += 1;
     }
 
     /// The master `from` says every slot below `commit` is chosen under `ballot`: the

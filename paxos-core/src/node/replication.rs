@@ -298,11 +298,15 @@ impl Node {
     }
 
     fn send_gated(&mut self, to: To, name: &LeaseName, message: Message) {
-        let targets: Vec<NodeId> = match to {
-            To::Voters => self.setup.voters.clone(),
-            To::Node(n) => vec![n],
+        let one;
+        let targets: &[NodeId] = match to {
+            To::Voters => &self.setup.voters,
+            To::Node(n) => {
+                one = [n];
+                &one
+            }
         };
-        for target in targets {
+        for &target in targets {
             let envelope = Envelope {
                 lease: name.clone(),
                 message: message.clone(),
