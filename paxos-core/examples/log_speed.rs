@@ -137,7 +137,7 @@ fn main() -> ExitCode {
         if acked % (args.batch * 64) < args.batch {
             for n in &mut nodes {
                 let applied = n.log_applied(&lease).unwrap_or(0);
-                n.compact_log(now, &lease, applied);
+                let _ = n.compact_log(now, &lease, applied, &b"state"[..]);
             }
             pump(&mut nodes, now);
         }

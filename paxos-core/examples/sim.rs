@@ -153,7 +153,7 @@ fn main() -> ExitCode {
     let mut worst_recovery = Duration::ZERO;
     let mut shown = 0;
     let mut digest = 0u64;
-    let mut acks = 0u64;
+    let (mut acks, mut installs) = (0u64, 0u64);
     for seed in args.first..args.first + args.seeds {
         let report = run(&config(seed, args.trace));
         steps += report.steps;
@@ -162,6 +162,7 @@ fn main() -> ExitCode {
             .rotate_left(17);
         deliveries += report.deliveries;
         acks += report.log_acks;
+        installs += report.log_installs;
         worst_recovery = worst_recovery.max(report.recovery.unwrap_or_default());
         let failed = !report.violations.is_empty() || report.liveness_failure.is_some();
         if !report.violations.is_empty() {
@@ -216,7 +217,7 @@ fn main() -> ExitCode {
         secs
     );
     if args.log && !args.split {
-        println!("log: appends acknowledged={acks}");
+        println!("log: appends acknowledged={acks} snapshots installed={installs}");
     }
     if args.digest {
         println!("digest={digest:016x}");

@@ -37,13 +37,16 @@ pub enum Record {
         /// The value.
         value: Value,
     },
-    /// Every slot of `lease` below `upto` is chosen and covered by a snapshot the runtime
-    /// keeps; the entries below it are no longer needed (R7).
+    /// Every slot of `lease` below `upto` is chosen and covered by the application's
+    /// snapshot `data`; the entries below it are no longer needed (R7). Only the latest
+    /// snapshot record of a lease matters at restore.
     Snapshot {
         /// The lease.
         lease: LeaseName,
         /// The first slot not covered.
         upto: Slot,
+        /// The application's state after every slot below `upto`.
+        data: std::sync::Arc<[u8]>,
     },
     /// The log proposer of `lease` on this node has used counters up to `counter`: it never
     /// uses them again, not even after a restart (the mistake the `reuse-log-ballot` switch will make).

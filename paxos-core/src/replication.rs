@@ -23,6 +23,9 @@ use crate::unsafe_rules::UnsafeRule;
 /// A log counter above this is forged or corrupt: honest counters grow by one per tenure.
 pub(crate) const MAX_LOG_COUNTER: u64 = 1 << 48;
 
+/// A slot beyond this is forged or corrupt: a log would take millennia to reach it.
+pub(crate) const MAX_SLOT: u64 = 1 << 62;
+
 /// Most lease names with log state on one node, and most `ask` keys.
 pub(crate) const MAX_LOG_NAMES: usize = 4096;
 
@@ -95,6 +98,7 @@ impl LeaseLog {
                         snapshot,
                     };
                     p.handle_promise(now, from, promise, fx);
+                    p.caught_up(now, self.learner.applied(), fx);
                 }
             }
             LogMessage::Accepted {
@@ -112,13 +116,27 @@ impl LeaseLog {
                 }
             }
             LogMessage::Fetch { from: first, to } => {
-                self.learner.handle_fetch(from, first, to, fx);
+                self.learner
+                    .handle_fetch(from, first, to, &self.acceptor, fx);
             }
             LogMessage::Chosen { first, values } => {
                 self.learner.handle_chosen(first, values, fx);
+                self.caught_up(now, fx);
+            }
+            LogMessage::Snapshot { upto, data } => {
+                self.learner
+                    .handle_snapshot(lease, upto, data, &mut self.acceptor, fx)?;
+                self.caught_up(now, fx);
             }
         }
         Ok(())
+    }
+
+    /// A recovering master waiting for a snapshot goes on once its learner has it.
+    fn caught_up(&mut self, now: Timestamp, fx: &mut Effects) {
+        if let Some(p) = &mut self.proposer {
+            p.caught_up(now, self.learner.applied(), fx);
+        }
     }
 }
 

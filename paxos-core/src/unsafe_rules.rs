@@ -65,6 +65,9 @@ pub enum UnsafeRule {
     /// Log mistake 8: a replica applies what its acceptor accepted below the commit under
     /// any ballot, not only the committing one.
     ApplyUnchosen,
+    /// Log mistake 9: a compaction drops every entry the acceptor accepted, chosen or
+    /// not, and its snapshot claims them chosen.
+    TruncateUnchosen,
     /// Log mistake 10: `ask` answers a value an acceptor reports accepted, not chosen.
     AskUnchosen,
     /// Log mistake 5: the master answers reads from its own state without the ready
@@ -86,7 +89,7 @@ impl UnsafeRule {
 #[cfg(feature = "unsafe-rules")]
 impl UnsafeRule {
     /// Every switch, with its command-line name.
-    pub const ALL: [(&'static str, UnsafeRule); 23] = [
+    pub const ALL: [(&'static str, UnsafeRule); 24] = [
         ("late-timer", UnsafeRule::LateTimer),
         ("no-quarantine", UnsafeRule::NoQuarantine),
         ("count-duplicates", UnsafeRule::CountDuplicates),
@@ -108,6 +111,7 @@ impl UnsafeRule {
         ("reuse-log-ballot", UnsafeRule::ReuseLogBallot),
         ("count-duplicate-accepts", UnsafeRule::CountDuplicateAccepts),
         ("apply-unchosen", UnsafeRule::ApplyUnchosen),
+        ("truncate-unchosen", UnsafeRule::TruncateUnchosen),
         ("ask-unchosen", UnsafeRule::AskUnchosen),
         ("stale-read", UnsafeRule::StaleRead),
     ];

@@ -277,6 +277,7 @@ fn checker_catches_every_log_mistake() {
         UnsafeRule::ForgetfulAcceptor,
         UnsafeRule::CountDuplicateAccepts,
         UnsafeRule::ApplyUnchosen,
+        UnsafeRule::TruncateUnchosen,
         UnsafeRule::AskUnchosen,
         UnsafeRule::StaleRead,
     ] {
@@ -286,10 +287,12 @@ fn checker_catches_every_log_mistake() {
             rule.name()
         );
     }
-    // Rare: the restarted proposer usually hears a higher ballot before it is elected.
+    // Rare (2 seeds in 1,000: 62 and 656): the restarted proposer usually hears a higher
+    // ballot before it is elected. Its shape is a deterministic scenario in
+    // log_scenarios.rs; a change to the workload's draws moves these seeds.
     assert!(
-        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 100..600).is_some(),
-        "--unsafe reuse-log-ballot was not caught in seeds 100..600"
+        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 0..100).is_some(),
+        "--unsafe reuse-log-ballot was not caught in seeds 0..100"
     );
 }
 

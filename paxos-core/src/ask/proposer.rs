@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::{AskEffects, AskEvent, AskMessage, AskValue, Instance};
 use crate::durable::Record;
 use crate::id::{LeaseName, NodeId};
+use crate::log::quorum::{bit, voters_in};
 use crate::log::{LogBallot, To};
 use crate::rng::Rng;
 use crate::time::Timestamp;
@@ -64,14 +65,6 @@ fn round<'a>(
     requests
         .get_mut(key)
         .filter(|r| r.ballot == ballot && r.instance == instance)
-}
-
-fn bit(voter: usize) -> u64 {
-    1u64 << (voter % 64)
-}
-
-fn voters_in(set: u64) -> usize {
-    set.count_ones() as usize
 }
 
 impl AskProposers {

@@ -7,6 +7,7 @@
 //! not answer again (R3; the `forgetful-acceptor` mistake).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{LogBallot, LogLimits, LogMessage, Slot, Value};
 use crate::durable::Record;
@@ -35,6 +36,9 @@ pub(crate) struct LogAcceptor {
     entries: BTreeMap<Slot, (LogBallot, Value)>,
     /// Slots below this are chosen and covered by a snapshot; their entries are gone.
     snapshot: Slot,
+    /// The application's snapshot of the slots below `snapshot` (served to peers that
+    /// need them, R7).
+    snapshot_data: Option<Arc<[u8]>>,
     /// Volatile: slots below this are known chosen (from commits), the base of the window.
     committed: Slot,
     /// What it takes from peers.
@@ -74,7 +78,12 @@ impl LogAcceptor {
                     }
                     acceptor.promised = acceptor.promised.max(Some(*ballot));
                 }
-                Record::Snapshot { upto, .. } => acceptor.cut(*upto),
+                Record::Snapshot { upto, data, .. } => {
+                    if *upto >= acceptor.snapshot {
+                        acceptor.cut(*upto);
+                        acceptor.snapshot_data = Some(data.clone());
+                    }
+                }
                 Record::Counter { .. }
                 | Record::AskPromised { .. }
                 | Record::AskAccepted { .. }
@@ -95,6 +104,18 @@ impl LogAcceptor {
     /// Slots below this are covered by a snapshot.
     pub(crate) fn snapshot(&self) -> Slot {
         self.snapshot
+    }
+
+    /// The snapshot of the slots below [`LogAcceptor::snapshot`], if one was taken.
+    pub(crate) fn snapshot_data(&self) -> Option<&Arc<[u8]>> {
+        self.snapshot_data.as_ref()
+    }
+
+    /// The slot after the last entry held (the snapshot's end when none is).
+    pub(crate) fn end(&self) -> Slot {
+        self.entries
+            .last_key_value()
+            .map_or(self.snapshot, |(slot, _)| slot + 1)
     }
 
     /// The entry accepted for `slot`, if any.
@@ -208,24 +229,26 @@ impl LogAcceptor {
         })
     }
 
-    /// Drops the entries below `upto`, which must be known chosen and covered by the
-    /// runtime's snapshot (R7); returns whether anything changed.
-    pub(crate) fn truncate(
+    /// R7: every slot below `upto` is chosen and `data` is the application's state after
+    /// them (its own snapshot, or a peer's being installed): the entries below `upto` go.
+    /// The caller makes sure of the "chosen"; returns whether anything changed (never
+    /// backwards).
+    pub(crate) fn cover(
         &mut self,
         lease: &LeaseName,
         upto: Slot,
-        known_chosen: Slot,
+        data: Arc<[u8]>,
         out: &mut Vec<Record>,
     ) -> bool {
-        // R7: never below a slot not known chosen (the `truncate-unchosen` mistake).
-        let upto = upto.min(known_chosen);
         if upto <= self.snapshot {
             return false;
         }
         self.cut(upto);
+        self.snapshot_data = Some(data.clone());
         out.push(Record::Snapshot {
             lease: lease.clone(),
             upto,
+            data,
         });
         true
     }
@@ -337,6 +360,7 @@ mod tests {
             max_value_len: 4,
             max_entries: 2,
             window: 10,
+            ..LogLimits::default()
         };
         let (mut a, mut out) = (LogAcceptor::new(limits), Vec::new());
         let l = lease();
@@ -411,18 +435,23 @@ mod tests {
     }
 
     #[test]
-    fn truncation_only_below_what_is_known_chosen_and_restore_rebuilds_the_state() {
+    fn a_snapshot_cuts_the_entries_below_it_and_restore_rebuilds_the_state() {
         let (mut a, mut out) = (LogAcceptor::default(), Vec::new());
         let l = lease();
         let values: Vec<Value> = (0..6).map(|i| data(&format!("v{i}"))).collect();
         let _ = a.handle_accept(&l, b(1, 1), 0, &values, 0, &mut out);
         let _ = a.handle_prepare(&l, b(3, 2), 4, &mut out);
-        // Asked to cut at 5 while only slots below 3 are known chosen: cut at 3.
-        assert!(a.truncate(&l, 5, 3, &mut out));
+        let state: Arc<[u8]> = Arc::from(&b"v0 v1 v2"[..]);
+        assert!(a.cover(&l, 3, state.clone(), &mut out));
         assert_eq!(a.snapshot(), 3);
+        assert_eq!(a.end(), 6);
         assert_eq!(a.entry(2), None);
         assert_eq!(a.entry(3), Some(&(b(1, 1), data("v3"))));
-        assert!(!a.truncate(&l, 2, 9, &mut out), "never backwards");
+        assert!(
+            !a.cover(&l, 2, Arc::from(&b"v0 v1"[..]), &mut out),
+            "never backwards"
+        );
+        assert_eq!(a.snapshot_data(), Some(&state));
         // Records of another lease are not this acceptor's.
         out.push(Record::Promised {
             lease: LeaseName::new("other").expect("valid"),
@@ -431,6 +460,7 @@ mod tests {
         let restored = LogAcceptor::restore(LogLimits::default(), &l, &out);
         assert_eq!(restored.promised(), Some(b(3, 2)));
         assert_eq!(restored.snapshot(), 3);
+        assert_eq!(restored.snapshot_data(), Some(&state));
         assert_eq!(restored.entries, a.entries);
         let LogMessage::Promise {
             accepted, snapshot, ..

@@ -1,14 +1,17 @@
 //! The log learner of one lease on one voter: learns which slots are chosen, delivers them
 //! to the application in slot order and once each (R5), fetches what it missed, and keeps
-//! the chosen values it delivered to answer others' fetches until a snapshot covers them.
+//! the chosen values it delivered to answer others' fetches until a snapshot covers them;
+//! a fetch of slots a snapshot covers is answered with the snapshot, which the asking node
+//! installs (R7).
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::acceptor::LogAcceptor;
+use super::acceptor::{Dropped, LogAcceptor};
 use super::{Effects, LogBallot, LogEvent, LogLimits, LogMessage, Slot, To, Value};
-use crate::id::NodeId;
+use crate::id::{LeaseName, NodeId};
 use crate::time::Timestamp;
 use crate::unsafe_rules::{Rules, UnsafeRule};
 
@@ -27,6 +30,8 @@ pub(crate) struct LogLearner {
     commit: Slot,
     /// No second fetch before this.
     next_fetch: Timestamp,
+    /// A [`LogEvent::SnapshotNeeded`] is due when `applied` reaches this.
+    hint_at: Slot,
     rules: Rules,
 }
 
@@ -48,6 +53,7 @@ impl LogLearner {
             kept: BTreeMap::new(),
             commit: applied,
             next_fetch: Timestamp::ZERO,
+            hint_at: applied.saturating_add(limits.window / 2),
         }
     }
 
@@ -61,6 +67,38 @@ impl LogLearner {
     pub(crate) fn compact(&mut self, upto: Slot) {
         let upto = upto.min(self.applied);
         self.kept = self.kept.split_off(&upto);
+        self.hint_at = self
+            .hint_at
+            .max(upto.saturating_add(self.limits.window / 2));
+    }
+
+    /// A peer's snapshot of every slot below `upto` (the answer to a fetch of slots it no
+    /// longer keeps): installed when it covers slots this node has not applied (R7). The
+    /// acceptor's entries below `upto` go with it (they are chosen: a snapshot covers
+    /// only chosen slots). Returns whether it was installed.
+    pub(crate) fn handle_snapshot(
+        &mut self,
+        lease: &LeaseName,
+        upto: Slot,
+        data: Arc<[u8]>,
+        acceptor: &mut LogAcceptor,
+        fx: &mut Effects,
+    ) -> Result<bool, Dropped> {
+        if data.len() > self.limits.max_snapshot_len {
+            return Err(Dropped::TooLarge);
+        }
+        if upto <= self.applied {
+            return Ok(false);
+        }
+        acceptor.cover(lease, upto, data.clone(), &mut fx.records);
+        self.applied = upto;
+        self.pending = self.pending.split_off(&upto);
+        self.kept.clear();
+        self.commit = self.commit.max(upto);
+        self.hint_at = upto.saturating_add(self.limits.window / 2);
+        fx.events.push(LogEvent::InstallSnapshot { upto, data });
+        self.deliver(fx);
+        Ok(true)
     }
 
     /// `slot` is chosen with `value` (the proposer saw a majority, or a peer answered a
@@ -94,6 +132,12 @@ impl LogLearner {
         self.kept.insert(slot, value.clone());
         fx.events.push(LogEvent::Chosen { slot, value });
         self.applied += 1;
+        if self.applied >= self.hint_at {
+            self.hint_at = self.applied.saturating_add(self.limits.window / 2);
+            fx.events.push(LogEvent::SnapshotNeeded {
+                applied: self.applied,
+            });
+        }
     }
 
     /// The master `from` says every slot below `commit` is chosen under `ballot`: the
@@ -144,9 +188,32 @@ impl LogLearner {
         ));
     }
 
-    /// A peer asks for chosen values: the consecutive ones this node kept from `from`.
-    pub(crate) fn handle_fetch(&self, from_node: NodeId, from: Slot, to: Slot, fx: &mut Effects) {
+    /// A peer asks for chosen values: the consecutive ones this node kept from `from`, or
+    /// its snapshot when one covers `from` (R7).
+    pub(crate) fn handle_fetch(
+        &self,
+        from_node: NodeId,
+        from: Slot,
+        to: Slot,
+        acceptor: &LogAcceptor,
+        fx: &mut Effects,
+    ) {
+        if from < acceptor.snapshot()
+            && let Some(data) = acceptor.snapshot_data()
+        {
+            fx.sends.push((
+                To::Node(from_node),
+                LogMessage::Snapshot {
+                    upto: acceptor.snapshot(),
+                    data: data.clone(),
+                },
+            ));
+            return;
+        }
         let to = to.min(from.saturating_add(u64::try_from(self.limits.max_entries).unwrap_or(0)));
+        if to <= from {
+            return;
+        }
         let mut values = Vec::new();
         for (expected, (slot, value)) in (from..).zip(self.kept.range(from..to)) {
             if *slot != expected {

@@ -7,11 +7,11 @@
 //! disk: what must be durable leaves the node as [`crate::PersistRequest`]s, and every message that
 //! depends on one is held back until the runtime confirms it (`crate::durable`).
 //!
-//! This module is built in steps. In place now: the shared types, the messages, the log
-//! acceptor and the persistence gate, each tested on its own. To come: the log proposer
-//! (recovery per tenure, then single-round appends), the learner (in-order delivery,
-//! catch-up, snapshots), per-key consensus, and their wiring into [`crate::Node`] and the
-//! simulator.
+//! Roles: `acceptor.rs` (durable promises and entries, truncation under a snapshot),
+//! `proposer.rs` (the lease holder's recovery per tenure, snapshot install when peers
+//! compacted past it, then single-round appends), `learner.rs` (in-order delivery,
+//! catch-up by entries or snapshot). `crate::replication` routes their messages and
+//! `crate::ask` is per-key consensus.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ pub(crate) mod acceptor;
 mod effects;
 pub(crate) mod learner;
 pub(crate) mod proposer;
+pub(crate) mod quorum;
 #[cfg(test)]
 mod tests;
 
@@ -79,15 +80,19 @@ pub struct LogLimits {
     pub max_entries: usize,
     /// How far beyond the first slot an acceptor has not seen chosen an Accept may reach.
     pub window: u64,
+    /// Largest snapshot taken from a peer, in bytes.
+    pub max_snapshot_len: usize,
 }
 
 impl Default for LogLimits {
-    /// 1 MiB values, 1,024 entries per message, a window of 65,536 slots.
+    /// 1 MiB values, 1,024 entries per message, a window of 65,536 slots, 64 MiB
+    /// snapshots.
     fn default() -> Self {
         LogLimits {
             max_value_len: 1 << 20,
             max_entries: 1024,
             window: 1 << 16,
+            max_snapshot_len: 64 << 20,
         }
     }
 }
@@ -120,6 +125,32 @@ impl fmt::Display for AppendError {
     }
 }
 
+/// Why [`crate::Node::compact_log`] refused a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactError {
+    /// This node keeps no log for the lease.
+    NoLog,
+    /// The snapshot would cover slots not applied here (so not known chosen, R7).
+    NotApplied {
+        /// Every slot below this is applied.
+        applied: Slot,
+    },
+}
+
+impl fmt::Display for CompactError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CompactError::NoLog => f.write_str("no log for this lease on this node"),
+            CompactError::NotApplied { applied } => write!(
+                f,
+                "a snapshot may cover only applied slots (below {applied})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CompactError {}
+
 /// What the log tells the runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogEvent {
@@ -147,6 +178,22 @@ pub enum LogEvent {
         slot: Slot,
         /// Why.
         reason: AppendError,
+    },
+    /// R7: replace the application's state with `data`, a snapshot of every slot below
+    /// `upto` taken by a peer (this node missed entries its peers no longer keep, or a new
+    /// master recovers past them). The next [`LogEvent::Chosen`] is slot `upto`.
+    InstallSnapshot {
+        /// The first slot the snapshot does not cover.
+        upto: Slot,
+        /// The application's state after every slot below `upto`, as its snapshot made it.
+        data: Arc<[u8]>,
+    },
+    /// The log holds many entries since the last snapshot: take one (of the state after
+    /// every slot below `applied`) and hand it to `Node::compact_log`. Acceptors refuse
+    /// appends once they hold two windows of entries.
+    SnapshotNeeded {
+        /// The first slot not applied.
+        applied: Slot,
     },
 }
 
@@ -223,9 +270,42 @@ pub enum LogMessage {
         /// One value per slot.
         values: Vec<Value>,
     },
+    /// The answer to a Fetch of slots this node no longer keeps (R7): its snapshot of
+    /// every slot below `upto`.
+    Snapshot {
+        /// The first slot the snapshot does not cover.
+        upto: Slot,
+        /// The application's snapshot.
+        data: Arc<[u8]>,
+    },
 }
 
 impl LogMessage {
+    /// The highest slot this message names (a range's end, a commit, a snapshot's end):
+    /// beyond a bound it is forged or corrupt.
+    pub fn highest_slot(&self) -> Slot {
+        match self {
+            LogMessage::Prepare { from, .. } => *from,
+            LogMessage::Promise {
+                accepted, snapshot, ..
+            } => accepted
+                .last()
+                .map_or(*snapshot, |(slot, _, _)| (*slot).max(*snapshot)),
+            LogMessage::Accept {
+                first,
+                values,
+                commit,
+                ..
+            } => first.saturating_add(values.len() as u64).max(*commit),
+            LogMessage::Accepted { first, count, .. } => first.saturating_add(*count),
+            LogMessage::Commit { commit, .. } => *commit,
+            LogMessage::Reject { .. } => 0,
+            LogMessage::Fetch { to, .. } => *to,
+            LogMessage::Chosen { first, values } => first.saturating_add(values.len() as u64),
+            LogMessage::Snapshot { upto, .. } => *upto,
+        }
+    }
+
     /// The log ballots this message carries (to raise a proposer's counter above them).
     pub fn ballots(&self) -> [Option<LogBallot>; 2] {
         match self {
@@ -235,7 +315,9 @@ impl LogMessage {
             | LogMessage::Accepted { ballot, .. } => [Some(*ballot), None],
             LogMessage::Commit { ballot, .. } => [Some(*ballot), None],
             LogMessage::Reject { ballot, promised } => [Some(*ballot), Some(*promised)],
-            LogMessage::Fetch { .. } | LogMessage::Chosen { .. } => [None, None],
+            LogMessage::Fetch { .. } | LogMessage::Chosen { .. } | LogMessage::Snapshot { .. } => {
+                [None, None]
+            }
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The log proposer of one lease, run only while this node holds the lease (R1): recovery
 //! once per tenure with a fresh log ballot (R2), then single-round appends into new slots,
-//! pipelined and batched (R4).
+//! pipelined and batched (R4). The recovery itself (Phase 1, snapshot install, repair) is
+//! `proposer/recovery.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::quorum::{bit, voters_in};
 use super::{AppendError, Effects, LogBallot, LogEvent, LogLimits, LogMessage, Slot};
 use super::{To, Value};
 use crate::durable::Record;
@@ -12,17 +14,10 @@ use crate::id::{LeaseName, NodeId};
 use crate::time::Timestamp;
 use crate::unsafe_rules::{Rules, UnsafeRule};
 
-/// A voter's Promise (the fields of [`LogMessage::Promise`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Promise {
-    pub(crate) ballot: LogBallot,
-    /// Accepted entries at or after the Prepare's slot: slot, ballot, value.
-    pub(crate) accepted: Vec<(Slot, LogBallot, Value)>,
-    /// Entries were left out after the last one.
-    pub(crate) more: bool,
-    /// Slots below this are covered by the voter's snapshot.
-    pub(crate) snapshot: Slot,
-}
+mod recovery;
+
+pub(crate) use recovery::Promise;
+use recovery::{Installing, Recovery};
 
 /// An entry proposed and not yet chosen.
 #[derive(Debug, Clone)]
@@ -32,20 +27,6 @@ struct InFlight {
     accepted: u64,
     /// Accepted messages counted (only the `count-duplicate-accepts` switch uses it).
     replies: usize,
-}
-
-/// Phase 1 of a tenure.
-#[derive(Debug)]
-struct Recovery {
-    ballot: LogBallot,
-    from: Slot,
-    /// Voters whose whole promise arrived.
-    promised: u64,
-    /// The highest-ballot entry reported for each slot at or after `from`.
-    reported: BTreeMap<Slot, (LogBallot, Value)>,
-    /// The highest snapshot reported: slots below it are chosen.
-    snapshot: Slot,
-    next_retransmit: Timestamp,
 }
 
 /// Phase 2 of a tenure: repairs, then appends.
@@ -72,6 +53,7 @@ struct Active {
 enum State {
     Idle,
     Recovering(Recovery),
+    Installing(Installing),
     Active(Active),
 }
 
@@ -89,14 +71,6 @@ pub(crate) struct LogProposer {
     counter: u64,
     state: State,
     rules: Rules,
-}
-
-fn bit(voter: usize) -> u64 {
-    1u64 << (voter % 64)
-}
-
-fn voters_in(set: u64) -> usize {
-    set.count_ones() as usize
 }
 
 impl LogProposer {
@@ -150,6 +124,7 @@ impl LogProposer {
         match &self.state {
             State::Idle => None,
             State::Recovering(r) => Some(r.ballot),
+            State::Installing(i) => Some(i.ballot),
             State::Active(a) => Some(a.ballot),
         }
     }
@@ -164,50 +139,6 @@ impl LogProposer {
         self.counter = self.counter.max(ballot.counter);
     }
 
-    /// R2: starts a tenure's recovery from `from`, the first slot this node does not know
-    /// chosen, with a fresh ballot made durable before the Prepare leaves.
-    pub(crate) fn start(&mut self, now: Timestamp, from: Slot, fx: &mut Effects) {
-        self.stop(fx);
-        let Some(counter) = self.counter.checked_add(1) else {
-            return; // Unreachable with the bound on ballots heard; never wrap.
-        };
-        self.counter = counter;
-        let ballot = LogBallot {
-            counter,
-            node: self.me,
-        };
-        fx.records.push(Record::Counter {
-            lease: self.lease.clone(),
-            counter,
-        });
-        if self.rules.breaks(UnsafeRule::SkipRecovery) {
-            // Unsafe `skip-recovery`: ready at once, appending from `from`.
-            fx.acks.push(LogEvent::Ready { chosen: from });
-            self.state = State::Active(Active {
-                ballot,
-                ready: true,
-                repair_end: from,
-                commit: from,
-                commit_sent: from,
-                next: from,
-                unsent: from,
-                inflight: BTreeMap::new(),
-                next_retransmit: now + self.retransmit,
-            });
-            return;
-        }
-        fx.sends
-            .push((To::Voters, LogMessage::Prepare { ballot, from }));
-        self.state = State::Recovering(Recovery {
-            ballot,
-            from,
-            promised: 0,
-            reported: BTreeMap::new(),
-            snapshot: 0,
-            next_retransmit: now + self.retransmit,
-        });
-    }
-
     /// Ends the tenure (the lease ended or was resigned, or a higher log ballot took
     /// over): every append in flight fails with an unknown outcome.
     pub(crate) fn stop(&mut self, fx: &mut Effects) {
@@ -219,111 +150,6 @@ impl LogProposer {
                 });
             }
         }
-    }
-
-    /// A voter's answer to this tenure's Prepare.
-    pub(crate) fn handle_promise(
-        &mut self,
-        now: Timestamp,
-        from: NodeId,
-        promise: Promise,
-        fx: &mut Effects,
-    ) {
-        let Promise {
-            ballot,
-            accepted,
-            more,
-            snapshot,
-        } = promise;
-        let Some(voter) = self.voter(from) else {
-            return;
-        };
-        let State::Recovering(r) = &mut self.state else {
-            return;
-        };
-        if r.ballot != ballot || r.promised & bit(voter) != 0 {
-            return;
-        }
-        let last = accepted.last().map(|e| e.0);
-        for (slot, b, value) in accepted {
-            if slot < r.from {
-                continue;
-            }
-            // Keep the value of the highest ballot reported for the slot (R2); the unsafe
-            // `repair-any-value` keeps the lowest.
-            let any = self.rules.breaks(UnsafeRule::RepairAnyValue);
-            let keep = r
-                .reported
-                .get(&slot)
-                .is_none_or(|(had, _)| if any { b < *had } else { b > *had });
-            if keep {
-                r.reported.insert(slot, (b, value));
-            }
-        }
-        r.snapshot = r.snapshot.max(snapshot);
-        if more {
-            if let Some(next) = last.and_then(|l| l.checked_add(1)) {
-                fx.sends
-                    .push((To::Node(from), LogMessage::Prepare { ballot, from: next }));
-            }
-            return;
-        }
-        r.promised |= bit(voter);
-        if voters_in(r.promised) < self.majority {
-            return;
-        }
-        self.recovered(now, fx);
-    }
-
-    /// A majority promised: re-propose every reported slot with its highest-ballot value
-    /// and fill the holes with no-ops (R2), all under this tenure's ballot.
-    fn recovered(&mut self, now: Timestamp, fx: &mut Effects) {
-        let State::Recovering(r) = std::mem::replace(&mut self.state, State::Idle) else {
-            return;
-        };
-        // Slots below a reported snapshot are chosen; the runtime must install that
-        // snapshot before this node can serve them (not built yet: start after it).
-        let start = r.from.max(r.snapshot);
-        let end = r
-            .reported
-            .last_key_value()
-            .map_or(start, |(slot, _)| (slot + 1).max(start));
-        // Unsafe `no-repair`: what was found is not re-proposed; appends start over it.
-        let end = if self.rules.breaks(UnsafeRule::NoRepair) {
-            start
-        } else {
-            end
-        };
-        let mut inflight = BTreeMap::new();
-        for slot in start..end {
-            let value = r
-                .reported
-                .get(&slot)
-                .map_or(Value::Noop, |(_, v)| v.clone());
-            inflight.insert(
-                slot,
-                InFlight {
-                    value,
-                    accepted: 0,
-                    replies: 0,
-                },
-            );
-        }
-        let ready = start == end;
-        if ready {
-            fx.acks.push(LogEvent::Ready { chosen: start });
-        }
-        self.state = State::Active(Active {
-            ballot: r.ballot,
-            ready,
-            repair_end: end,
-            commit: start,
-            commit_sent: start,
-            next: end,
-            unsent: start,
-            inflight,
-            next_retransmit: now + self.retransmit,
-        });
     }
 
     /// R4: takes `value` for the next free slot; it is sent at the next flush and
@@ -396,6 +222,9 @@ impl LogProposer {
             return;
         }
         let end = first.saturating_add(count).min(a.next);
+        if first >= end {
+            return; // Nothing this tenure proposed (a stray or forged reply).
+        }
         for (_, entry) in a.inflight.range_mut(first..end) {
             entry.accepted |= bit(voter);
             entry.replies += 1;
@@ -448,6 +277,7 @@ impl LogProposer {
         match &self.state {
             State::Idle => None,
             State::Recovering(r) => Some(r.next_retransmit),
+            State::Installing(i) => Some(i.next_retransmit),
             State::Active(a) if a.inflight.is_empty() => None,
             State::Active(a) => Some(a.next_retransmit),
         }
@@ -458,9 +288,23 @@ impl LogProposer {
     pub(crate) fn handle_timeout(&mut self, now: Timestamp, fx: &mut Effects) {
         let max = self.limits.max_entries.max(1);
         let voters = self.voters.clone();
-        let retransmit = self.retransmit;
+        let (retransmit, me) = (self.retransmit, self.me);
         match &mut self.state {
             State::Idle => {}
+            State::Installing(i) => {
+                if now < i.next_retransmit {
+                    return;
+                }
+                i.next_retransmit = now + retransmit;
+                // Any voter that kept the slots or compacted past them answers.
+                for v in voters.iter().filter(|v| **v != me) {
+                    let message = LogMessage::Fetch {
+                        from: i.from,
+                        to: i.start,
+                    };
+                    fx.sends.push((To::Node(*v), message));
+                }
+            }
             State::Recovering(r) => {
                 if now < r.next_retransmit {
                     return;

@@ -11,9 +11,9 @@ use crate::durable::{PersistRequest, Record};
 use crate::error::Error;
 use crate::event::Event;
 use crate::id::{LeaseName, NodeId};
-use crate::log::{AppendError, Effects, LogMessage, Slot, To, Value};
+use crate::log::{AppendError, CompactError, Effects, LogMessage, Slot, To, Value};
 use crate::message::{Envelope, Message};
-use crate::replication::Replication;
+use crate::replication::{MAX_SLOT, Replication};
 use crate::time::Timestamp;
 use crate::unsafe_rules::UnsafeRule;
 
@@ -87,24 +87,54 @@ impl Node {
             .map(|l| l.learner.applied())
     }
 
-    /// R7: the application holds a snapshot of `lease`'s log covering every slot below
-    /// `upto`: entries below it (and below what this node knows chosen) may go. Returns
-    /// the slot the log now starts at.
-    pub fn compact_log(&mut self, now: Timestamp, lease: &LeaseName, upto: Slot) -> Slot {
-        let Some(log) = self.replication.logs.get_mut(lease) else {
-            return 0;
+    /// R7: `snapshot` is the application's state after every slot of `lease`'s log below
+    /// `upto` (which must be applied here): the entries below it go, and peers that need
+    /// them get the snapshot instead. The snapshot is made durable with the node's other
+    /// records and given back at restart ([`Node::log_snapshot`]). Returns the slot the
+    /// log now starts at.
+    pub fn compact_log(
+        &mut self,
+        now: Timestamp,
+        lease: &LeaseName,
+        upto: Slot,
+        snapshot: impl Into<Arc<[u8]>>,
+    ) -> Result<Slot, CompactError> {
+        let rules = self.setup.rules;
+        let log = self
+            .replication
+            .logs
+            .get_mut(lease)
+            .ok_or(CompactError::NoLog)?;
+        let applied = log.learner.applied();
+        if upto > applied {
+            return Err(CompactError::NotApplied { applied });
+        }
+        // Unsafe `truncate-unchosen`: every entry accepted goes, chosen or not.
+        let cut = if rules.breaks(UnsafeRule::TruncateUnchosen) {
+            upto.max(log.acceptor.end())
+        } else {
+            upto
         };
-        let known_chosen = log.learner.applied();
         let mut records = Vec::new();
         log.acceptor
-            .truncate(lease, upto, known_chosen, &mut records);
+            .cover(lease, cut, snapshot.into(), &mut records);
         log.learner.compact(upto);
         let start = log.acceptor.snapshot();
         for record in records {
             self.replication.gate.record(record);
         }
         self.flush_local(now);
-        start
+        Ok(start)
+    }
+
+    /// The latest snapshot of `lease`'s log this node holds (taken here or installed from
+    /// a peer; after a restart, the one it restored): the slot it covers up to and the
+    /// application's state. A runtime restores its state machine from it at start; the
+    /// [`crate::log::LogEvent::Chosen`] events that follow continue from that slot.
+    pub fn log_snapshot(&self, lease: &LeaseName) -> Option<(Slot, Arc<[u8]>)> {
+        let log = self.replication.logs.get(lease)?;
+        let data = log.acceptor.snapshot_data()?;
+        Some((log.acceptor.snapshot(), data.clone()))
     }
 
     /// The open instance of `key` and the value this node knows chosen in it: a local
@@ -188,6 +218,10 @@ impl Node {
             .any(Replication::absurd)
         {
             self.stats.dropped_absurd_ballot += 1;
+            return;
+        }
+        if message.highest_slot() > MAX_SLOT {
+            self.stats.dropped_invalid += 1;
             return;
         }
         if let LogMessage::Prepare { ballot, .. } | LogMessage::Accept { ballot, .. } = &message {

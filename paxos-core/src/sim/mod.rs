@@ -152,6 +152,8 @@ pub struct SimReport {
     pub trace: Vec<String>,
     /// With [`SimConfig::log`]: appends acknowledged.
     pub log_acks: u64,
+    /// With [`SimConfig::log`]: snapshots installed from a peer or restored from a disk.
+    pub log_installs: u64,
     /// With [`SimConfig::digest`]: a hash of every event, message, hello and wake-up time
     /// of every node, with the simulated time and host of each; 0 otherwise.
     pub digest: u64,
@@ -335,6 +337,7 @@ impl<'a> Sim<'a> {
                 elections: 0,
                 trace: Vec::new(),
                 log_acks: 0,
+                log_installs: 0,
                 digest: 0xcbf2_9ce4_8422_2325,
             },
             replica: cfg.log.then(|| replica::Replicated::new(cfg.seed)),
@@ -438,6 +441,7 @@ impl<'a> Sim<'a> {
         }
         if let Some(r) = &self.replica {
             self.report.log_acks = r.acks;
+            self.report.log_installs = r.installs;
         }
         self.report.trace = self.trace.into_iter().collect();
         self.report

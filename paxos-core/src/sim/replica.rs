@@ -5,11 +5,14 @@
 //! - no two different values chosen for one slot, and every replica delivers the slots in
 //!   order from its start, once each;
 //! - every acknowledged append is the value chosen at the slot it was acknowledged at;
+//! - a snapshot (each host compacts now and then, R7) holds exactly the chosen prefix it
+//!   claims, whether installed from a peer or restored from the disk;
 //! - a lease read (R6) sees every append acknowledged before it started;
 //! - `ask` answers agree per key and instance;
 //! - after healing, an append is acknowledged again within the liveness bound.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::ask::{AskEvent, AskValue, Instance};
 use crate::durable::Record;
@@ -31,6 +34,50 @@ pub(super) struct Storage {
     pub(super) unsynced: Vec<(u64, Vec<Record>)>,
 }
 
+/// What a host's application holds: how many slots it applied, and a hash of them in
+/// order (its "state"; a snapshot is these two numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct App {
+    next: Slot,
+    hash: u64,
+}
+
+impl App {
+    const EMPTY: App = App {
+        next: 0,
+        hash: 0xcbf2_9ce4_8422_2325,
+    };
+
+    fn apply(&mut self, value: &Value) {
+        self.hash = mix(self.hash, value);
+        self.next += 1;
+    }
+
+    fn snapshot(self) -> Arc<[u8]> {
+        let mut bytes = self.next.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&self.hash.to_le_bytes());
+        bytes.into()
+    }
+
+    fn from_snapshot(data: &[u8]) -> Option<App> {
+        let next = u64::from_le_bytes(data.get(..8)?.try_into().ok()?);
+        let hash = u64::from_le_bytes(data.get(8..16)?.try_into().ok()?);
+        Some(App { next, hash })
+    }
+}
+
+/// FNV-1a over a value, a no-op distinct from every data value.
+fn mix(mut hash: u64, value: &Value) -> u64 {
+    let tag: &[u8] = match value {
+        Value::Noop => &[0],
+        Value::Data(_) => &[1],
+    };
+    for byte in tag.iter().chain(value.bytes()) {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
 /// The workload and the log's checks of one run.
 #[derive(Debug)]
 pub(super) struct Replicated {
@@ -40,8 +87,11 @@ pub(super) struct Replicated {
     pending: HashMap<(usize, u64, Slot), Value>,
     /// Every slot chosen so far.
     chosen: HashMap<Slot, Value>,
-    /// Per (host, epoch): the next slot it must deliver.
-    next: HashMap<(usize, u64), Slot>,
+    /// Per (host, epoch): what its application holds.
+    apps: HashMap<(usize, u64), App>,
+    /// `prefix[i]`: the application state after the first `i` chosen slots.
+    prefix: Vec<u64>,
+    pub(super) installs: u64,
     asks: HashMap<(LeaseName, Instance), AskValue>,
     keys: Vec<LeaseName>,
     pub(super) acks: u64,
@@ -58,7 +108,9 @@ impl Replicated {
             next_value: 0,
             pending: HashMap::new(),
             chosen: HashMap::new(),
-            next: HashMap::new(),
+            apps: HashMap::new(),
+            prefix: vec![App::EMPTY.hash],
+            installs: 0,
             asks: HashMap::new(),
             keys: (0..3)
                 .map(|i| LeaseName::new(format!("key-{i}")).expect("static keys are valid"))
@@ -68,6 +120,21 @@ impl Replicated {
             acked_upto: None,
             reads: 0,
         }
+    }
+}
+
+impl Replicated {
+    /// The application state after the first `upto` chosen slots, or the first slot in it
+    /// no replica delivered.
+    fn prefix_hash(&mut self, upto: Slot) -> Result<u64, Slot> {
+        let upto = usize::try_from(upto).map_err(|_| upto)?;
+        while self.prefix.len() <= upto {
+            let slot = (self.prefix.len() - 1) as Slot;
+            let value = self.chosen.get(&slot).ok_or(slot)?;
+            let last = self.prefix[self.prefix.len() - 1];
+            self.prefix.push(mix(last, value));
+        }
+        Ok(self.prefix[upto])
     }
 }
 
@@ -83,13 +150,57 @@ impl Sim<'_> {
             return;
         }
         node.restore(self.hosts[host].storage.disk.clone());
-        if self.hosts[host].voter {
-            let lease = self.log_lease();
-            if let Err(e) = node.enable_log(&lease) {
-                self.checker
-                    .violations
-                    .push(format!("node {} cannot keep a log: {e}", host + 1));
-            }
+        let lease = self.log_lease();
+        if self.hosts[host].voter
+            && let Err(e) = node.enable_log(&lease)
+        {
+            self.checker
+                .violations
+                .push(format!("node {} cannot keep a log: {e}", host + 1));
+        }
+        // The application restores its state from the snapshot on the disk, if any.
+        if let Some((upto, data)) = node.log_snapshot(&lease) {
+            // `start` raises the epoch after this.
+            let epoch = self.hosts[host].epoch + 1;
+            self.install(host, epoch, upto, &data, "restored");
+        }
+    }
+
+    /// `host`'s application takes a snapshot claiming the slots below `upto`: it must hold
+    /// exactly the chosen prefix of that length.
+    fn install(&mut self, host: usize, epoch: u64, upto: Slot, data: &[u8], how: &str) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        if how == "installed" {
+            r.installs += 1;
+        }
+        let app = App::from_snapshot(data);
+        let violation = match app {
+            None => Some(format!("node {} {how} a snapshot it cannot read", host + 1)),
+            Some(app) if app.next != upto => Some(format!(
+                "node {} {how} a snapshot claiming {upto} slots that holds {}",
+                host + 1,
+                app.next
+            )),
+            Some(app) => match r.prefix_hash(upto) {
+                Err(slot) => Some(format!(
+                    "node {} {how} a snapshot of {upto} slots covering slot {slot}, which no replica applied",
+                    host + 1
+                )),
+                Ok(hash) if hash != app.hash => Some(format!(
+                    "node {} {how} a snapshot of {upto} slots that differs from the chosen prefix",
+                    host + 1
+                )),
+                Ok(_) => None,
+            },
+        };
+        if let Some(app) = app {
+            r.apps.insert((host, epoch), app);
+        }
+        if let Some(v) = violation {
+            self.note(|| format!("VIOLATION {v}"));
+            self.checker.violations.push(v);
         }
     }
 
@@ -123,6 +234,7 @@ impl Sim<'_> {
         };
         let next = self.now + 10_000_000 + r.rng.below(40_000_000);
         let roll = r.rng.below(100);
+        let compact = r.rng.chance(0.05);
         let key = r.keys[r.rng.below(r.keys.len() as u64) as usize].clone();
         r.next_value += 1;
         let text = format!("h{}.{}", host + 1, r.next_value);
@@ -134,14 +246,16 @@ impl Sim<'_> {
         let local = h.clock.local(self.now);
         let epoch = h.epoch;
         let lease = self.log_lease();
+        if compact {
+            self.compact(host, local);
+        }
         let Some(node) = self.node_mut(host) else {
             return;
         };
         if roll < 10 {
             // R6: a lease read, answered only where the node says it may be.
             if node.is_ready(local, &lease) {
-                let applied = node.log_applied(&lease).unwrap_or(0);
-                self.lease_read(host, applied);
+                self.lease_read(host);
             }
         } else if roll < 70 {
             if node.is_master(local, &lease) {
@@ -163,6 +277,31 @@ impl Sim<'_> {
         }
         self.report.steps += 1;
         self.pump(host);
+    }
+
+    /// R7: `host`'s application snapshots its state and lets the log cut what it covers.
+    fn compact(&mut self, host: usize, local: crate::time::Timestamp) {
+        let epoch = self.hosts[host].epoch;
+        let lease = self.log_lease();
+        let Some(app) = self
+            .replica
+            .as_ref()
+            .and_then(|r| r.apps.get(&(host, epoch)).copied())
+        else {
+            return;
+        };
+        let Some(node) = self.node_mut(host) else {
+            return;
+        };
+        let result = node.compact_log(local, &lease, app.next, app.snapshot());
+        if let Err(e) = result {
+            let v = format!(
+                "node {} refused a snapshot of what it applied: {e}",
+                host + 1
+            );
+            self.checker.violations.push(v);
+        }
+        self.note(|| format!("node {} compacts below {}: {result:?}", host + 1, app.next));
     }
 
     /// Takes the node's writes: written now, synced a little later.
@@ -241,14 +380,16 @@ impl Sim<'_> {
         let mut violation = None;
         match event {
             LogEvent::Chosen { slot, value } => {
-                let next = r.next.entry((host, epoch)).or_insert(0);
-                if *slot != *next {
+                let app = r.apps.entry((host, epoch)).or_insert(App::EMPTY);
+                if *slot != app.next {
                     violation = Some(format!(
-                        "node {} delivered slot {slot} when slot {next} was next",
-                        host + 1
+                        "node {} delivered slot {slot} when slot {} was next",
+                        host + 1,
+                        app.next
                     ));
                 }
-                *next = slot + 1;
+                app.apply(value);
+                app.next = slot + 1;
                 match r.chosen.get(slot) {
                     Some(had) if had != value => {
                         violation = Some(format!(
@@ -262,6 +403,12 @@ impl Sim<'_> {
                     }
                 }
             }
+            LogEvent::InstallSnapshot { upto, data } => {
+                let (upto, data) = (*upto, data.clone());
+                self.install(host, epoch, upto, &data, "installed");
+                return;
+            }
+            LogEvent::SnapshotNeeded { .. } => {}
             LogEvent::Appended { slot } => {
                 if let Some(value) = r.pending.remove(&(host, epoch, *slot)) {
                     if r.chosen.get(slot) != Some(&value) {
@@ -294,13 +441,15 @@ impl Sim<'_> {
         }
     }
 
-    /// A read on `host` saw the state of every slot below `applied`: it must include every
-    /// append acknowledged before it (linearizable lease reads, R6).
-    fn lease_read(&mut self, host: usize, applied: Slot) {
+    /// A read on `host` sees its application's state: it must include every append
+    /// acknowledged before it (linearizable lease reads, R6).
+    fn lease_read(&mut self, host: usize) {
+        let epoch = self.hosts[host].epoch;
         let Some(r) = self.replica.as_mut() else {
             return;
         };
         r.reads += 1;
+        let applied = r.apps.get(&(host, epoch)).map_or(0, |a| a.next);
         if let Some((slot, by)) = r.acked_upto
             && applied <= slot
         {

@@ -16,6 +16,8 @@ use crate::replication::LeaseLog;
 use crate::time::Timestamp;
 use crate::unsafe_rules::Rules;
 
+mod snapshots;
+
 const RETRANSMIT: Duration = Duration::from_millis(10);
 
 fn lease() -> LeaseName {
@@ -49,6 +51,8 @@ struct Cluster {
     now: Timestamp,
     /// Messages from, to which are dropped.
     cut: Vec<(NodeId, NodeId)>,
+    /// Snapshots sent are lost.
+    lose_snapshots: bool,
 }
 
 impl Cluster {
@@ -81,6 +85,7 @@ impl Cluster {
             queue: VecDeque::new(),
             now: Timestamp::ZERO,
             cut: Vec::new(),
+            lose_snapshots: false,
         }
     }
 
@@ -149,7 +154,8 @@ impl Cluster {
         while let Some((from, to, message)) = self.queue.pop_front() {
             steps += 1;
             assert!(steps < 100_000, "the log does not settle");
-            if self.cut.contains(&(from, to)) {
+            let lost = self.lose_snapshots && matches!(message, LogMessage::Snapshot { .. });
+            if self.cut.contains(&(from, to)) || lost {
                 continue;
             }
             self.deliver(from, to, message);
