@@ -127,10 +127,10 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let (mut sent, mut acked) = (0u64, 0u64);
     while acked < args.appends {
-        for _ in 0..args.batch.min(args.appends - sent) {
-            if nodes[master].append(now, &lease, value.as_slice()).is_ok() {
-                sent += 1;
-            }
+        let n = args.batch.min(args.appends - sent);
+        let batch = (0..n).map(|_| value.as_slice());
+        if let Ok(slots) = nodes[master].append_batch(now, &lease, batch) {
+            sent += slots.end - slots.start;
         }
         acked += pump(&mut nodes, now);
         // Let the log cut what every replica applied, as a snapshotting service would.

@@ -148,6 +148,8 @@ pub(crate) struct Replication {
     /// Records given back at start, per name, for logs created later.
     restored: BTreeMap<LeaseName, Vec<Record>>,
     pub(crate) logs: BTreeMap<LeaseName, LeaseLog>,
+    /// The names of the logs with a proposer, in name order (as `logs` iterates).
+    pub(crate) proposing: Vec<LeaseName>,
     pub(crate) ask_acceptors: AskAcceptors,
     pub(crate) ask_proposers: AskProposers,
     /// Log and `ask` messages waiting for their records to be durable.
@@ -161,6 +163,7 @@ impl Replication {
             limits,
             restored: BTreeMap::new(),
             logs: BTreeMap::new(),
+            proposing: Vec::new(),
             ask_acceptors: AskAcceptors::restore(MAX_LOG_NAMES, limits.max_value_len, &[]),
             ask_proposers: AskProposers::restore(
                 setup.id,
@@ -247,6 +250,9 @@ impl Replication {
                 &records,
                 setup.rules,
             ));
+            if let Err(at) = self.proposing.binary_search(lease) {
+                self.proposing.insert(at, lease.clone());
+            }
         }
         true
     }

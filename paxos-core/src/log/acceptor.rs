@@ -118,6 +118,15 @@ impl LogAcceptor {
             .map_or(self.snapshot, |(slot, _)| slot + 1)
     }
 
+    /// The entries accepted for the slots of `range`, in slot order.
+    pub(crate) fn entries(
+        &self,
+        range: std::ops::Range<Slot>,
+    ) -> impl Iterator<Item = (Slot, &(LogBallot, Value))> {
+        let range = range.start..range.end.max(range.start);
+        self.entries.range(range).map(|(slot, e)| (*slot, e))
+    }
+
     /// The entry accepted for `slot`, if any.
     pub(crate) fn entry(&self, slot: Slot) -> Option<&(LogBallot, Value)> {
         self.entries.get(&slot)

@@ -25,3 +25,14 @@ pub(crate) struct Effects {
     /// learner delivered `chosen`, so an acknowledgement never precedes its `Chosen`.
     pub(crate) acks: Vec<LogEvent>,
 }
+
+impl Effects {
+    /// Whether there is nothing to act on.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sends.is_empty()
+            && self.events.is_empty()
+            && self.records.is_empty()
+            && self.chosen.is_empty()
+            && self.acks.is_empty()
+    }
+}

@@ -4,8 +4,8 @@
 //! a fetch of slots a snapshot covers is answered with the snapshot, which the asking node
 //! installs (R7).
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +24,9 @@ pub(crate) struct LogLearner {
     applied: Slot,
     /// Chosen values not delivered yet (a gap before them).
     pending: BTreeMap<Slot, Value>,
-    /// Delivered values kept to answer fetches, from `kept_from` on.
-    kept: BTreeMap<Slot, Value>,
+    /// Delivered values kept to answer fetches: the slots just below `applied`, in order
+    /// (the first is slot `applied - kept.len()`).
+    kept: VecDeque<Value>,
     /// The highest commit heard: slots below it are chosen.
     commit: Slot,
     /// No second fetch before this.
@@ -50,7 +51,7 @@ impl LogLearner {
             retransmit,
             applied,
             pending: BTreeMap::new(),
-            kept: BTreeMap::new(),
+            kept: VecDeque::new(),
             commit: applied,
             next_fetch: Timestamp::ZERO,
             hint_at: applied.saturating_add(limits.window / 2),
@@ -66,7 +67,9 @@ impl LogLearner {
     /// no longer served to fetches.
     pub(crate) fn compact(&mut self, upto: Slot) {
         let upto = upto.min(self.applied);
-        self.kept = self.kept.split_off(&upto);
+        let first = self.applied - self.kept.len() as Slot;
+        let drop = usize::try_from(upto.saturating_sub(first)).unwrap_or(usize::MAX);
+        self.kept.drain(..drop.min(self.kept.len()));
         self.hint_at = self
             .hint_at
             .max(upto.saturating_add(self.limits.window / 2));
@@ -129,7 +132,7 @@ impl LogLearner {
     /// Delivers `value` as the next slot, and keeps it for fetches.
     fn deliver_one(&mut self, value: Value, fx: &mut Effects) {
         let slot = self.applied;
-        self.kept.insert(slot, value.clone());
+        self.kept.push_back(value.clone());
         fx.events.push(LogEvent::Chosen { slot, value });
         self.applied += 1;
         if self.applied >= self.hint_at {
@@ -156,17 +159,23 @@ impl LogLearner {
         self.commit = self.commit.max(commit);
         // Unsafe `apply-unchosen`: whatever was accepted below the commit counts.
         let any = self.rules.breaks(UnsafeRule::ApplyUnchosen);
-        let mut slot = self.applied;
-        while slot < commit {
-            if let Entry::Vacant(vacant) = self.pending.entry(slot)
-                && let Some((b, value)) = acceptor.entry(slot)
-                && (*b == ballot || any)
-            {
-                vacant.insert(value.clone());
+        // In order with nothing pending (the common case): deliver straight away.
+        while self.applied < commit && self.pending.is_empty() {
+            match acceptor.entry(self.applied) {
+                Some((b, value)) if *b == ballot || any => self.deliver_one(value.clone(), fx),
+                _ => break,
             }
-            slot += 1;
         }
-        self.deliver(fx);
+        if self.applied < commit {
+            for (slot, (b, value)) in acceptor.entries(self.applied..commit) {
+                if (*b == ballot || any)
+                    && let Entry::Vacant(vacant) = self.pending.entry(slot)
+                {
+                    vacant.insert(value.clone());
+                }
+            }
+            self.deliver(fx);
+        }
         self.fetch_missing(now, from, fx);
     }
 
@@ -215,11 +224,14 @@ impl LogLearner {
             return;
         }
         let mut values = Vec::new();
-        for (expected, (slot, value)) in (from..).zip(self.kept.range(from..to)) {
-            if *slot != expected {
-                break;
+        let first = self.applied - self.kept.len() as Slot;
+        if from >= first {
+            let (a, b) = (from - first, to.min(self.applied) - first);
+            if let (Ok(a), Ok(b)) = (usize::try_from(a), usize::try_from(b))
+                && a < b
+            {
+                values.extend(self.kept.range(a..b).cloned());
             }
-            values.push(value.clone());
         }
         if !values.is_empty() {
             fx.sends.push((

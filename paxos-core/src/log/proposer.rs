@@ -3,7 +3,7 @@
 //! pipelined and batched (R4). The recovery itself (Phase 1, snapshot install, repair) is
 //! `proposer/recovery.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::quorum::{bit, voters_in};
@@ -44,8 +44,8 @@ struct Active {
     next: Slot,
     /// The first slot not yet sent.
     unsent: Slot,
-    /// Slots `commit..next`.
-    inflight: BTreeMap<Slot, InFlight>,
+    /// Slots `commit..next`, in order: the one at index `i` is slot `commit + i`.
+    inflight: VecDeque<InFlight>,
     next_retransmit: Timestamp,
 }
 
@@ -143,9 +143,9 @@ impl LogProposer {
     /// over): every append in flight fails with an unknown outcome.
     pub(crate) fn stop(&mut self, fx: &mut Effects) {
         if let State::Active(a) = std::mem::replace(&mut self.state, State::Idle) {
-            for slot in a.inflight.keys().filter(|s| **s >= a.repair_end) {
+            for slot in a.repair_end.max(a.commit)..a.next {
                 fx.acks.push(LogEvent::AppendFailed {
-                    slot: *slot,
+                    slot,
                     reason: AppendError::Lost,
                 });
             }
@@ -154,8 +154,20 @@ impl LogProposer {
 
     /// R4: takes `value` for the next free slot; it is sent at the next flush and
     /// acknowledged (`Appended`) once a majority accepted it.
+    #[cfg(test)]
     pub(crate) fn append(&mut self, value: Value) -> Result<Slot, AppendError> {
-        if value.bytes().len() > self.limits.max_value_len {
+        self.append_all(vec![value]).map(|slots| slots.start)
+    }
+
+    /// R4: takes every value for the next free slots, in order, or none of them (one too
+    /// large, or not room for all in the window); they leave in as few Accepts as the
+    /// message size allows.
+    pub(crate) fn append_all(
+        &mut self,
+        values: Vec<Value>,
+    ) -> Result<std::ops::Range<Slot>, AppendError> {
+        let max_len = self.limits.max_value_len;
+        if values.iter().any(|v| v.bytes().len() > max_len) {
             return Err(AppendError::TooLarge);
         }
         let a = match &mut self.state {
@@ -163,20 +175,18 @@ impl LogProposer {
             State::Idle => return Err(AppendError::NotMaster),
             _ => return Err(AppendError::NotReady),
         };
-        if a.next - a.commit >= self.limits.window {
+        let count = values.len() as Slot;
+        if (a.next - a.commit).saturating_add(count) > self.limits.window {
             return Err(AppendError::Busy);
         }
-        let slot = a.next;
-        a.next += 1;
-        a.inflight.insert(
-            slot,
-            InFlight {
-                value,
-                accepted: 0,
-                replies: 0,
-            },
-        );
-        Ok(slot)
+        let first = a.next;
+        a.next += count;
+        a.inflight.extend(values.into_iter().map(|value| InFlight {
+            value,
+            accepted: 0,
+            replies: 0,
+        }));
+        Ok(first..a.next)
     }
 
     /// Sends what is new: Accepts for the slots not sent yet (batched), or the commit
@@ -222,10 +232,11 @@ impl LogProposer {
             return;
         }
         let end = first.saturating_add(count).min(a.next);
+        let first = first.max(a.commit);
         if first >= end {
-            return; // Nothing this tenure proposed (a stray or forged reply).
+            return; // Chosen already, or nothing this tenure proposed (stray or forged).
         }
-        for (_, entry) in a.inflight.range_mut(first..end) {
+        for entry in a.inflight.range_mut(index(a, first)..index(a, end)) {
             entry.accepted |= bit(voter);
             entry.replies += 1;
         }
@@ -239,14 +250,11 @@ impl LogProposer {
             }
         };
         // Chosen in slot order: a later slot waits for the ones before it.
-        while a
-            .inflight
-            .first_key_value()
-            .is_some_and(|(slot, e)| *slot == a.commit && enough(e))
-        {
-            let Some((slot, entry)) = a.inflight.pop_first() else {
+        while a.inflight.front().is_some_and(enough) {
+            let Some(entry) = a.inflight.pop_front() else {
                 break;
             };
+            let slot = a.commit;
             fx.chosen.push((slot, entry.value));
             if slot >= a.repair_end {
                 fx.acks.push(LogEvent::Appended { slot });
@@ -325,13 +333,13 @@ impl LogProposer {
                     return;
                 }
                 a.next_retransmit = now + retransmit;
-                let sent_end = a.unsent;
+                let sent_end = a.unsent.max(a.commit);
                 for (i, v) in voters.iter().enumerate() {
                     let missing = a
                         .inflight
-                        .range(..sent_end)
-                        .find(|(_, e)| e.accepted & bit(i) == 0)
-                        .map(|(slot, _)| *slot);
+                        .range(..index(a, sent_end))
+                        .position(|e| e.accepted & bit(i) == 0)
+                        .map(|at| a.commit + at as Slot);
                     if let Some(first) = missing {
                         send_accepts(a, first, sent_end, max, To::Node(*v), fx);
                     }
@@ -341,22 +349,29 @@ impl LogProposer {
     }
 }
 
+/// The index in `a.inflight` of `slot` (at least `a.commit`, at most `a.next`).
+fn index(a: &Active, slot: Slot) -> usize {
+    usize::try_from(slot.saturating_sub(a.commit))
+        .unwrap_or(usize::MAX)
+        .min(a.inflight.len())
+}
+
 /// Accepts for the in-flight slots `first..end`, at most `max` values each.
 fn send_accepts(a: &Active, first: Slot, end: Slot, max: usize, to: To, fx: &mut Effects) {
-    let mut values = Vec::new();
+    let first = first.max(a.commit);
+    let (from, to_index) = (index(a, first), index(a, end));
     let mut start = first;
-    for (slot, entry) in a.inflight.range(first..end) {
-        if values.len() == max || (values.is_empty() && *slot != start) {
-            if !values.is_empty() {
-                fx.sends
-                    .push((to, accept(a, start, std::mem::take(&mut values))));
-            }
-            start = *slot;
-        }
-        values.push(entry.value.clone());
-    }
-    if !values.is_empty() {
+    let mut at = from;
+    while at < to_index {
+        let take = (to_index - at).min(max);
+        let values: Vec<Value> = a
+            .inflight
+            .range(at..at + take)
+            .map(|e| e.value.clone())
+            .collect();
         fx.sends.push((to, accept(a, start, values)));
+        start += take as Slot;
+        at += take;
     }
 }
 

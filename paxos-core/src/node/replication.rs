@@ -41,12 +41,27 @@ impl Node {
     /// R4: appends `value` to `lease`'s log; it is acknowledged with an
     /// [`crate::log::LogEvent::Appended`] event once chosen (or failed). Only the master
     /// whose guard is valid at `now` and whose recovery finished takes appends (R1, R2).
+    /// It leaves at once; [`Node::append_batch`] sends many in one message.
     pub fn append(
         &mut self,
         now: Timestamp,
         lease: &LeaseName,
         value: impl Into<Arc<[u8]>>,
     ) -> Result<Slot, AppendError> {
+        self.append_batch(now, lease, [value])
+            .map(|slots| slots.start)
+    }
+
+    /// R4: appends every value, in order, into consecutive slots (returned), or none of
+    /// them; each is acknowledged on its own. A runtime that gathers the appends arriving
+    /// together and hands them over here sends one Accept (and gets one write per
+    /// acceptor) for all of them.
+    pub fn append_batch<V: Into<Arc<[u8]>>>(
+        &mut self,
+        now: Timestamp,
+        lease: &LeaseName,
+        values: impl IntoIterator<Item = V>,
+    ) -> Result<std::ops::Range<Slot>, AppendError> {
         if !self.is_master(now, lease) {
             return Err(AppendError::NotMaster);
         }
@@ -56,9 +71,10 @@ impl Node {
             .get_mut(lease)
             .and_then(|l| l.proposer.as_mut())
             .ok_or(AppendError::NotMaster)?;
-        let slot = log.append(Value::Data(value.into()))?;
+        let values = values.into_iter().map(|v| Value::Data(v.into())).collect();
+        let slots = log.append_all(values)?;
         self.flush_local(now);
-        Ok(slot)
+        Ok(slots)
     }
 
     /// R6: whether a read of `lease`'s log state may be answered here at `now` without a
@@ -360,18 +376,14 @@ impl Node {
             self.replication.gate.seal();
             return;
         }
-        let fresh: Vec<(LeaseName, bool)> = self
-            .events
-            .iter()
-            .skip(self.events_checked)
-            .filter_map(|e| match e {
-                Event::Elected { lease, .. } => Some((lease.clone(), true)),
-                Event::Surrendered { lease, .. } => Some((lease.clone(), false)),
-                _ => None,
-            })
-            .collect();
-        self.events_checked = self.events.len();
-        for (lease, elected) in fresh {
+        // R1: this input's lease events start and end the log's tenures.
+        while let Some(event) = self.events.get(self.events_checked) {
+            self.events_checked += 1;
+            let (lease, elected) = match event {
+                Event::Elected { lease, .. } => (lease.clone(), true),
+                Event::Surrendered { lease, .. } => (lease.clone(), false),
+                _ => continue,
+            };
             let Some(log) = self.replication.logs.get_mut(&lease) else {
                 continue;
             };
@@ -387,27 +399,29 @@ impl Node {
             }
             self.apply_log(&lease, fx);
         }
-        let names: Vec<LeaseName> = self
-            .replication
-            .logs
-            .iter()
-            .filter(|(_, l)| l.proposer.is_some())
-            .map(|(n, _)| n.clone())
-            .collect();
-        for lease in names {
-            let master = self.is_master(now, &lease);
+        for i in 0..self.replication.proposing.len() {
+            let lease = self.replication.proposing[i].clone();
+            let idle = self
+                .replication
+                .logs
+                .get(&lease)
+                .and_then(|l| l.proposer.as_ref())
+                .is_some_and(|p| p.ballot().is_none());
+            let restart = idle && self.is_master(now, &lease);
             let mut fx = Effects::default();
             if let Some(log) = self.replication.logs.get_mut(&lease)
                 && let Some(p) = log.proposer.as_mut()
             {
                 // R1/R2: the lease holder whose tenure a higher log ballot ended (or
                 // never began) recovers again, with a counter above what it heard.
-                if master && p.ballot().is_none() {
+                if restart {
                     p.start(now, log.learner.applied(), &mut fx);
                 }
                 p.flush(&mut fx);
             }
-            self.apply_log(&lease, fx);
+            if !fx.is_empty() {
+                self.apply_log(&lease, fx);
+            }
         }
         self.replication.gate.seal();
     }

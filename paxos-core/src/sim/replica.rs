@@ -32,6 +32,9 @@ pub(super) struct Storage {
     pub(super) disk: Vec<Record>,
     /// Written, not synced yet: lost by a crash.
     pub(super) unsynced: Vec<(u64, Vec<Record>)>,
+    /// A sync is under way: writes made meanwhile wait for the next one, which covers
+    /// them all (group commit, one sync at a time, as a real disk does).
+    pub(super) syncing: bool,
 }
 
 /// What a host's application holds: how many slots it applied, and a hash of them in
@@ -66,6 +69,53 @@ impl App {
     }
 }
 
+/// Every host's application, in its current epoch (a restart starts a new one).
+#[derive(Debug, Default)]
+struct Apps(Vec<Option<(u64, App)>>);
+
+impl Apps {
+    /// `host`'s application in `epoch`, empty if it has none yet.
+    fn get(&mut self, host: usize, epoch: u64) -> &mut App {
+        if self.0.len() <= host {
+            self.0.resize(host + 1, None);
+        }
+        let slot = &mut self.0[host];
+        if slot.is_none_or(|(e, _)| e != epoch) {
+            *slot = Some((epoch, App::EMPTY));
+        }
+        &mut slot.get_or_insert((epoch, App::EMPTY)).1
+    }
+
+    fn peek(&self, host: usize, epoch: u64) -> Option<App> {
+        match self.0.get(host) {
+            Some(Some((e, app))) if *e == epoch => Some(*app),
+            _ => None,
+        }
+    }
+}
+
+/// The value chosen for each slot so far (slots are dense from 0).
+#[derive(Debug, Default)]
+struct Chosen(Vec<Option<Value>>);
+
+impl Chosen {
+    fn get(&self, slot: &Slot) -> Option<&Value> {
+        self.0.get(usize::try_from(*slot).ok()?)?.as_ref()
+    }
+
+    fn insert(&mut self, slot: Slot, value: Value) {
+        // A run appends a few thousand entries at most; the bound keeps a bug in a
+        // switch from turning into an allocation of the whole slot space.
+        let Some(at) = usize::try_from(slot).ok().filter(|at| *at < 1 << 24) else {
+            return;
+        };
+        if self.0.len() <= at {
+            self.0.resize(at + 1, None);
+        }
+        self.0[at] = Some(value);
+    }
+}
+
 /// FNV-1a over a value, a no-op distinct from every data value.
 fn mix(mut hash: u64, value: &Value) -> u64 {
     let tag: &[u8] = match value {
@@ -86,9 +136,9 @@ pub(super) struct Replicated {
     /// Appends in flight: (host, epoch, slot) → value.
     pending: HashMap<(usize, u64, Slot), Value>,
     /// Every slot chosen so far.
-    chosen: HashMap<Slot, Value>,
+    chosen: Chosen,
     /// Per (host, epoch): what its application holds.
-    apps: HashMap<(usize, u64), App>,
+    apps: Apps,
     /// `prefix[i]`: the application state after the first `i` chosen slots.
     prefix: Vec<u64>,
     pub(super) installs: u64,
@@ -107,8 +157,8 @@ impl Replicated {
             rng: Rng::new(seed ^ 0x10C0_FFEE),
             next_value: 0,
             pending: HashMap::new(),
-            chosen: HashMap::new(),
-            apps: HashMap::new(),
+            chosen: Chosen::default(),
+            apps: Apps::default(),
             prefix: vec![App::EMPTY.hash],
             installs: 0,
             asks: HashMap::new(),
@@ -196,7 +246,7 @@ impl Sim<'_> {
             },
         };
         if let Some(app) = app {
-            r.apps.insert((host, epoch), app);
+            *r.apps.get(host, epoch) = app;
         }
         if let Some(v) = violation {
             self.note(|| format!("VIOLATION {v}"));
@@ -207,6 +257,7 @@ impl Sim<'_> {
     /// A crash loses what was written and not synced.
     pub(super) fn crash_replica(&mut self, host: usize) {
         self.hosts[host].storage.unsynced.clear();
+        self.hosts[host].storage.syncing = false;
         // Unsafe `forgetful-acceptor`: the disk is lost too, and the node comes back as
         // if it had never answered.
         if self.cfg.unsafe_is("forgetful-acceptor") {
@@ -283,11 +334,7 @@ impl Sim<'_> {
     fn compact(&mut self, host: usize, local: crate::time::Timestamp) {
         let epoch = self.hosts[host].epoch;
         let lease = self.log_lease();
-        let Some(app) = self
-            .replica
-            .as_ref()
-            .and_then(|r| r.apps.get(&(host, epoch)).copied())
-        else {
+        let Some(app) = self.replica.as_ref().and_then(|r| r.apps.peek(host, epoch)) else {
             return;
         };
         let Some(node) = self.node_mut(host) else {
@@ -309,36 +356,36 @@ impl Sim<'_> {
         if self.replica.is_none() {
             return;
         }
-        let mut requests = Vec::new();
-        if let Some(node) = self.hosts[host].node.as_mut() {
-            while let Some(req) = node.poll_persist() {
-                requests.push(req);
-            }
+        let h = &mut self.hosts[host];
+        let Some(node) = h.node.as_mut() else {
+            return;
+        };
+        while let Some(req) = node.poll_persist() {
+            h.storage.unsynced.push((req.token, req.records));
         }
-        for req in requests {
-            let Some(r) = self.replica.as_mut() else {
-                return;
-            };
-            // A sync takes 50 µs to 5 ms, and now and then (a busy disk) up to 50 ms.
-            let delay = if r.rng.chance(0.1) {
-                50_000 + r.rng.below(50_000_000)
-            } else {
-                50_000 + r.rng.below(5_000_000)
-            };
-            let epoch = self.hosts[host].epoch;
-            self.hosts[host]
-                .storage
-                .unsynced
-                .push((req.token, req.records));
-            self.push(
-                self.now + delay,
-                Ev::Synced {
-                    host,
-                    epoch,
-                    token: req.token,
-                },
-            );
+        if !h.storage.syncing {
+            self.start_sync(host);
         }
+    }
+
+    /// Syncs everything written so far on `host`: 50 µs to 5 ms, and now and then (a busy
+    /// disk) up to 50 ms.
+    fn start_sync(&mut self, host: usize) {
+        let Some(&(token, _)) = self.hosts[host].storage.unsynced.last() else {
+            self.hosts[host].storage.syncing = false;
+            return;
+        };
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        let delay = if r.rng.chance(0.1) {
+            50_000 + r.rng.below(50_000_000)
+        } else {
+            50_000 + r.rng.below(5_000_000)
+        };
+        let epoch = self.hosts[host].epoch;
+        self.hosts[host].storage.syncing = true;
+        self.push(self.now + delay, Ev::Synced { host, epoch, token });
     }
 
     /// A write of `host` is synced: onto the disk, and the node hears so.
@@ -368,6 +415,10 @@ impl Sim<'_> {
         }
         self.report.steps += 1;
         self.pump(host);
+        // What was written during this sync goes in the next one.
+        if self.hosts[host].epoch == epoch {
+            self.start_sync(host);
+        }
     }
 
     /// Checks one log event of `host`.
@@ -380,7 +431,7 @@ impl Sim<'_> {
         let mut violation = None;
         match event {
             LogEvent::Chosen { slot, value } => {
-                let app = r.apps.entry((host, epoch)).or_insert(App::EMPTY);
+                let app = r.apps.get(host, epoch);
                 if *slot != app.next {
                     violation = Some(format!(
                         "node {} delivered slot {slot} when slot {} was next",
@@ -449,7 +500,7 @@ impl Sim<'_> {
             return;
         };
         r.reads += 1;
-        let applied = r.apps.get(&(host, epoch)).map_or(0, |a| a.next);
+        let applied = r.apps.peek(host, epoch).map_or(0, |a| a.next);
         if let Some((slot, by)) = r.acked_upto
             && applied <= slot
         {

@@ -2,7 +2,7 @@
 //! snapshot a master must install first when voters compacted past what it applied (R7),
 //! then the repair of every reported slot under the new ballot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::{Active, InFlight, LogProposer, State};
 use crate::durable::Record;
@@ -81,7 +81,7 @@ impl LogProposer {
                 commit_sent: from,
                 next: from,
                 unsent: from,
-                inflight: BTreeMap::new(),
+                inflight: VecDeque::new(),
                 next_retransmit: now + self.retransmit,
             });
             return;
@@ -219,18 +219,13 @@ impl LogProposer {
         } else {
             end
         };
-        let mut inflight = BTreeMap::new();
-        for slot in start..end {
-            let value = reported.get(&slot).map_or(Value::Noop, |(_, v)| v.clone());
-            inflight.insert(
-                slot,
-                InFlight {
-                    value,
-                    accepted: 0,
-                    replies: 0,
-                },
-            );
-        }
+        let inflight: VecDeque<InFlight> = (start..end)
+            .map(|slot| InFlight {
+                value: reported.get(&slot).map_or(Value::Noop, |(_, v)| v.clone()),
+                accepted: 0,
+                replies: 0,
+            })
+            .collect();
         let ready = start == end;
         if ready {
             fx.acks.push(LogEvent::Ready { chosen: start });
