@@ -39,6 +39,7 @@ mod network;
 mod nodes;
 mod queue;
 mod replica;
+mod throughput;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -51,6 +52,7 @@ use crate::time::nanos;
 use checker::{Checker, ms};
 use host::{Clock, Host};
 use queue::{Ev, Queued};
+pub use throughput::LogBench;
 
 #[cfg(feature = "unsafe-rules")]
 use crate::UnsafeRule;

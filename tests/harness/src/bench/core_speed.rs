@@ -1,5 +1,7 @@
 //! Core speed: three `gen_paxos_core::Node`s in one thread, no network (every batch delivered
-//! at once), many leases over simulated time; and the fault simulator's delivery rate.
+//! at once), many leases over simulated time; the replicated log's appends per second
+//! (`gen_paxos_core::sim::LogBench`); and the fault simulator's delivery rate, lease-only
+//! and with the log and `ask` on.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,19 @@ pub struct CoreResult {
     pub sim_deliveries: u64,
     pub sim_steps: u64,
     pub sim_violations: u64,
+    /// Appends acknowledged and the CPU they took, in batches of `log_batch`, then one at
+    /// a time.
+    pub log_batch: u64,
+    pub log_appends: u64,
+    pub log_cpu_secs: f64,
+    pub log_single_appends: u64,
+    pub log_single_cpu_secs: f64,
+    /// The simulator with the log and `ask` on.
+    pub sim_log_seeds: u64,
+    pub sim_log_cpu_secs: f64,
+    pub sim_log_deliveries: u64,
+    pub sim_log_steps: u64,
+    pub sim_log_violations: u64,
 }
 
 fn thread_cpu() -> f64 {
@@ -109,5 +124,31 @@ pub fn run(leases: usize, simulated: Duration, sim_budget: Duration) -> Result<C
         seed += 1;
     }
     r.sim_cpu_secs = (thread_cpu() - cpu0).max(1e-3);
+
+    // The simulator with the log and `ask` on, for the same budget.
+    let (cpu0, wall0) = (thread_cpu(), Instant::now());
+    let mut seed = 1u64;
+    while wall0.elapsed() < sim_budget {
+        let mut config = gen_paxos_core::sim::SimConfig::new(seed, 3);
+        config.log = true;
+        let report = gen_paxos_core::sim::run(&config);
+        r.sim_log_seeds += 1;
+        r.sim_log_deliveries += report.deliveries;
+        r.sim_log_steps += report.steps;
+        r.sim_log_violations += u64::from(!report.violations.is_empty());
+        seed += 1;
+    }
+    r.sim_log_cpu_secs = (thread_cpu() - cpu0).max(1e-3);
+
+    // The log's appends: batched, then one at a time.
+    r.log_batch = 256;
+    let mut bench = gen_paxos_core::sim::LogBench::new().map_err(anyhow::Error::msg)?;
+    let cpu0 = thread_cpu();
+    r.log_appends = bench.run(2_000_000, r.log_batch, 16);
+    r.log_cpu_secs = (thread_cpu() - cpu0).max(1e-3);
+    let mut bench = gen_paxos_core::sim::LogBench::new().map_err(anyhow::Error::msg)?;
+    let cpu0 = thread_cpu();
+    r.log_single_appends = bench.run(300_000, 1, 16);
+    r.log_single_cpu_secs = (thread_cpu() - cpu0).max(1e-3);
     Ok(r)
 }
