@@ -150,6 +150,7 @@ pub mod metrics;
 mod peer_configs;
 mod shared;
 mod status;
+pub mod storage;
 pub mod transport;
 mod view;
 mod wire;

@@ -26,6 +26,8 @@ use crate::time::Timestamp;
 use crate::timers::Timers;
 use crate::unsafe_rules::{Rules, UnsafeRule};
 
+#[cfg(test)]
+mod checkpoint_tests;
 mod replication;
 mod routing;
 

@@ -204,6 +204,13 @@ impl Replication {
         for name in self.restored.keys().cloned().collect::<Vec<_>>() {
             let _ = self.log(setup, &name);
         }
+        // The logs hold their acceptors' state now; only the counters are read again (by
+        // a proposer made later), so the rest is not kept twice.
+        for (name, records) in &mut self.restored {
+            if self.logs.contains_key(name) {
+                records.retain(|r| matches!(r, Record::Counter { .. }));
+            }
+        }
     }
 
     /// The log of `lease`, created (from its restored records) when first needed; `None`
@@ -255,6 +262,39 @@ impl Replication {
             }
         }
         true
+    }
+
+    /// A checkpoint of everything durable: records that restore the same durable state as
+    /// every record handed out so far (R3 holds across a storage's rewrite). Records of
+    /// names restored but never used again are kept as they were.
+    pub(crate) fn checkpoint(&self) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (name, records) in &self.restored {
+            if !self.logs.contains_key(name) {
+                out.extend(records.iter().cloned());
+            }
+        }
+        for (name, log) in &self.logs {
+            log.acceptor.checkpoint(name, &mut out);
+            // The counter: the proposer's (used or heard of), else what was restored.
+            let restored = self.restored.get(name).into_iter().flatten();
+            let counter = restored
+                .filter_map(|r| match r {
+                    Record::Counter { counter, .. } => Some(*counter),
+                    _ => None,
+                })
+                .chain(log.proposer.as_ref().map(LogProposer::counter))
+                .max();
+            if let Some(counter) = counter.filter(|c| *c > 0) {
+                out.push(Record::Counter {
+                    lease: name.clone(),
+                    counter,
+                });
+            }
+        }
+        self.ask_acceptors.checkpoint(&mut out);
+        self.ask_proposers.checkpoint(&mut out);
+        out
     }
 
     /// Whether a log ballot is beyond what an honest node sends.

@@ -76,6 +76,35 @@ impl AskAcceptors {
         acceptors
     }
 
+    /// The records that restore the acceptors' durable state, per key: its instance, then
+    /// what it promised and accepted there.
+    pub(crate) fn checkpoint(&self, out: &mut Vec<Record>) {
+        let mut keys: Vec<&LeaseName> = self.keys.keys().collect();
+        keys.sort();
+        for key in keys {
+            let st = &self.keys[key];
+            out.push(Record::AskInstance {
+                key: key.clone(),
+                instance: st.instance,
+            });
+            if let Some(ballot) = st.promised {
+                out.push(Record::AskPromised {
+                    key: key.clone(),
+                    instance: st.instance,
+                    ballot,
+                });
+            }
+            if let Some((ballot, value)) = &st.accepted {
+                out.push(Record::AskAccepted {
+                    key: key.clone(),
+                    instance: st.instance,
+                    ballot: *ballot,
+                    value: value.clone(),
+                });
+            }
+        }
+    }
+
     /// The state of `key` moved to `instance` if it is behind (restore only).
     fn at(&mut self, key: &LeaseName, instance: Instance) -> &mut KeyState {
         let st = self.keys.entry(key.clone()).or_default();

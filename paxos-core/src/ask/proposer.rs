@@ -109,6 +109,22 @@ impl AskProposers {
         }
     }
 
+    /// What a restart keeps: the counters and the instances known (tests compare them).
+    #[cfg(test)]
+    pub(crate) fn durable(&self) -> (&BTreeMap<LeaseName, u64>, &BTreeMap<LeaseName, Instance>) {
+        (&self.counters, &self.instances)
+    }
+
+    /// The records that keep the proposers' counters across a restart.
+    pub(crate) fn checkpoint(&self, out: &mut Vec<Record>) {
+        for (key, counter) in &self.counters {
+            out.push(Record::AskCounter {
+                key: key.clone(),
+                counter: *counter,
+            });
+        }
+    }
+
     fn voter(&self, node: NodeId) -> Option<usize> {
         self.voters.binary_search(&node).ok()
     }

@@ -262,6 +262,32 @@ impl LogAcceptor {
         true
     }
 
+    /// The records that restore this acceptor's durable state (a checkpoint: restoring
+    /// from them gives the state restoring from every record before them gives).
+    pub(crate) fn checkpoint(&self, lease: &LeaseName, out: &mut Vec<Record>) {
+        if let Some(ballot) = self.promised {
+            out.push(Record::Promised {
+                lease: lease.clone(),
+                ballot,
+            });
+        }
+        if let Some(data) = &self.snapshot_data {
+            out.push(Record::Snapshot {
+                lease: lease.clone(),
+                upto: self.snapshot,
+                data: data.clone(),
+            });
+        }
+        for (slot, (ballot, value)) in &self.entries {
+            out.push(Record::Accepted {
+                lease: lease.clone(),
+                slot: *slot,
+                ballot: *ballot,
+                value: value.clone(),
+            });
+        }
+    }
+
     fn cut(&mut self, upto: Slot) {
         if upto > self.snapshot {
             self.snapshot = upto;

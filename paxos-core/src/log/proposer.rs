@@ -134,6 +134,11 @@ impl LogProposer {
         matches!(&self.state, State::Active(a) if a.ready)
     }
 
+    /// The highest counter used or heard of (durable through `Record::Counter`).
+    pub(crate) fn counter(&self) -> u64 {
+        self.counter
+    }
+
     /// Raises the counter above a log ballot heard of.
     pub(crate) fn hear(&mut self, ballot: LogBallot) {
         self.counter = self.counter.max(ballot.counter);

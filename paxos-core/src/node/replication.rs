@@ -190,6 +190,15 @@ impl Node {
         self.flush_local(now);
     }
 
+    /// A checkpoint of this node's durable log and `ask` state: records that restore the
+    /// same state as every record handed out by [`Node::poll_persist`] so far. A storage
+    /// that grows replaces what it holds with them (after writing every request polled
+    /// before, in order): the disk then stays within a small multiple of the live data.
+    /// Take it between inputs, after polling every request.
+    pub fn checkpoint(&self) -> Vec<Record> {
+        self.replication.checkpoint()
+    }
+
     /// The next records to make durable (R3). Write them in order, then confirm with
     /// [`Node::handle_persisted`]; every log or `ask` message produced after them waits.
     pub fn poll_persist(&mut self) -> Option<PersistRequest> {

@@ -349,6 +349,17 @@ impl Sim<'_> {
             self.checker.violations.push(v);
         }
         self.note(|| format!("node {} compacts below {}: {result:?}", host + 1, app.next));
+        // Now and then the storage rewrites itself to the node's checkpoint: every request
+        // written so far (synced or not) is covered by it, and what comes later follows it.
+        let rewrite = self.replica.as_mut().is_some_and(|r| r.rng.chance(0.5));
+        if rewrite {
+            self.take_writes(host);
+            let h = &mut self.hosts[host];
+            if let Some(node) = h.node.as_ref() {
+                h.storage.disk = node.checkpoint();
+                h.storage.unsynced.clear();
+            }
+        }
     }
 
     /// Takes the node's writes: written now, synced a little later.

@@ -1,0 +1,187 @@
+//! Replicated state for services (docs/REPLICATION.md): a [`StateMachine`] kept the same on
+//! every node of a lease through the core's replicated log, and per-key consensus (`ask`).
+//!
+//! Join a lease with [`crate::Election::join_replicated`]: the master appends commands
+//! ([`ReplicatedLease::append`] returns once the command is chosen, with its index); every
+//! node applies the chosen commands in index order; the master reads its state with no
+//! round trip while it is ready and its lease holds ([`ReplicatedLease::read`], R6); any
+//! node reads its own copy, maybe stale, with [`ReplicatedLease::read_stale`]. `on_elected`
+//! of a replicated lease runs only once the new master recovered the log (R2): its state
+//! holds every command any earlier master had acknowledged.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use gen_paxos_core::LeaseName;
+pub use gen_paxos_core::log::AppendError;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::driver::Cmd;
+use crate::error::Error;
+use crate::handle::LeaseHandle;
+
+/// The state a replicated lease keeps the same on every node.
+///
+/// Its methods run on the node's driver task, between protocol steps: keep them quick
+/// (an apply that takes milliseconds delays the node's renewals by as much).
+pub trait StateMachine: Send + 'static {
+    /// Applies the command chosen at `index`. Indices grow (by one, except where a
+    /// recovering master filled a hole with nothing); each is applied once, in order.
+    fn apply(&mut self, index: u64, command: &[u8]);
+
+    /// The state after every command applied so far, as bytes (the log is cut below it).
+    fn snapshot(&self) -> Vec<u8>;
+
+    /// Replaces the state with `snapshot`, one that [`StateMachine::snapshot`] made on some
+    /// node (this one after a restart, or a peer this node fell behind).
+    fn restore(&mut self, snapshot: &[u8]);
+}
+
+/// Why a lease read was not served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// This node does not hold the lease: read on the master, or use
+    /// [`ReplicatedLease::read_stale`].
+    #[error("not master")]
+    NotMaster,
+    /// This node holds the lease but has not finished recovering the log.
+    #[error("not ready (recovering the log)")]
+    NotReady,
+}
+
+/// What the driver and the handles share about one replicated lease.
+#[derive(Debug, Default)]
+pub(crate) struct ReplicaShared {
+    /// The node's core said ready at its last input (R2; cleared when the tenure ends).
+    pub(crate) ready: AtomicBool,
+    /// Every index below this is applied.
+    pub(crate) applied: AtomicU64,
+}
+
+/// The driver's side of a state machine: it applies, snapshots and restores through the
+/// same lock the handles read under.
+pub(crate) trait Applier: Send {
+    fn apply(&self, index: u64, command: &[u8]);
+    fn snapshot(&self) -> Vec<u8>;
+    fn restore(&self, snapshot: &[u8]);
+}
+
+impl<S: StateMachine> Applier for Arc<Mutex<S>> {
+    fn apply(&self, index: u64, command: &[u8]) {
+        lock(self).apply(index, command);
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        lock(self).snapshot()
+    }
+
+    fn restore(&self, snapshot: &[u8]) {
+        lock(self).restore(snapshot);
+    }
+}
+
+fn lock<S>(state: &Mutex<S>) -> MutexGuard<'_, S> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A lease joined with a replicated state machine `S`: the lease's handle (see
+/// [`ReplicatedLease::lease`]) plus appends and reads. Cheap to clone.
+pub struct ReplicatedLease<M, S> {
+    pub(crate) lease: LeaseHandle<M>,
+    pub(crate) shared: Arc<ReplicaShared>,
+    pub(crate) state: Arc<Mutex<S>>,
+}
+
+impl<M, S> Clone for ReplicatedLease<M, S> {
+    fn clone(&self) -> Self {
+        ReplicatedLease {
+            lease: self.lease.clone(),
+            shared: self.shared.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<M, S> std::fmt::Debug for ReplicatedLease<M, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicatedLease")
+            .field("lease", &self.lease)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl<M, S> ReplicatedLease<M, S>
+where
+    M: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    S: StateMachine,
+{
+    /// The lease's handle: master, guard, resign, gen_leader calls.
+    pub fn lease(&self) -> &LeaseHandle<M> {
+        &self.lease
+    }
+
+    /// The lease's name.
+    pub fn name(&self) -> &LeaseName {
+        self.lease.name()
+    }
+
+    /// R4: appends `command` to the log and waits until it is chosen; returns its index.
+    /// Only the master whose log is ready takes appends. [`AppendError::Lost`] means the
+    /// lease ended while the command was in flight: it may still be chosen (a later
+    /// master finds it) or not.
+    pub async fn append(&self, command: impl Into<Vec<u8>>) -> Result<u64, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Cmd::Append {
+            lease: self.lease.name().clone(),
+            command: command.into(),
+            reply,
+        };
+        if self.lease.election().command(cmd).is_err() {
+            return Err(AppendError::NotMaster);
+        }
+        rx.await.unwrap_or(Err(AppendError::Lost))
+    }
+
+    /// R6: runs `read` on this node's state if it is the master, its log is ready and its
+    /// lease holds at this instant: the state holds every command acknowledged anywhere
+    /// before the call (a linearizable read, with no round trip).
+    pub fn read<R>(&self, read: impl FnOnce(&S) -> R) -> Result<R, ReadError> {
+        if self.lease.guard().is_none_or(|g| !g.is_valid_at(Instant::now())) {
+            return Err(ReadError::NotMaster);
+        }
+        let state = lock(&self.state);
+        if !self.shared.ready.load(Ordering::Acquire) {
+            return Err(ReadError::NotReady);
+        }
+        Ok(read(&state))
+    }
+
+    /// Runs `read` on this node's copy of the state, whatever its role: it may miss
+    /// commands chosen recently (a follower applies them as it learns of them).
+    pub fn read_stale<R>(&self, read: impl FnOnce(&S) -> R) -> R {
+        read(&lock(&self.state))
+    }
+
+    /// Every index below this is applied on this node.
+    pub fn applied(&self) -> u64 {
+        self.shared.applied.load(Ordering::Acquire)
+    }
+}
+
+/// Why `ask`, `get` or `forget` did not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AskError {
+    /// This node was started without storage: it cannot take part in `ask`.
+    #[error("this node has no storage (start it with one, e.g. --data-dir)")]
+    NoStorage,
+    /// The node stopped.
+    #[error("the node stopped")]
+    Stopped,
+    /// The key is not a valid name.
+    #[error(transparent)]
+    InvalidKey(#[from] Error),
+}
