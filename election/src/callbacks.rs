@@ -64,6 +64,12 @@ pub(crate) enum Internal {
     },
     /// A callback panicked; the task is gone.
     Panicked { lease: LeaseName, message: String },
+    /// The storage thread made request `token` (and every earlier one) durable.
+    Persisted { token: u64 },
+    /// The storage thread failed for good.
+    PersistFailed { error: String },
+    /// The storage grew: rewrite it to a checkpoint.
+    CheckpointWanted,
 }
 
 /// Where the answer to a call goes. Dropped unanswered (e.g. by a panicking callback), it

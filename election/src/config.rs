@@ -128,6 +128,10 @@ pub struct Config {
     /// (default 512 KiB; at most 16 MiB). The transport's frame limit must leave room.
     #[serde(default = "default_max_payload")]
     pub max_payload_len: usize,
+    /// A replicated lease snapshots its state machine after this many applied entries
+    /// (default 10,000; at least 1), so its log and storage stay small.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
     /// Seed of the protocol's jitter (default: random). Set it for reproducible tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -158,6 +162,9 @@ fn default_renew_fraction() -> f64 {
 }
 fn default_rho() -> f64 {
     0.001
+}
+fn default_snapshot_every() -> u64 {
+    10_000
 }
 fn default_max_payload() -> usize {
     DEFAULT_MAX_FRAME_LEN / 2
@@ -212,6 +219,7 @@ impl Config {
             heartbeat_interval: None,
             peer_timeout: None,
             max_payload_len: default_max_payload(),
+            snapshot_every: default_snapshot_every(),
             seed: None,
             incarnation: None,
             ballot_floor: None,
@@ -281,6 +289,9 @@ impl Config {
                 heartbeat: self.heartbeat_interval(),
                 timeout: self.peer_timeout(),
             });
+        }
+        if self.snapshot_every == 0 {
+            return Err(ConfigError::Zero("snapshot_every"));
         }
         if !(64..=MAX_FRAME_LEN_CAP).contains(&self.max_payload_len) {
             return Err(ConfigError::PayloadLimit(self.max_payload_len));

@@ -30,6 +30,8 @@ use crate::wire::{Frame, Wire};
 mod apply;
 mod commands;
 mod frames;
+pub(crate) mod persist;
+pub(crate) mod replication;
 
 /// What handles ask the driver.
 #[derive(Debug)]
@@ -40,7 +42,24 @@ pub(crate) enum Cmd {
         shared: Arc<LeaseShared>,
         task: mpsc::UnboundedSender<LeaseMsg>,
         supervisor: JoinHandle<()>,
+        /// A replicated lease's state machine.
+        replica: Option<replication::ReplicaRt>,
         reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Append {
+        lease: LeaseName,
+        command: Vec<u8>,
+        reply: oneshot::Sender<Result<u64, gen_paxos_core::log::AppendError>>,
+    },
+    /// `ask` (a value) or `get` (none).
+    Ask {
+        key: LeaseName,
+        value: Option<Vec<u8>>,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>, crate::replicated::AskError>>,
+    },
+    Forget {
+        key: LeaseName,
+        reply: oneshot::Sender<Result<u64, crate::replicated::AskError>>,
     },
     Resign {
         lease: LeaseName,
@@ -68,6 +87,8 @@ struct LeaseRt {
     shared: Arc<LeaseShared>,
     /// The callback task; `None` once its `Leader` panicked.
     task: Option<mpsc::UnboundedSender<LeaseMsg>>,
+    /// A replicated lease's state machine.
+    replica: Option<replication::ReplicaRt>,
 }
 
 impl LeaseRt {
@@ -115,6 +136,13 @@ pub(crate) struct Driver<T> {
     ts: Timestamp,
     /// Calls to send once the core's outputs are out (see `apply.rs`).
     ready_calls: Vec<u64>,
+    /// The storage thread, if the node has storage.
+    persister: Option<persist::Persister>,
+    /// Appends waiting for their acknowledgement, by lease and slot.
+    appends:
+        HashMap<(LeaseName, u64), oneshot::Sender<Result<u64, gen_paxos_core::log::AppendError>>>,
+    /// `ask`, `get` and `forget` callers, by key.
+    asks: HashMap<LeaseName, Vec<replication::AskWaiter>>,
 }
 
 /// The parts of a driver made before its task starts.
@@ -128,6 +156,7 @@ pub(crate) struct DriverParts<T> {
     pub(crate) cmd_rx: mpsc::UnboundedReceiver<Cmd>,
     pub(crate) internal_rx: mpsc::UnboundedReceiver<Internal>,
     pub(crate) internal_tx: mpsc::UnboundedSender<Internal>,
+    pub(crate) persister: Option<persist::Persister>,
 }
 
 impl<T: Transport<Wire>> Driver<T> {
@@ -161,6 +190,9 @@ impl<T: Transport<Wire>> Driver<T> {
             now: parts.epoch,
             ts: Timestamp::ZERO,
             ready_calls: Vec::new(),
+            persister: parts.persister,
+            appends: HashMap::new(),
+            asks: HashMap::new(),
         }
     }
 
@@ -375,6 +407,8 @@ impl<T: Transport<Wire>> Driver<T> {
         while let Some(event) = self.core.poll_event() {
             self.apply(event);
         }
+        self.after_log_events();
+        self.persist();
         let conflict = self.core.in_conflict();
         if self.node.conflict.swap(conflict, Ordering::AcqRel) != conflict {
             if conflict {
@@ -416,6 +450,10 @@ impl<T: Transport<Wire>> Driver<T> {
         }
         for rt in self.leases.values_mut() {
             rt.task = None;
+        }
+        // What the shutdown wrote reaches the disk before the node is gone.
+        if let Some(persister) = &mut self.persister {
+            persister.finish();
         }
         let bound = Instant::now() + self.config.lease_duration;
         for supervisor in self.supervisors.drain(..) {

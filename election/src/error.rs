@@ -35,6 +35,12 @@ pub enum Error {
     /// The node was shut down (or its transport closed).
     #[error("the node has stopped")]
     Stopped,
+    /// A replicated lease (or `ask`) needs storage: start the node with
+    /// [`crate::Election::start_with_storage`] (the tool: `--data-dir`).
+    #[error(
+        "this node has no storage for a replicated lease (start it with storage, e.g. --data-dir)"
+    )]
+    NoStorage,
     /// Not called inside a tokio runtime.
     #[error("the election runtime must be started inside a tokio runtime")]
     NoRuntime,

@@ -99,7 +99,31 @@ impl Election {
     /// the driver task. Must be called inside a tokio runtime. The node's acceptor stays
     /// silent for one acceptor duration after start (the restart quarantine, A4), so the
     /// first election takes at least that long.
+    ///
+    /// A node started this way keeps no storage: it can elect, but refuses replicated
+    /// leases and `ask` ([`Error::NoStorage`]); see [`Election::start_with_storage`].
     pub fn start<T: Transport<Wire>>(config: Config, transport: T) -> Result<Election, Error> {
+        Election::start_inner(config, transport, None)
+    }
+
+    /// [`Election::start`] with `storage` for replicated leases and `ask` (for example
+    /// [`crate::storage::DiskStorage`] on a directory of its own). What the storage holds
+    /// is read first: a node restarted on its storage recovers its log and `ask` state. If
+    /// it cannot be read (a corrupt record), the node says so in one line and starts
+    /// without acting as a log or `ask` acceptor (it never guesses); its leases work.
+    pub fn start_with_storage<T: Transport<Wire>, S: crate::storage::Storage>(
+        config: Config,
+        transport: T,
+        storage: S,
+    ) -> Result<Election, Error> {
+        Election::start_inner(config, transport, Some(Box::new(storage)))
+    }
+
+    fn start_inner<T: Transport<Wire>>(
+        config: Config,
+        transport: T,
+        storage: Option<Box<dyn crate::storage::Storage>>,
+    ) -> Result<Election, Error> {
         config.validate()?;
         if transport.local_id() != config.node {
             return Err(Error::IdMismatch {
@@ -124,9 +148,30 @@ impl Election {
             wall_at_epoch,
             seed,
         )?;
+        let mut core = core;
         let shared = Arc::new(NodeShared::new(&config, &core));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let persister = storage.map(|mut storage| {
+            let failed = match storage.load() {
+                Ok(records) => {
+                    core.restore(records);
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(node = %config.node, error = %e, "storage unreadable: this node does not act as a log or ask acceptor");
+                    core.handle_persist_failed(Timestamp::ZERO);
+                    shared.storage_failed.store(true, Ordering::Release);
+                    true
+                }
+            };
+            crate::driver::persist::Persister::spawn(
+                config.node,
+                storage,
+                failed,
+                internal_tx.clone(),
+            )
+        });
         let driver = Driver::new(DriverParts {
             core,
             transport,
@@ -137,6 +182,7 @@ impl Election {
             cmd_rx,
             internal_rx,
             internal_tx: internal_tx.clone(),
+            persister,
         });
         let task = runtime.spawn(driver.run());
         Ok(Election {
@@ -148,6 +194,12 @@ impl Election {
                 driver: Mutex::new(Some(task)),
             }),
         })
+    }
+
+    /// Whether this node's storage failed (or could not be read at start): it then answers
+    /// no more as a log or `ask` acceptor; its leases go on.
+    pub fn storage_failed(&self) -> bool {
+        self.inner.shared.storage_failed.load(Ordering::Acquire)
     }
 
     /// This node's id.
@@ -167,6 +219,17 @@ impl Election {
         name: impl AsRef<str>,
         leader: L,
         candidacy: Candidacy,
+    ) -> Result<LeaseHandle<L::Message>, Error> {
+        self.join_with(name, leader, candidacy, None).await
+    }
+
+    /// [`Election::join`], with a replicated lease's state machine.
+    pub(crate) async fn join_with<L: Leader>(
+        &self,
+        name: impl AsRef<str>,
+        leader: L,
+        candidacy: Candidacy,
+        replica: Option<crate::driver::replication::ReplicaRt>,
     ) -> Result<LeaseHandle<L::Message>, Error> {
         let lease = LeaseName::new(name)?;
         let shared = LeaseShared::new(lease.clone());
@@ -190,6 +253,7 @@ impl Election {
             shared: shared.clone(),
             task: task_tx,
             supervisor,
+            replica,
             reply,
         })?;
         rx.await.map_err(|_| Error::Stopped)??;
@@ -399,7 +463,7 @@ impl Election {
         self.inner.shared.conflict.load(Ordering::Acquire)
     }
 
-    fn command(&self, cmd: Cmd) -> Result<(), Error> {
+    pub(crate) fn command(&self, cmd: Cmd) -> Result<(), Error> {
         self.inner.cmd.send(cmd).map_err(|_| Error::Stopped)
     }
 }

@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use gen_paxos_core::LeaseName;
 pub use gen_paxos_core::log::AppendError;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use crate::driver::Cmd;
+use crate::driver::replication::ReplicaRt;
 use crate::error::Error;
-use crate::handle::LeaseHandle;
+use crate::handle::{Candidacy, Election, LeaseHandle};
+use crate::leader::Leader;
 
 /// The state a replicated lease keeps the same on every node.
 ///
@@ -149,7 +150,7 @@ where
     /// lease holds at this instant: the state holds every command acknowledged anywhere
     /// before the call (a linearizable read, with no round trip).
     pub fn read<R>(&self, read: impl FnOnce(&S) -> R) -> Result<R, ReadError> {
-        if self.lease.guard().is_none_or(|g| !g.is_valid_at(Instant::now())) {
+        if !self.lease.is_master() {
             return Err(ReadError::NotMaster);
         }
         let state = lock(&self.state);
@@ -181,7 +182,90 @@ pub enum AskError {
     /// The node stopped.
     #[error("the node stopped")]
     Stopped,
-    /// The key is not a valid name.
-    #[error(transparent)]
-    InvalidKey(#[from] Error),
+    /// The key is not a valid name (1 to 255 bytes of UTF-8 without control characters).
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// No majority answered in time: the outcome is unknown (an `ask` may still be chosen,
+    /// a `forget` may still close the instance); asking again is safe.
+    #[error("no majority answered within {0:?}: outcome unknown")]
+    Timeout(std::time::Duration),
+}
+
+impl Election {
+    /// Joins lease `name` like [`Election::join`], with a replicated state machine `state`
+    /// (docs/REPLICATION.md): see [`ReplicatedLease`]. The node must have storage
+    /// ([`Election::start_with_storage`]); a node restarted on its storage restores
+    /// `state` from its latest snapshot and catches up from the log. `on_elected` runs
+    /// only once this node, elected, recovered the log (R2).
+    pub async fn join_replicated<L: Leader, S: StateMachine>(
+        &self,
+        name: impl AsRef<str>,
+        leader: L,
+        candidacy: Candidacy,
+        state: S,
+    ) -> Result<ReplicatedLease<L::Message, S>, Error> {
+        let state = Arc::new(Mutex::new(state));
+        let shared = Arc::new(ReplicaShared::default());
+        let replica = ReplicaRt {
+            shared: shared.clone(),
+            applier: Box::new(state.clone()),
+            since_snapshot: 0,
+            snapshot_due: false,
+            pending_elected: None,
+        };
+        let lease = self
+            .join_with(name, leader, candidacy, Some(replica))
+            .await?;
+        Ok(ReplicatedLease {
+            lease,
+            shared,
+            state,
+        })
+    }
+
+    /// R8, the original gen_paxos's `ask(Key, Value)`: the value chosen for `key` (the
+    /// first proposal to win, the same for every caller until a [`Election::forget`]).
+    /// Any node with storage may ask; no master is needed.
+    pub async fn ask(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<Vec<u8>, AskError> {
+        match self.ask_inner(key, Some(value.into())).await? {
+            Some(chosen) => Ok(chosen),
+            None => Err(AskError::Stopped),
+        }
+    }
+
+    /// The value chosen for `key`, or `None` if none is (linearizable: it asks a majority).
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, AskError> {
+        self.ask_inner(key, None).await
+    }
+
+    /// Closes `key`'s current instance and opens the next (numbered, never revived):
+    /// later `ask`s choose afresh. Returns the instance closed.
+    pub async fn forget(&self, key: &str) -> Result<u64, AskError> {
+        let key = LeaseName::new(key).map_err(|e| AskError::InvalidKey(e.to_string()))?;
+        let (reply, rx) = oneshot::channel();
+        self.command(Cmd::Forget { key, reply })
+            .map_err(|_| AskError::Stopped)?;
+        self.wait(rx).await
+    }
+
+    async fn ask_inner(
+        &self,
+        key: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, AskError> {
+        let key = LeaseName::new(key).map_err(|e| AskError::InvalidKey(e.to_string()))?;
+        let (reply, rx) = oneshot::channel();
+        self.command(Cmd::Ask { key, value, reply })
+            .map_err(|_| AskError::Stopped)?;
+        self.wait(rx).await
+    }
+
+    async fn wait<R>(&self, rx: oneshot::Receiver<Result<R, AskError>>) -> Result<R, AskError> {
+        let limit = self.config().call_timeout();
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(AskError::Stopped),
+            Err(_) => Err(AskError::Timeout(limit)),
+        }
+    }
 }

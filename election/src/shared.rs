@@ -31,6 +31,8 @@ pub(crate) struct NodeShared {
     pub(crate) down: Mutex<BTreeSet<NodeId>>,
     pub(crate) events: broadcast::Sender<ElectionEvent>,
     pub(crate) stopped: AtomicBool,
+    /// The node's storage failed: it answers no more as a log or `ask` acceptor.
+    pub(crate) storage_failed: AtomicBool,
 }
 
 impl NodeShared {
@@ -60,6 +62,7 @@ impl NodeShared {
             // Lets `broadcast` senders be cheap to keep around.
             events: broadcast::Sender::new(4096),
             stopped: AtomicBool::new(false),
+            storage_failed: AtomicBool::new(false),
         }
     }
 

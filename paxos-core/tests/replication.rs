@@ -178,3 +178,22 @@ fn a_replica_that_missed_compacted_entries_installs_the_snapshot_and_keeps_it_ac
     c.run_for(Duration::from_millis(50));
     assert_eq!(c.chosen(behind), vec![(3, data("d")), (4, data("e"))]);
 }
+
+#[test]
+fn a_replica_restarted_on_its_disk_learns_the_log_without_new_appends() {
+    let mut c = Cluster::new();
+    let m = c.ready_master();
+    for text in ["a", "b", "c"] {
+        assert!(c.append(m, text).is_ok());
+    }
+    c.run_for(Duration::from_millis(20));
+    let other = (1..=3).map(NodeId).find(|id| *id != m).expect("a follower");
+    let disk = c.hosts[&other].disk.clone();
+    c.restart(other, disk, Some(3));
+    assert!(c.chosen(other).is_empty());
+    // Nothing more is appended: the master's renewals repeat the commit, and the
+    // restarted replica fetches what it lacks.
+    c.run_for(LEASE);
+    let values: Vec<Value> = c.chosen(other).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values, vec![data("a"), data("b"), data("c")]);
+}

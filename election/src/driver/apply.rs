@@ -43,12 +43,18 @@ impl<T: Transport<Wire>> Driver<T> {
                     view.term
                 };
                 debug!(node = %self.id, %lease, %token, "elected");
-                rt.tell(LeaseMsg::Elected(LeaseInfo {
+                let info = LeaseInfo {
                     name: lease.clone(),
                     token,
                     deadline,
                     guard: LeaseGuard::new(rt.shared.clone(), term),
-                }));
+                };
+                // R2: a replicated lease's Leader hears of it once the log is ready.
+                if let Some(info) = self.defer_elected(&lease, info)
+                    && let Some(rt) = self.leases.get(&lease)
+                {
+                    rt.tell(LeaseMsg::Elected(info));
+                }
                 self.node.publish(ElectionEvent::Elected {
                     lease,
                     token,
@@ -88,7 +94,11 @@ impl<T: Transport<Wire>> Driver<T> {
                 }
                 self.node.count_surrender(reason);
                 debug!(node = %self.id, %lease, %token, %reason, "surrendered");
-                rt.tell(LeaseMsg::Surrendered { token, reason });
+                if self.end_tenure(&lease)
+                    && let Some(rt) = self.leases.get(&lease)
+                {
+                    rt.tell(LeaseMsg::Surrendered { token, reason });
+                }
                 self.node.publish(ElectionEvent::Surrendered {
                     lease,
                     token,
@@ -116,9 +126,8 @@ impl<T: Transport<Wire>> Driver<T> {
                     rt.shared.view().note_master(now, Some(info));
                 }
             }
-            // The runtime enables no log and asks nothing yet (the next issue gives them to
-            // services), so the core emits neither; when it does, they are handled here.
-            Event::Log { .. } | Event::Ask(_) => {}
+            Event::Log { lease, event } => self.apply_log(lease, event),
+            Event::Ask(event) => self.apply_ask(event),
         }
     }
 

@@ -22,6 +22,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 shared,
                 task,
                 supervisor,
+                replica,
                 reply,
             } => {
                 self.supervisors.push(supervisor);
@@ -29,22 +30,46 @@ impl<T: Transport<Wire>> Driver<T> {
                     let _ = reply.send(Err(Error::AlreadyJoined(lease)));
                     return;
                 }
-                match self.core.join(ts, lease.clone(), priority) {
+                let replicated = replica.is_some();
+                if replicated && self.persister.is_none() {
+                    let _ = reply.send(Err(Error::NoStorage));
+                    return;
+                }
+                self.leases.insert(
+                    lease.clone(),
+                    LeaseRt {
+                        shared: shared.clone(),
+                        task: Some(task),
+                        replica,
+                    },
+                );
+                let result = if replicated {
+                    self.join_replicated(&lease)
+                } else {
+                    Ok(())
+                }
+                .and_then(|()| Ok(self.core.join(ts, lease.clone(), priority)?));
+                match result {
                     Ok(()) => {
-                        self.node.insert_lease(shared.clone());
-                        self.leases.insert(
-                            lease,
-                            LeaseRt {
-                                shared,
-                                task: Some(task),
-                            },
-                        );
+                        self.node.insert_lease(shared);
                         let _ = reply.send(Ok(()));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(e.into()));
+                        self.leases.remove(&lease);
+                        let _ = reply.send(Err(e));
                     }
                 }
+            }
+            Cmd::Append {
+                lease,
+                command,
+                reply,
+            } => self.append(lease, command, reply),
+            Cmd::Ask { key, value, reply } => {
+                self.ask(key, value, super::replication::AskWaiter::Value(reply));
+            }
+            Cmd::Forget { key, reply } => {
+                self.ask(key, None, super::replication::AskWaiter::Forget(reply));
             }
             Cmd::Resign { lease, reply } => {
                 let result = self.core.resign(ts, &lease).map_err(|e| match e {
@@ -184,6 +209,9 @@ impl<T: Transport<Wire>> Driver<T> {
                     .publish(ElectionEvent::LeaderFailed { lease, message });
                 self.flush();
             }
+            Internal::Persisted { token } => self.persisted(token),
+            Internal::PersistFailed { error } => self.persist_failed(&error),
+            Internal::CheckpointWanted => self.checkpoint(),
         }
     }
 }

@@ -194,6 +194,16 @@ impl LogProposer {
         Ok(first..a.next)
     }
 
+    /// The next flush repeats the commit to every voter, even if they were told (a
+    /// heartbeat of the log: a replica that missed it learns what it must fetch).
+    pub(crate) fn recommit(&mut self) {
+        if let State::Active(a) = &mut self.state
+            && a.commit > 0
+        {
+            a.commit_sent = a.commit_sent.min(a.commit - 1);
+        }
+    }
+
     /// Sends what is new: Accepts for the slots not sent yet (batched), or the commit
     /// when nothing else carries it.
     pub(crate) fn flush(&mut self, fx: &mut Effects) {

@@ -385,12 +385,15 @@ impl Node {
             self.replication.gate.seal();
             return;
         }
-        // R1: this input's lease events start and end the log's tenures.
+        // R1: this input's lease events start and end the log's tenures; a renewal also
+        // repeats the commit, so a replica that missed it (restarted, cut off) catches up
+        // even when nothing is appended.
         while let Some(event) = self.events.get(self.events_checked) {
             self.events_checked += 1;
-            let (lease, elected) = match event {
-                Event::Elected { lease, .. } => (lease.clone(), true),
-                Event::Surrendered { lease, .. } => (lease.clone(), false),
+            let (lease, tenure) = match event {
+                Event::Elected { lease, .. } => (lease.clone(), Some(true)),
+                Event::Surrendered { lease, .. } => (lease.clone(), Some(false)),
+                Event::Renewed { lease, .. } => (lease.clone(), None),
                 _ => continue,
             };
             let Some(log) = self.replication.logs.get_mut(&lease) else {
@@ -401,10 +404,10 @@ impl Node {
                 continue;
             };
             let mut fx = Effects::default();
-            if elected {
-                proposer.start(now, from, &mut fx);
-            } else {
-                proposer.stop(&mut fx);
+            match tenure {
+                Some(true) => proposer.start(now, from, &mut fx),
+                Some(false) => proposer.stop(&mut fx),
+                None => proposer.recommit(),
             }
             self.apply_log(&lease, fx);
         }

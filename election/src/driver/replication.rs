@@ -1,0 +1,286 @@
+//! The driver's side of the replicated log and `ask` (docs/REPLICATION.md): the core's
+//! persist requests go to the storage thread and its confirmations come back (R3);
+//! chosen entries are applied to the lease's state machine in order and snapshots taken;
+//! appends wait for their acknowledgement; `on_elected` of a replicated lease waits until
+//! the log is ready (R2), and the ready flag lease reads check is kept (R6); `ask`
+//! answers go to their callers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use gen_paxos_core::LeaseName;
+use gen_paxos_core::ask::AskEvent;
+use gen_paxos_core::log::{AppendError, LogEvent, Value};
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+
+use super::Driver;
+use super::persist::Job;
+use crate::callbacks::LeaseMsg;
+use crate::leader::LeaseInfo;
+use crate::replicated::{Applier, AskError, ReplicaShared};
+use crate::transport::Transport;
+use crate::wire::Wire;
+
+/// A replicated lease on this node.
+pub(crate) struct ReplicaRt {
+    pub(crate) shared: Arc<ReplicaShared>,
+    pub(crate) applier: Box<dyn Applier>,
+    /// Entries applied since the last snapshot.
+    pub(crate) since_snapshot: u64,
+    /// A snapshot is due (the core asked, or enough entries were applied).
+    pub(crate) snapshot_due: bool,
+    /// `Elected` waits here until the log is ready (R2).
+    pub(crate) pending_elected: Option<LeaseInfo>,
+}
+
+impl std::fmt::Debug for ReplicaRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaRt")
+            .field("shared", &self.shared)
+            .field("pending_elected", &self.pending_elected.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an `ask`, `get` or `forget` caller waits for.
+#[derive(Debug)]
+pub(crate) enum AskWaiter {
+    /// `ask` or `get`: the value chosen (`None`: a `get` found nothing chosen).
+    Value(oneshot::Sender<Result<Option<Vec<u8>>, AskError>>),
+    /// `forget`: the instance closed.
+    Forget(oneshot::Sender<Result<u64, AskError>>),
+}
+
+impl<T: Transport<Wire>> Driver<T> {
+    /// Hands the core's persist requests to the storage thread (none without storage).
+    pub(super) fn persist(&mut self) {
+        let Some(persister) = &self.persister else {
+            return;
+        };
+        while let Some(request) = self.core.poll_persist() {
+            persister.send(Job::Append(request));
+        }
+    }
+
+    /// The storage thread made `token` (and every earlier request) durable.
+    pub(super) fn persisted(&mut self, token: u64) {
+        let ts = self.ts;
+        self.core.handle_persisted(ts, token);
+        self.flush();
+    }
+
+    /// The storage thread failed for good.
+    pub(super) fn persist_failed(&mut self, error: &str) {
+        let ts = self.ts;
+        self.node.storage_failed.store(true, Ordering::Release);
+        warn!(node = %self.id, %error, "storage failed: the leases go on; the log and ask stop on this node");
+        self.core.handle_persist_failed(ts);
+        self.flush();
+    }
+
+    /// The storage grew: rewrite it to the node's checkpoint (after every request polled).
+    pub(super) fn checkpoint(&mut self) {
+        self.persist();
+        if let Some(persister) = &self.persister {
+            persister.send(Job::Rewrite(self.core.checkpoint()));
+        }
+    }
+
+    /// One event of `lease`'s log.
+    pub(super) fn apply_log(&mut self, lease: LeaseName, event: LogEvent) {
+        let Some(rt) = self.leases.get_mut(&lease) else {
+            return;
+        };
+        let Some(replica) = rt.replica.as_mut() else {
+            return;
+        };
+        match event {
+            LogEvent::Chosen { slot, value } => {
+                if let Value::Data(command) = &value {
+                    replica.applier.apply(slot, command);
+                }
+                replica.shared.applied.store(slot + 1, Ordering::Release);
+                replica.since_snapshot += 1;
+                if replica.since_snapshot >= self.config.snapshot_every {
+                    replica.snapshot_due = true;
+                }
+            }
+            LogEvent::InstallSnapshot { upto, data } => {
+                replica.applier.restore(&data);
+                replica.shared.applied.store(upto, Ordering::Release);
+                replica.since_snapshot = 0;
+                info!(node = %self.id, %lease, upto, "installed a snapshot from a peer");
+            }
+            LogEvent::SnapshotNeeded { .. } => replica.snapshot_due = true,
+            LogEvent::Ready { chosen } => {
+                debug!(node = %self.id, %lease, chosen, "log ready");
+                if let Some(info) = replica.pending_elected.take() {
+                    rt.tell(LeaseMsg::Elected(info));
+                }
+            }
+            LogEvent::Appended { slot } => {
+                if let Some(reply) = self.appends.remove(&(lease, slot)) {
+                    let _ = reply.send(Ok(slot));
+                }
+            }
+            LogEvent::AppendFailed { slot, reason } => {
+                if let Some(reply) = self.appends.remove(&(lease, slot)) {
+                    let _ = reply.send(Err(reason));
+                }
+            }
+        }
+    }
+
+    /// After the core's events of an input: ready flags (R6) and snapshots due.
+    pub(super) fn after_log_events(&mut self) {
+        let ts = self.ts;
+        let mut due = Vec::new();
+        for (name, rt) in &mut self.leases {
+            let Some(replica) = rt.replica.as_mut() else {
+                continue;
+            };
+            let ready = self.core.is_ready(ts, name);
+            replica.shared.ready.store(ready, Ordering::Release);
+            if replica.snapshot_due {
+                replica.snapshot_due = false;
+                replica.since_snapshot = 0;
+                due.push(name.clone());
+            }
+        }
+        for name in due {
+            let Some(replica) = self.leases.get(&name).and_then(|rt| rt.replica.as_ref()) else {
+                continue;
+            };
+            let applied = self.core.log_applied(&name).unwrap_or(0);
+            let data = replica.applier.snapshot();
+            match self.core.compact_log(ts, &name, applied, data) {
+                Ok(start) => debug!(node = %self.id, lease = %name, start, "log compacted"),
+                Err(e) => warn!(node = %self.id, lease = %name, error = %e, "snapshot refused"),
+            }
+        }
+    }
+
+    /// R4: an append of `command` to `lease`'s log, answered when it is chosen.
+    pub(super) fn append(
+        &mut self,
+        lease: LeaseName,
+        command: Vec<u8>,
+        reply: oneshot::Sender<Result<u64, AppendError>>,
+    ) {
+        let ts = self.ts;
+        match self.core.append(ts, &lease, command) {
+            Ok(slot) => {
+                self.appends.insert((lease, slot), reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+        self.flush();
+    }
+
+    /// `Elected` of a replicated lease: told to the `Leader` once the log is ready.
+    /// Returns the info back if the lease is not replicated.
+    pub(super) fn defer_elected(
+        &mut self,
+        lease: &LeaseName,
+        info: LeaseInfo,
+    ) -> Option<LeaseInfo> {
+        match self
+            .leases
+            .get_mut(lease)
+            .and_then(|rt| rt.replica.as_mut())
+        {
+            Some(replica) => {
+                replica.shared.ready.store(false, Ordering::Release);
+                replica.pending_elected = Some(info);
+                None
+            }
+            None => Some(info),
+        }
+    }
+
+    /// `Surrendered` of a replicated lease: whether its `Leader` was told it was elected
+    /// (if not, it is not told of the surrender either).
+    pub(super) fn end_tenure(&mut self, lease: &LeaseName) -> bool {
+        match self
+            .leases
+            .get_mut(lease)
+            .and_then(|rt| rt.replica.as_mut())
+        {
+            Some(replica) => {
+                replica.shared.ready.store(false, Ordering::Release);
+                replica.pending_elected.take().is_none()
+            }
+            None => true,
+        }
+    }
+
+    /// An `ask`, `get` (`value` is `None`) or `forget` from a handle.
+    pub(super) fn ask(&mut self, key: LeaseName, value: Option<Vec<u8>>, waiter: AskWaiter) {
+        let ts = self.ts;
+        if self.persister.is_none() {
+            match waiter {
+                AskWaiter::Value(reply) => {
+                    let _ = reply.send(Err(AskError::NoStorage));
+                }
+                AskWaiter::Forget(reply) => {
+                    let _ = reply.send(Err(AskError::NoStorage));
+                }
+            }
+            return;
+        }
+        let forget = matches!(waiter, AskWaiter::Forget(_));
+        self.asks.entry(key.clone()).or_default().push(waiter);
+        match (forget, value) {
+            (true, _) => self.core.forget(ts, &key),
+            (false, Some(value)) => self.core.ask(ts, &key, value),
+            (false, None) => self.core.get(ts, &key),
+        }
+        self.flush();
+    }
+
+    /// An `ask` answer: to every caller waiting for it.
+    pub(super) fn apply_ask(&mut self, event: AskEvent) {
+        let (key, value, forgotten) = match event {
+            AskEvent::Decided { key, value, .. } => (key, Some(value.to_vec()), None),
+            AskEvent::Undecided { key, .. } => (key, None, None),
+            AskEvent::Forgotten { key, instance } => (key, None, Some(instance)),
+        };
+        let Some(waiters) = self.asks.remove(&key) else {
+            return;
+        };
+        let mut left = Vec::new();
+        for waiter in waiters {
+            match (waiter, forgotten) {
+                (AskWaiter::Forget(reply), Some(instance)) => {
+                    let _ = reply.send(Ok(instance));
+                }
+                (AskWaiter::Value(reply), None) => {
+                    let _ = reply.send(Ok(value.clone()));
+                }
+                (waiter, _) => left.push(waiter),
+            }
+        }
+        if !left.is_empty() {
+            self.asks.insert(key, left);
+        }
+    }
+
+    /// Joins `lease` with a state machine: restores it from the snapshot the node has.
+    pub(super) fn join_replicated(&mut self, lease: &LeaseName) -> Result<(), crate::error::Error> {
+        if self.persister.is_none() {
+            return Err(crate::error::Error::NoStorage);
+        }
+        self.core.enable_log(lease)?;
+        if let Some(rt) = self.leases.get(lease)
+            && let Some(replica) = &rt.replica
+            && let Some((upto, data)) = self.core.log_snapshot(lease)
+        {
+            replica.applier.restore(&data);
+            replica.shared.applied.store(upto, Ordering::Release);
+        }
+        Ok(())
+    }
+}
