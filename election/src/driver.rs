@@ -55,11 +55,11 @@ pub(crate) enum Cmd {
     Ask {
         key: LeaseName,
         value: Option<Vec<u8>>,
-        reply: oneshot::Sender<Result<Option<Vec<u8>>, crate::replicated::AskError>>,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>, crate::error::AskError>>,
     },
     Forget {
         key: LeaseName,
-        reply: oneshot::Sender<Result<u64, crate::replicated::AskError>>,
+        reply: oneshot::Sender<Result<u64, crate::error::AskError>>,
     },
     Resign {
         lease: LeaseName,

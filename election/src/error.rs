@@ -132,3 +132,22 @@ impl Refusal {
         }
     }
 }
+
+/// Why `ask`, `get` or `forget` did not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AskError {
+    /// This node was started without storage: it cannot take part in `ask`.
+    #[error("this node has no storage (start it with one, e.g. --data-dir)")]
+    NoStorage,
+    /// The node stopped.
+    #[error("the node stopped")]
+    Stopped,
+    /// The key is not a valid name (1 to 255 bytes of UTF-8 without control characters).
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// No majority answered in time: the outcome is unknown (an `ask` may still be chosen,
+    /// a `forget` may still close the instance); asking again is safe.
+    #[error("no majority answered within {0:?}: outcome unknown")]
+    Timeout(std::time::Duration),
+}

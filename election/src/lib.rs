@@ -150,6 +150,7 @@ pub mod metrics;
 mod peer_configs;
 mod replicated;
 mod shared;
+mod state_machine;
 mod status;
 pub mod storage;
 pub mod transport;

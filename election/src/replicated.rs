@@ -9,8 +9,8 @@
 //! of a replicated lease runs only once the new master recovered the log (R2): its state
 //! holds every command any earlier master had acknowledged.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use gen_paxos_core::LeaseName;
 pub use gen_paxos_core::log::AppendError;
@@ -18,26 +18,12 @@ use tokio::sync::oneshot;
 
 use crate::driver::Cmd;
 use crate::driver::replication::ReplicaRt;
+pub use crate::error::AskError;
 use crate::error::Error;
 use crate::handle::{Candidacy, Election, LeaseHandle};
 use crate::leader::Leader;
-
-/// The state a replicated lease keeps the same on every node.
-///
-/// Its methods run on the node's driver task, between protocol steps: keep them quick
-/// (an apply that takes milliseconds delays the node's renewals by as much).
-pub trait StateMachine: Send + 'static {
-    /// Applies the command chosen at `index`. Indices grow (by one, except where a
-    /// recovering master filled a hole with nothing); each is applied once, in order.
-    fn apply(&mut self, index: u64, command: &[u8]);
-
-    /// The state after every command applied so far, as bytes (the log is cut below it).
-    fn snapshot(&self) -> Vec<u8>;
-
-    /// Replaces the state with `snapshot`, one that [`StateMachine::snapshot`] made on some
-    /// node (this one after a restart, or a peer this node fell behind).
-    fn restore(&mut self, snapshot: &[u8]);
-}
+pub use crate::state_machine::StateMachine;
+use crate::state_machine::{ReplicaShared, lock};
 
 /// Why a lease read was not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,41 +36,6 @@ pub enum ReadError {
     /// This node holds the lease but has not finished recovering the log.
     #[error("not ready (recovering the log)")]
     NotReady,
-}
-
-/// What the driver and the handles share about one replicated lease.
-#[derive(Debug, Default)]
-pub(crate) struct ReplicaShared {
-    /// The node's core said ready at its last input (R2; cleared when the tenure ends).
-    pub(crate) ready: AtomicBool,
-    /// Every index below this is applied.
-    pub(crate) applied: AtomicU64,
-}
-
-/// The driver's side of a state machine: it applies, snapshots and restores through the
-/// same lock the handles read under.
-pub(crate) trait Applier: Send {
-    fn apply(&self, index: u64, command: &[u8]);
-    fn snapshot(&self) -> Vec<u8>;
-    fn restore(&self, snapshot: &[u8]);
-}
-
-impl<S: StateMachine> Applier for Arc<Mutex<S>> {
-    fn apply(&self, index: u64, command: &[u8]) {
-        lock(self).apply(index, command);
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        lock(self).snapshot()
-    }
-
-    fn restore(&self, snapshot: &[u8]) {
-        lock(self).restore(snapshot);
-    }
-}
-
-fn lock<S>(state: &Mutex<S>) -> MutexGuard<'_, S> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A lease joined with a replicated state machine `S`: the lease's handle (see
@@ -170,25 +121,6 @@ where
     pub fn applied(&self) -> u64 {
         self.shared.applied.load(Ordering::Acquire)
     }
-}
-
-/// Why `ask`, `get` or `forget` did not answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AskError {
-    /// This node was started without storage: it cannot take part in `ask`.
-    #[error("this node has no storage (start it with one, e.g. --data-dir)")]
-    NoStorage,
-    /// The node stopped.
-    #[error("the node stopped")]
-    Stopped,
-    /// The key is not a valid name (1 to 255 bytes of UTF-8 without control characters).
-    #[error("invalid key: {0}")]
-    InvalidKey(String),
-    /// No majority answered in time: the outcome is unknown (an `ask` may still be chosen,
-    /// a `forget` may still close the instance); asking again is safe.
-    #[error("no majority answered within {0:?}: outcome unknown")]
-    Timeout(std::time::Duration),
 }
 
 impl Election {

@@ -17,8 +17,9 @@ use tracing::{debug, info, warn};
 use super::Driver;
 use super::persist::Job;
 use crate::callbacks::LeaseMsg;
+use crate::error::AskError;
 use crate::leader::LeaseInfo;
-use crate::replicated::{Applier, AskError, ReplicaShared};
+use crate::state_machine::{Applier, ReplicaShared};
 use crate::transport::Transport;
 use crate::wire::Wire;
 
