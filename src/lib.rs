@@ -52,11 +52,13 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub use gen_paxos_election::storage;
 pub use gen_paxos_election::{
-    Ballot, CallError, Candidacy, Config, ConfigError, Election, ElectionEvent, ElectionMetrics,
-    Error, Fingerprint, Health, Leader, LeaseGuard, LeaseHandle, LeaseInfo, LeaseName, MasterInfo,
-    NoCallbacks, NodeId, PeerConfig, Readiness, StatusReply, StatusRequest, SurrenderInfo,
-    SurrenderReason, async_trait,
+    AppendError, AskError, Ballot, CallError, Candidacy, Config, ConfigError, Election,
+    ElectionEvent, ElectionMetrics, Error, Fingerprint, Health, Leader, LeaseGuard, LeaseHandle,
+    LeaseInfo, LeaseName, MasterInfo, NoCallbacks, NodeId, PeerConfig, ReadError, Readiness,
+    ReplicatedLease, StateMachine, StatusReply, StatusRequest, SurrenderInfo, SurrenderReason,
+    async_trait,
 };
 pub use gen_paxos_quic::{QuicNode, StartError};
 

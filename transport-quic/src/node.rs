@@ -50,6 +50,9 @@ pub enum StartError {
     /// The election could not start (an invalid configuration, no tokio runtime, ...).
     #[error("cannot start the election: {0}")]
     Election(#[from] gen_paxos_election::Error),
+    /// The data directory could not be opened.
+    #[error("data directory: {0}")]
+    Storage(#[from] gen_paxos_election::storage::StorageError),
 }
 
 /// Starts one node of a cluster over QUIC with mutual TLS: the same member list on every
@@ -81,6 +84,7 @@ pub struct QuicNode {
     listen: Option<SocketAddr>,
     config: gen_paxos_election::Config,
     settings: Option<Settings>,
+    data_dir: Option<PathBuf>,
 }
 
 impl QuicNode {
@@ -95,7 +99,16 @@ impl QuicNode {
             listen: None,
             config: gen_paxos_election::Config::new(id, Vec::new()),
             settings: None,
+            data_dir: None,
         }
+    }
+
+    /// Keeps the replicated log and `ask` state in `dir` (one directory per node, created
+    /// if missing; restarting with the same directory recovers it). Without it, replicated
+    /// leases and `ask` are refused.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
     }
 
     /// The voters, this node among them unless it is an observer: `(id, "IP:PORT")` or
@@ -154,8 +167,15 @@ impl QuicNode {
     /// Binds the transport and starts the election. Must be called inside a tokio
     /// runtime; join leases on the returned [`Election`].
     pub fn start(self) -> Result<Election, StartError> {
+        let data_dir = self.data_dir.clone();
         let (transport, config) = self.transport()?;
-        Ok(Election::start(config, transport)?)
+        match data_dir {
+            Some(dir) => {
+                let storage = gen_paxos_election::storage::DiskStorage::open(dir)?;
+                Ok(Election::start_with_storage(config, transport, storage)?)
+            }
+            None => Ok(Election::start(config, transport)?),
+        }
     }
 
     /// Binds the transport and returns it with the election configuration, for callers
