@@ -54,6 +54,11 @@ enum Command {
     Status(cli::status::StatusArgs),
     /// Ask a running node to resign a lease (or all of them).
     Resign(cli::resign::ResignArgs),
+    /// The built-in replicated key-value store of nodes run with `--kv`: put, get, cas,
+    /// delete (exit 0 done, 2 refused, 4 nothing happened, 5 outcome unknown).
+    Kv(cli::kv::KvArgs),
+    /// Per-key consensus: the value chosen for KEY (propose VALUE, or --get, --forget).
+    Ask(cli::ask::AskArgs),
     /// Run a node and, while it is master of its lease, a command (`-- CMD ARGS...`).
     Run(cli::run::RunArgs),
     /// Keep a command's process group in check for `run` (internal).
@@ -94,6 +99,8 @@ fn main() -> ExitCode {
         Command::Status(args) => return exit_code(block_on(cli::status::run(args))),
         Command::Resign(args) => return exit_code(block_on(cli::resign::run(args))),
         Command::Run(args) => return exit_code(block_on(cli::run::run(args))),
+        Command::Kv(args) => return exit_code(block_on(cli::kv::run(args))),
+        Command::Ask(args) => return exit_code(block_on(cli::ask::run(args))),
         Command::Supervise(args) => return cli::supervise::exit(args),
     };
     match result {

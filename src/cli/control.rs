@@ -20,8 +20,14 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code of `status`: the node answered, and some lease asked about has no known master.
 pub const EXIT_NO_MASTER: u8 = 3;
+/// Exit code of `kv` and `ask`: refused (a compare-and-set whose value differed, a value too
+/// large): nothing changed.
+pub const EXIT_REFUSED: u8 = 2;
 /// Exit code: the node did not answer in time, or refused the client.
 pub const EXIT_UNREACHABLE: u8 = 4;
+/// Exit code of `kv` and `ask`: the outcome is unknown (the request left, and the answer
+/// did not come back, or the master changed meanwhile): read before retrying.
+pub const EXIT_UNKNOWN: u8 = 5;
 
 /// Which node a control client asks, and with which certificate: the options `status` and
 /// `resign` share.
@@ -51,6 +57,40 @@ pub enum ToolRequest {
         /// The lease; `None` for all.
         lease: Option<String>,
     },
+    /// A request to the built-in key-value store (`node --kv`).
+    Kv(super::kv_store::KvRequest),
+    /// `ask`, `get` or `forget` of per-key consensus.
+    Ask {
+        /// The key.
+        key: String,
+        /// What to do.
+        op: AskOp,
+    },
+}
+
+/// Per-key consensus from the tool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AskOp {
+    /// Propose a value; the answer is the value chosen.
+    Ask(Vec<u8>),
+    /// The value chosen, if any.
+    Get,
+    /// Close the instance.
+    Forget,
+}
+
+/// The answer to [`ToolRequest::Ask`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AskAnswer {
+    /// The value chosen (`None`: a `get` found none), or the instance a `forget` closed.
+    Done {
+        value: Option<Vec<u8>>,
+        instance: Option<u64>,
+    },
+    /// No majority answered in time: the outcome is unknown.
+    Unknown(String),
+    /// Nothing happened (no storage, a bad key).
+    Error(String),
 }
 
 /// A node's answer.
@@ -60,6 +100,10 @@ pub enum ToolAnswer {
     Status(StatusReply),
     /// One entry per lease resigned: whether the node was master, or why it could not.
     Resigned(Vec<(String, Result<bool, String>)>),
+    /// What became of a key-value request.
+    Kv(super::kv_store::KvOutcome),
+    /// What became of an `ask`, `get` or `forget`.
+    Ask(AskAnswer),
 }
 
 /// The node side: answers every request until the transport closes; resigns through
@@ -69,10 +113,33 @@ pub fn serve(
     election: Election,
     leases: Vec<String>,
     resigner: std::sync::Arc<dyn super::node::Resign>,
+    kv: Option<super::kv_store::KvService>,
 ) {
     tokio::spawn(async move {
         while let Some(request) = requests.next().await {
             let answer = match request.decode::<ToolRequest>() {
+                // Requests that wait for the cluster are answered concurrently.
+                Ok(ToolRequest::Kv(kv_request)) => {
+                    let kv = kv.clone();
+                    tokio::spawn(async move {
+                        let outcome = match kv {
+                            Some(kv) => kv.handle(kv_request).await,
+                            None => super::kv_store::KvOutcome::Unavailable(
+                                "this node does not run the kv store (start it with --kv)".into(),
+                            ),
+                        };
+                        let _ = request.respond(&ToolAnswer::Kv(outcome));
+                    });
+                    continue;
+                }
+                Ok(ToolRequest::Ask { key, op }) => {
+                    let election = election.clone();
+                    tokio::spawn(async move {
+                        let answer = ToolAnswer::Ask(ask_here(&election, &key, op).await);
+                        let _ = request.respond(&answer);
+                    });
+                    continue;
+                }
                 Ok(ToolRequest::Status(question)) => ToolAnswer::Status(election.status(&question)),
                 Ok(ToolRequest::Resign { lease }) => {
                     let names = lease.map_or_else(|| leases.clone(), |l| vec![l]);
@@ -96,13 +163,30 @@ pub fn serve(
     });
 }
 
+/// Runs per-key consensus for a client.
+async fn ask_here(election: &Election, key: &str, op: AskOp) -> AskAnswer {
+    use gen_paxos_election::AskError as E;
+    let result = match op {
+        AskOp::Ask(value) => election.ask(key, value).await.map(|v| (Some(v), None)),
+        AskOp::Get => election.get(key).await.map(|v| (v, None)),
+        AskOp::Forget => election.forget(key).await.map(|i| (None, Some(i))),
+    };
+    match result {
+        Ok((value, instance)) => AskAnswer::Done { value, instance },
+        Err(e @ E::Timeout(_)) => AskAnswer::Unknown(e.to_string()),
+        Err(e) => AskAnswer::Error(e.to_string()),
+    }
+}
+
 /// Why a question got no answer.
 #[derive(Debug)]
 pub enum AskError {
     /// Local trouble (certificate files): exit [`EXIT_ERROR`].
     Local(anyhow::Error),
-    /// The node did not answer or refused: exit [`EXIT_UNREACHABLE`].
+    /// The node could not be reached or refused: exit [`EXIT_UNREACHABLE`].
     Unreachable(String),
+    /// The request left and no answer came back in time (for a write: outcome unknown).
+    NoAnswer(String),
 }
 
 /// Asks node `peer` one question with the client certificate in `certs` (`client.pem`,
@@ -122,23 +206,40 @@ pub async fn ask(target: &Target, request: &ToolRequest) -> Result<ToolAnswer, A
         .map_err(AskError::Unreachable)?;
     let mut settings = Settings::default();
     settings.connect_timeout = timeout;
+    let started = tokio::time::Instant::now();
+    let connect = StatusClient::connect(addr, node, &identity, &ca, &settings);
+    let client = match tokio::time::timeout(timeout, connect).await {
+        Err(_) => {
+            return Err(AskError::Unreachable(format!(
+                "node {node} at {addr} did not answer within {timeout:?}"
+            )));
+        }
+        // A certificate the node's CA does not vouch for is the caller's problem.
+        Ok(Err(gen_paxos_quic::Error::Cert(e))) => {
+            return Err(AskError::Local(anyhow::Error::new(e).context(format!(
+                "cannot use client.pem from {}",
+                certs.display()
+            ))));
+        }
+        Ok(Err(e)) => {
+            return Err(AskError::Unreachable(format!(
+                "cannot ask node {node} at {addr}: {e}"
+            )));
+        }
+        Ok(Ok(client)) => client,
+    };
+    let left = timeout.saturating_sub(started.elapsed());
     let exchange = async {
-        let client = StatusClient::connect(addr, node, &identity, &ca, &settings).await?;
         let answer: ToolAnswer = client.request(request).await?;
         client.close().await;
         Ok::<_, gen_paxos_quic::Error>(answer)
     };
-    match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => Err(AskError::Unreachable(format!(
+    match tokio::time::timeout(left, exchange).await {
+        Err(_) => Err(AskError::NoAnswer(format!(
             "node {node} at {addr} did not answer within {timeout:?}"
         ))),
-        // A certificate the node's CA does not vouch for is the caller's problem.
-        Ok(Err(gen_paxos_quic::Error::Cert(e))) => Err(AskError::Local(
-            anyhow::Error::new(e)
-                .context(format!("cannot use client.pem from {}", certs.display())),
-        )),
-        Ok(Err(e)) => Err(AskError::Unreachable(format!(
-            "cannot ask node {node} at {addr}: {e}"
+        Ok(Err(e)) => Err(AskError::NoAnswer(format!(
+            "node {node} at {addr} did not answer: {e}"
         ))),
         Ok(Ok(answer)) => Ok(answer),
     }
@@ -151,7 +252,7 @@ pub fn report(error: AskError) -> u8 {
             super::common::complain(&format!("{e:#}"));
             EXIT_ERROR
         }
-        AskError::Unreachable(why) => {
+        AskError::Unreachable(why) | AskError::NoAnswer(why) => {
             super::common::complain(&why);
             EXIT_UNREACHABLE
         }

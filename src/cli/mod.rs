@@ -8,11 +8,14 @@ macro_rules! outln {
     };
 }
 
+pub mod ask;
 pub mod certs;
 pub mod common;
 pub mod control;
 pub mod demo;
 pub mod http;
+pub mod kv;
+pub mod kv_store;
 pub mod node;
 pub mod resign;
 pub mod run;

@@ -74,6 +74,14 @@ pub struct NodeArgs {
     /// e.g. 127.0.0.1:9101 (off by default).
     #[arg(long)]
     pub metrics: Option<SocketAddr>,
+    /// Keep the replicated log and `ask` state in this directory (one per node; restarting
+    /// with the same directory recovers it). Without it, `--kv` and `ask` are refused.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Run the built-in replicated key-value store (lease `kv`; needs --data-dir), used with
+    /// `gen-paxos kv`.
+    #[arg(long)]
+    pub kv: bool,
     /// Test-only: scale this node's local clock rate (e.g. 1.0005), to emulate clock-rate
     /// error in fault tests. Beyond `rho` (0.1%) the lease guarantee is void.
     #[arg(long, hide = true)]
@@ -101,6 +109,9 @@ struct NodeFile {
     single_node: bool,
     cluster_name: Option<String>,
     metrics: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    kv: bool,
 }
 
 /// The settings of one node, from flags and file.
@@ -118,6 +129,8 @@ struct Settled {
     single_node: bool,
     cluster_name: Option<String>,
     metrics: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    kv: bool,
 }
 
 fn settle(args: &NodeArgs) -> Result<Settled> {
@@ -187,6 +200,8 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
         single_node: args.single_node || file.single_node,
         cluster_name: args.cluster_name.clone().or(file.cluster_name),
         metrics: args.metrics.or(file.metrics),
+        data_dir: args.data_dir.clone().or(file.data_dir),
+        kv: args.kv || file.kv,
     })
 }
 
@@ -262,12 +277,16 @@ pub struct Started {
     status_requests: Option<gen_paxos_quic::ClientRequests>,
     printer: tokio::task::JoinHandle<()>,
     listen: SocketAddr,
+    /// The built-in key-value store, once joined (`--kv`).
+    kv: Option<super::kv_store::KvService>,
+    kv_wanted: bool,
 }
 
 /// Runs the node until SIGTERM or SIGINT; then releases its leases and returns.
 pub async fn run(args: &NodeArgs) -> Result<()> {
     let mut node = start(args).await?;
     node.join_all(|_| Announcer).await?;
+    node.join_kv().await?;
     let resigner: Arc<dyn Resign> = Arc::new(ResignAtOnce(node.election.clone()));
     node.serve_requests(resigner.clone());
     node.wait_and_stop(args.stdin_commands, resigner, None)
@@ -321,7 +340,24 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
         .with_context(|| format!("cannot start node {} on {}", s.id, s.listen))?;
     let status_requests = transport.client_requests();
     let transport_stats = transport.stats_handle();
-    let election = Election::start(config, transport).context("cannot start the election")?;
+    if s.kv && s.data_dir.is_none() {
+        bail!("--kv keeps its log in a data directory: give --data-dir DIR");
+    }
+    let election = match &s.data_dir {
+        Some(dir) => {
+            let storage = gen_paxos_election::storage::DiskStorage::open(dir)
+                .with_context(|| format!("cannot use --data-dir {}", dir.display()))?;
+            Election::start_with_storage(config, transport, storage)
+        }
+        None => Election::start(config, transport),
+    }
+    .context("cannot start the election")?;
+    if election.storage_failed() {
+        complain(&format!(
+            "node {}: the data directory cannot be trusted (see the error above): the leases work, the log and ask do not on this node",
+            s.id
+        ));
+    }
     if let Some(addr) = s.metrics {
         super::http::serve(addr, election.clone(), transport_stats)?;
     }
@@ -335,6 +371,8 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
         status_requests,
         printer,
         listen: s.listen,
+        kv: None,
+        kv_wanted: s.kv,
     })
 }
 
@@ -359,6 +397,32 @@ impl Started {
         Ok(())
     }
 
+    /// Joins the built-in key-value store's lease, if asked (`--kv`).
+    pub async fn join_kv(&mut self) -> Result<()> {
+        if !self.kv_wanted {
+            return Ok(());
+        }
+        let candidacy = if self.observer {
+            Candidacy::Observer
+        } else {
+            Candidacy::with_priority(self.priority)
+        };
+        let service = super::kv_store::KvService::default();
+        let lease = self
+            .election
+            .join_replicated(
+                super::kv_store::KV_LEASE,
+                service.leader(),
+                candidacy,
+                super::kv_store::KvStore::default(),
+            )
+            .await
+            .context("cannot join the kv store's lease")?;
+        service.attach(lease);
+        self.kv = Some(service);
+        Ok(())
+    }
+
     /// Answers `status` and `resign` from the tool.
     pub fn serve_requests(&mut self, resigner: Arc<dyn Resign>) {
         if let Some(requests) = self.status_requests.take() {
@@ -367,6 +431,7 @@ impl Started {
                 self.election.clone(),
                 self.leases.clone(),
                 resigner,
+                self.kv.clone(),
             );
         }
         notice(&format!(

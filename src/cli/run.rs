@@ -346,6 +346,7 @@ pub async fn run(args: &RunArgs) -> Result<u8> {
     });
     let leader = runner.clone();
     node.join_all(move |_| Tenure(leader.clone())).await?;
+    node.join_kv().await?;
     let resigner: Arc<dyn Resign> = Arc::new(runner.clone());
     node.serve_requests(resigner.clone());
     node.wait_and_stop(args.node.stdin_commands, resigner, Some(stop_rx))

@@ -1,0 +1,234 @@
+//! End to end with real processes: three `gen-paxos node --kv --data-dir` over QUIC on
+//! loopback; `gen-paxos kv` put/get/cas/delete through any node with its exit codes and
+//! JSON; SIGKILL of the kv master keeps every acknowledged write; the killed node restarts
+//! on its data directory and serves it; `gen-paxos ask` agrees through every node; a node
+//! without a data directory refuses `--kv` and `ask` clearly.
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gen-paxos");
+
+struct Node {
+    child: Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Cluster {
+    dir: PathBuf,
+    addrs: Vec<(u64, String)>,
+}
+
+impl Cluster {
+    fn new(name: &str) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("gen-paxos-kv-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ok = Command::new(BIN)
+            .args(["certs", "--nodes", "1,2,3", "--out"])
+            .arg(dir.join("certs"))
+            .output()
+            .expect("certs")
+            .status
+            .success();
+        assert!(ok, "certs");
+        let addrs = (1..=3)
+            .map(|i| (i, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        Cluster { dir, addrs }
+    }
+
+    fn certs(&self) -> PathBuf {
+        self.dir.join("certs")
+    }
+
+    fn addr(&self, id: u64) -> &str {
+        &self.addrs[id as usize - 1].1
+    }
+
+    fn start(&self, id: u64, data: bool) -> Node {
+        self.start_with(id, data, true)
+    }
+
+    fn start_with(&self, id: u64, data: bool, kv: bool) -> Node {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["node", "--id", &id.to_string(), "--listen", self.addr(id)])
+            .args(["--lease-duration", "500ms", "--certs"])
+            .arg(self.certs());
+        if kv {
+            cmd.arg("--kv");
+        }
+        if data {
+            cmd.arg("--data-dir")
+                .arg(self.dir.join(format!("data-{id}")));
+        }
+        for (peer, a) in self.addrs.iter().filter(|(i, _)| *i != id) {
+            cmd.args(["--peer", &format!("{peer}={a}")]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn node");
+        Node { child }
+    }
+
+    fn tool(&self, via: u64, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg(args[0])
+            .arg("--certs")
+            .arg(self.certs())
+            .args(["--peer", &format!("{via}={}", self.addr(via))])
+            .args(["--timeout", "5s"])
+            .args(&args[1..])
+            .output()
+            .expect("run the tool")
+    }
+
+    /// Retries `args` through `via` until it exits `code` (the cluster may still be
+    /// electing); returns its stdout.
+    fn until(&self, via: u64, args: &[&str], code: i32) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.tool(via, args);
+            if out.status.code() == Some(code) {
+                return String::from_utf8_lossy(&out.stdout).trim().to_string();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{args:?} via {via}: exit {:?}, {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON: {text:?}: {e}"))
+}
+
+#[test]
+fn kv_writes_survive_a_killed_master_and_a_restart_and_ask_agrees() {
+    let c = Cluster::new("main");
+    let mut nodes: Vec<Option<Node>> = (1..=3).map(|i| Some(c.start(i, true))).collect();
+    // Any node takes the request (a follower forwards it to the master).
+    let put = json(&c.until(2, &["kv", "--json", "put", "color", "red"], 0));
+    assert_eq!(put["ok"], true);
+    assert!(put["index"].is_u64(), "{put}");
+    assert_eq!(c.until(3, &["kv", "get", "color"], 0), "red");
+    assert_eq!(
+        c.until(1, &["kv", "cas", "color", "red", "blue"], 0)
+            .split(' ')
+            .next(),
+        Some("ok")
+    );
+    // A compare-and-set whose value differs is refused (exit 2) and says what it found.
+    let refused = c.tool(1, &["kv", "--json", "cas", "color", "red", "green"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let refused = json(String::from_utf8_lossy(&refused.stdout).trim());
+    assert_eq!(
+        (refused["ok"].clone(), refused["value"].clone()),
+        (false.into(), "blue".into())
+    );
+    c.until(2, &["kv", "put", "shape", "circle"], 0);
+    c.until(2, &["kv", "delete", "shape"], 0);
+    assert_eq!(c.until(2, &["kv", "get", "shape"], 0), "(absent)");
+
+    // SIGKILL whichever node is the kv master: the next one serves every acknowledged write.
+    let master = (1..=3)
+        .find(|&i| {
+            let out = c.tool(i, &["status", "--json", "--lease", "kv"]);
+            let v = json(String::from_utf8_lossy(&out.stdout).trim());
+            v["leases"][0]["master"].as_u64() == Some(i)
+        })
+        .expect("a kv master");
+    nodes[master as usize - 1] = None;
+    let other = (1..=3).find(|&i| i != master).expect("another node");
+    assert_eq!(c.until(other, &["kv", "get", "color"], 0), "blue");
+    c.until(other, &["kv", "put", "after", "failover"], 0);
+    // The killed node restarts on its data directory and serves the store again.
+    nodes[master as usize - 1] = Some(c.start(master, true));
+    assert_eq!(c.until(master, &["kv", "get", "after"], 0), "failover");
+
+    // ask: the first value chosen is every caller's answer, through any node.
+    let first = c.until(1, &["ask", "config/a", "one"], 0);
+    assert_eq!(first, "one");
+    assert_eq!(c.until(2, &["ask", "config/a", "two"], 0), "one");
+    assert_eq!(
+        json(&c.until(3, &["ask", "--json", "--get", "config/a"], 0))["value"],
+        "one"
+    );
+    assert_eq!(
+        c.until(3, &["ask", "--forget", "config/a"], 0),
+        "forgot instance 0"
+    );
+    assert_eq!(c.until(1, &["ask", "--get", "config/a"], 0), "(undecided)");
+    drop(nodes);
+}
+
+#[test]
+fn without_a_data_directory_kv_and_ask_are_refused_clearly() {
+    let c = Cluster::new("nodata");
+    let out = Command::new(BIN)
+        .args([
+            "node",
+            "--id",
+            "1",
+            "--listen",
+            c.addr(1),
+            "--kv",
+            "--certs",
+        ])
+        .arg(c.certs())
+        .args(["--peer", &format!("2={}", c.addr(2))])
+        .args(["--peer", &format!("3={}", c.addr(3))])
+        .output()
+        .expect("run");
+    assert!(
+        !out.status.success(),
+        "--kv without --data-dir must not start"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--data-dir"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // A node without a data directory answers `ask` with why it cannot (exit 1).
+    let _node = c.start_with(1, false, false);
+    let start = Instant::now();
+    let out = loop {
+        let out = c.tool(1, &["ask", "config/a", "one"]);
+        if out.status.code() != Some(4) || start.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("storage"),
+        "{out:?}"
+    );
+}
