@@ -1,14 +1,14 @@
 //! A service that keeps real state through failovers: a counter replicated by the lease's
 //! log. The master adds one every half second; every node applies the same increments in
-//! the same order; kill the master and the next one goes on from the last acknowledged
-//! value, never from zero. Each node keeps its log in its own data directory.
+//! order; kill the master and the next goes on from the last acknowledged value.
 //!
 //! ```text
 //! cargo run --release -- certs --out /tmp/certs --nodes 1,2,3
-//! cargo run --example replicated_counter -- 1 /tmp/certs /tmp/data-1 &
-//! cargo run --example replicated_counter -- 2 /tmp/certs /tmp/data-2 &
-//! cargo run --example replicated_counter -- 3 /tmp/certs /tmp/data-3
+//! cargo run --example replicated_counter -- 1 /tmp/certs /tmp/data-1 --init &
+//! cargo run --example replicated_counter -- 2 /tmp/certs /tmp/data-2 --init &
+//! cargo run --example replicated_counter -- 3 /tmp/certs /tmp/data-3 --init
 //! ```
+//! `--init` makes the data directory on a node's first start; restart without it.
 
 use std::time::Duration;
 
@@ -47,36 +47,35 @@ impl Leader for Printer {
         None
     }
     async fn on_surrendered(&mut self, info: SurrenderInfo<()>) {
-        if info.reason.was_master() {
-            println!("no longer master ({})", info.reason);
-        }
+        println!("not master: {}", info.reason);
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let usage = "usage: replicated_counter ID CERT_DIR DATA_DIR";
+    let usage = "usage: replicated_counter ID CERT_DIR DATA_DIR [--init]";
     let mut args = std::env::args().skip(1);
     let id = NodeId(args.next().ok_or(usage)?.parse()?);
     let certs = args.next().ok_or(usage)?;
     let data = args.next().ok_or(usage)?;
-
-    let election = QuicNode::new(id, certs)
-        .voters([
-            (1, "127.0.0.1:7101"),
-            (2, "127.0.0.1:7102"),
-            (3, "127.0.0.1:7103"),
-        ])
-        .lease_duration(Duration::from_secs(1))
-        .data_dir(data)
-        .start()?;
+    let init = args.next().as_deref() == Some("--init");
+    let peers = [
+        (1, "127.0.0.1:7101"),
+        (2, "127.0.0.1:7102"),
+        (3, "127.0.0.1:7103"),
+    ];
+    let node = QuicNode::new(id, certs)
+        .voters(peers)
+        .lease_duration(Duration::from_secs(1));
+    let election = if init {
+        node.init_data_dir(data)
+    } else {
+        node.data_dir(data)
+    }
+    .start()?;
+    let (name, state) = ("counter", Counter::default());
     let counter = election
-        .join_replicated(
-            "counter",
-            Printer,
-            Candidacy::candidate(),
-            Counter::default(),
-        )
+        .join_replicated(name, Printer, Candidacy::candidate(), state)
         .await?;
     println!("node {id} up; Ctrl-C to stop");
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -86,12 +85,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ = tokio::signal::ctrl_c() => break,
         }
         match counter.read(|c| c.0) {
-            // The master: add one, and say what every node will hold.
+            // The master adds one; a follower prints its own copy (which may lag a little).
             Ok(value) => match counter.append(1u64.to_le_bytes()).await {
                 Ok(index) => println!("master: {} (entry {index})", value + 1),
                 Err(e) => println!("append refused: {e}"),
             },
-            // A follower: its own copy, which may lag a little.
             Err(_) => println!("follower: {}", counter.read_stale(|c| c.0)),
         }
     }

@@ -1,8 +1,9 @@
 //! End to end with real processes: three `gen-paxos node --kv --data-dir` over QUIC on
 //! loopback; `gen-paxos kv` put/get/cas/delete through any node with its exit codes and
 //! JSON; SIGKILL of the kv master keeps every acknowledged write; the killed node restarts
-//! on its data directory and serves it; `gen-paxos ask` agrees through every node; a node
-//! without a data directory refuses `--kv` and `ask` clearly.
+//! on its data directory and serves it; a node whose data directory was emptied is refused;
+//! `gen-paxos ask` agrees through every node; a node without a data directory refuses
+//! `--kv` and `ask` clearly.
 
 use std::net::UdpSocket;
 use std::path::PathBuf;
@@ -75,8 +76,11 @@ impl Cluster {
             cmd.arg("--kv");
         }
         if data {
-            cmd.arg("--data-dir")
-                .arg(self.dir.join(format!("data-{id}")));
+            let dir = self.dir.join(format!("data-{id}"));
+            if !dir.exists() {
+                cmd.arg("--init-data-dir");
+            }
+            cmd.arg("--data-dir").arg(dir);
         }
         for (peer, a) in self.addrs.iter().filter(|(i, _)| *i != id) {
             cmd.args(["--peer", &format!("{peer}={a}")]);
@@ -174,7 +178,6 @@ fn kv_writes_survive_a_killed_master_and_a_restart_and_ask_agrees() {
     // The killed node restarts on its data directory and serves the store again.
     nodes[master as usize - 1] = Some(c.start(master, true));
     assert_eq!(c.until(master, &["kv", "get", "after"], 0), "failover");
-
     // ask: the first value chosen is every caller's answer, through any node.
     let first = c.until(1, &["ask", "config/a", "one"], 0);
     assert_eq!(first, "one");
@@ -188,6 +191,20 @@ fn kv_writes_survive_a_killed_master_and_a_restart_and_ask_agrees() {
         "forgot instance 0"
     );
     assert_eq!(c.until(1, &["ask", "--get", "config/a"], 0), "(undecided)");
+    // A node whose data directory was emptied is refused, not trusted as new.
+    let victim = (1..=3).find(|&i| i != master).expect("a node");
+    nodes[victim as usize - 1] = None;
+    let data = c.dir.join(format!("data-{victim}"));
+    for entry in std::fs::read_dir(&data).expect("list") {
+        std::fs::remove_file(entry.expect("entry").path()).expect("remove");
+    }
+    let mut refused = c.start_with(victim, true, true);
+    let status = refused.child.wait().expect("exits");
+    assert!(
+        !status.success(),
+        "a node on an emptied data directory must not start"
+    );
+
     drop(nodes);
 }
 

@@ -35,7 +35,12 @@ fn main() -> ExitCode {
     };
     let mut slot = 0u64;
     for batch in [1usize, 64] {
-        let mut storage = match DiskStorage::open(&dir) {
+        let opened = if batch == 1 {
+            DiskStorage::create(&dir)
+        } else {
+            DiskStorage::open(&dir)
+        };
+        let mut storage = match opened {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("{e}");

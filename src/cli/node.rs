@@ -78,6 +78,11 @@ pub struct NodeArgs {
     /// with the same directory recovers it). Without it, `--kv` and `ask` are refused.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Make --data-dir the data directory of a node new to its cluster (first start only;
+    /// refused if it holds data). Without it, a missing or emptied --data-dir is refused:
+    /// a node that lost its data must not answer as an acceptor as if new.
+    #[arg(long)]
+    pub init_data_dir: bool,
     /// Run the built-in replicated key-value store (lease `kv`; needs --data-dir), used with
     /// `gen-paxos kv`.
     #[arg(long)]
@@ -345,8 +350,12 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
     }
     let election = match &s.data_dir {
         Some(dir) => {
-            let storage = gen_paxos_election::storage::DiskStorage::open(dir)
-                .with_context(|| format!("cannot use --data-dir {}", dir.display()))?;
+            let storage = if args.init_data_dir {
+                gen_paxos_election::storage::DiskStorage::create(dir)
+            } else {
+                gen_paxos_election::storage::DiskStorage::open(dir)
+            }
+            .with_context(|| format!("cannot use --data-dir {}", dir.display()))?;
             Election::start_with_storage(config, transport, storage)
         }
         None => Election::start(config, transport),

@@ -84,7 +84,7 @@ pub struct QuicNode {
     listen: Option<SocketAddr>,
     config: gen_paxos_election::Config,
     settings: Option<Settings>,
-    data_dir: Option<PathBuf>,
+    data_dir: Option<(PathBuf, bool)>,
 }
 
 impl QuicNode {
@@ -103,11 +103,20 @@ impl QuicNode {
         }
     }
 
-    /// Keeps the replicated log and `ask` state in `dir` (one directory per node, created
-    /// if missing; restarting with the same directory recovers it). Without it, replicated
-    /// leases and `ask` are refused.
+    /// Keeps the replicated log and `ask` state in `dir`, a data directory made once by
+    /// [`QuicNode::init_data_dir`] (restarting with it recovers the state). A missing or
+    /// emptied directory is refused ([`StartError::Storage`]): a node that lost its data
+    /// must not answer as an acceptor as if new. Without one, replicated leases and `ask`
+    /// are refused.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.data_dir = Some(dir.into());
+        self.data_dir = Some((dir.into(), false));
+        self
+    }
+
+    /// Makes `dir` the data directory of a node new to its cluster (refused if it holds
+    /// data already), on its first start only.
+    pub fn init_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some((dir.into(), true));
         self
     }
 
@@ -170,8 +179,12 @@ impl QuicNode {
         let data_dir = self.data_dir.clone();
         let (transport, config) = self.transport()?;
         match data_dir {
-            Some(dir) => {
-                let storage = gen_paxos_election::storage::DiskStorage::open(dir)?;
+            Some((dir, init)) => {
+                let storage = if init {
+                    gen_paxos_election::storage::DiskStorage::create(dir)?
+                } else {
+                    gen_paxos_election::storage::DiskStorage::open(dir)?
+                };
                 Ok(Election::start_with_storage(config, transport, storage)?)
             }
             None => Ok(Election::start(config, transport)?),

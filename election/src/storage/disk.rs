@@ -17,7 +17,10 @@ use gen_paxos_core::Record;
 use super::frame::{self, Decoded, MAGIC};
 use super::{Storage, StorageError, io_error};
 
-/// A write-ahead log in `dir` (created if missing).
+/// The file that marks a directory as a node's data directory.
+pub const MARKER: &str = "GEN-PAXOS-DATA";
+
+/// A write-ahead log in a node's data directory.
 #[derive(Debug)]
 pub struct DiskStorage {
     dir: PathBuf,
@@ -31,18 +34,56 @@ pub struct DiskStorage {
 }
 
 impl DiskStorage {
-    /// Storage in `dir`, created (with its parents) if missing. Nothing is read until
-    /// [`Storage::load`].
+    /// The storage in `dir`, a data directory made by [`DiskStorage::create`] (nothing is
+    /// read until [`Storage::load`]). A directory that is missing, or was emptied (its
+    /// marker file gone), is [`StorageError::NotInitialized`]: starting on it as if fresh
+    /// would let a node that lost its data answer as an acceptor again (R3).
     pub fn open(dir: impl Into<PathBuf>) -> Result<DiskStorage, StorageError> {
         let dir = dir.into();
+        if !dir.join(MARKER).is_file() {
+            return Err(StorageError::NotInitialized {
+                path: dir,
+                marker: MARKER,
+            });
+        }
+        Ok(DiskStorage::at(dir))
+    }
+
+    /// Makes `dir` (created with its parents if missing, and empty of gen-paxos data) the
+    /// data directory of a node that is new to its cluster, and opens it. Refused with
+    /// [`StorageError::AlreadyInitialized`] if it holds data already.
+    pub fn create(dir: impl Into<PathBuf>) -> Result<DiskStorage, StorageError> {
+        let dir = dir.into();
         fs::create_dir_all(&dir).map_err(io_error(&dir, "create the directory"))?;
-        Ok(DiskStorage {
+        let marker = dir.join(MARKER);
+        let holds_data = fs::read_dir(&dir)
+            .map_err(io_error(&dir, "list the directory"))?
+            .filter_map(Result::ok)
+            .any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name == MARKER || name.ends_with(".wal")
+            });
+        if holds_data {
+            return Err(StorageError::AlreadyInitialized { path: dir });
+        }
+        let mut file = File::create(&marker).map_err(io_error(&marker, "create"))?;
+        file.write_all(b"gen-paxos data directory, format 1\n")
+            .and_then(|()| file.sync_all())
+            .map_err(io_error(&marker, "write"))?;
+        let storage = DiskStorage::at(dir);
+        storage.sync_dir()?;
+        Ok(storage)
+    }
+
+    fn at(dir: PathBuf) -> DiskStorage {
+        DiskStorage {
             dir,
             current: None,
             size: 0,
             failed: None,
             torn: None,
-        })
+        }
     }
 
     /// The directory.

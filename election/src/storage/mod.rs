@@ -79,6 +79,24 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// The directory was never made a data directory ([`DiskStorage::create`]), or it
+    /// was emptied: a node that answered as an acceptor before and lost what it wrote must
+    /// not answer again as if it had nothing to lose (R3).
+    #[error(
+        "{path} holds no gen-paxos data (no {marker}): if this node is new, create its data directory once (the tool: --init-data-dir); if it lost its data, it must not act as a log or ask acceptor again (docs/STORAGE.md)"
+    )]
+    NotInitialized {
+        /// The directory.
+        path: PathBuf,
+        /// The file that marks a data directory.
+        marker: &'static str,
+    },
+    /// [`DiskStorage::create`] was given a directory that already holds data.
+    #[error("{path} already holds gen-paxos data: start without --init-data-dir to use it")]
+    AlreadyInitialized {
+        /// The directory.
+        path: PathBuf,
+    },
     /// A record is larger than storage takes.
     #[error("a record of {len} bytes exceeds the storage limit of {max} bytes")]
     TooLarge {

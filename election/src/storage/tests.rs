@@ -34,6 +34,7 @@ fn only_segment(d: &PathBuf) -> PathBuf {
     let mut files: Vec<PathBuf> = fs::read_dir(d)
         .expect("list")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
         .collect();
     files.sort();
     assert_eq!(files.len(), 1, "{files:?}");
@@ -43,7 +44,7 @@ fn only_segment(d: &PathBuf) -> PathBuf {
 #[test]
 fn records_come_back_in_order_after_reopening() {
     let d = dir("roundtrip");
-    let mut s = DiskStorage::open(&d).expect("open");
+    let mut s = DiskStorage::create(&d).expect("create");
     assert!(s.load().expect("empty").is_empty());
     s.append(&[accepted(0, "a"), accepted(1, "b")])
         .expect("append");
@@ -67,7 +68,7 @@ fn records_come_back_in_order_after_reopening() {
 #[test]
 fn a_write_cut_short_at_the_end_is_dropped_and_said() {
     let d = dir("torn");
-    let mut s = DiskStorage::open(&d).expect("open");
+    let mut s = DiskStorage::create(&d).expect("create");
     s.load().expect("load");
     s.append(&[accepted(0, "a"), accepted(1, "b")])
         .expect("append");
@@ -98,7 +99,7 @@ fn a_write_cut_short_at_the_end_is_dropped_and_said() {
 #[test]
 fn a_corrupt_record_is_refused_with_where_it_is() {
     let d = dir("corrupt");
-    let mut s = DiskStorage::open(&d).expect("open");
+    let mut s = DiskStorage::create(&d).expect("create");
     s.load().expect("load");
     s.append(&[
         accepted(0, "first"),
@@ -142,7 +143,7 @@ fn a_corrupt_record_is_refused_with_where_it_is() {
 #[test]
 fn a_checkpoint_replaces_every_file_and_a_half_written_one_is_ignored() {
     let d = dir("rewrite");
-    let mut s = DiskStorage::open(&d).expect("open");
+    let mut s = DiskStorage::create(&d).expect("create");
     s.load().expect("load");
     for slot in 0..100 {
         s.append(&[accepted(slot, "an entry of some length")])
@@ -174,7 +175,7 @@ fn a_checkpoint_replaces_every_file_and_a_half_written_one_is_ignored() {
 #[test]
 fn a_failed_write_is_final_and_a_record_too_large_is_refused_alone() {
     let d = dir("full");
-    let mut s = DiskStorage::open(&d).expect("open");
+    let mut s = DiskStorage::create(&d).expect("create");
     s.load().expect("load");
     let huge = Record::Snapshot {
         lease: LeaseName::new("db").expect("valid"),
@@ -210,4 +211,31 @@ fn memory_storage_is_shared_between_clones_and_can_fail() {
     b.fail_writes();
     assert!(a.append(&[accepted(1, "b")]).is_err());
     assert_eq!(a.clone().load().expect("load").len(), 1);
+}
+
+#[test]
+fn an_emptied_or_missing_directory_is_refused_and_create_refuses_data() {
+    let d = dir("emptied");
+    assert!(matches!(
+        DiskStorage::open(&d),
+        Err(StorageError::NotInitialized { .. })
+    ));
+    let mut s = DiskStorage::create(&d).expect("create");
+    s.load().expect("load");
+    s.append(&[accepted(0, "a")]).expect("append");
+    assert!(matches!(
+        DiskStorage::create(&d),
+        Err(StorageError::AlreadyInitialized { .. })
+    ));
+    // Someone empties the directory: the node must not start as if it were new.
+    for entry in fs::read_dir(&d).expect("list") {
+        fs::remove_file(entry.expect("entry").path()).expect("remove");
+    }
+    let err = DiskStorage::open(&d).expect_err("refused");
+    let line = err.to_string();
+    assert!(
+        line.contains("holds no gen-paxos data") && !line.contains('\n'),
+        "{line}"
+    );
+    let _ = fs::remove_dir_all(&d);
 }
