@@ -207,11 +207,7 @@ fn acknowledged_before_durable(rule: Option<UnsafeRule>) -> (Vec<u64>, Vec<Value
     c.restart(NodeId(3), disk, None);
     c.held.clear();
     c.cut.clear();
-    c.run_for(LEASE * 3);
-    assert_eq!(c.ready_master(), NodeId(2));
-    assert!(c.append(NodeId(2), "c").is_ok());
-    c.run_for(MS20);
-    (acked, c.values(NodeId(2)))
+    (acked, c.node_2_takes_over_and_appends("c"))
 }
 
 #[test]
@@ -306,11 +302,7 @@ fn duplicated_acceptance(rule: Option<UnsafeRule>) -> (Vec<u64>, Vec<Value>) {
         (NodeId(3), NodeId(2)),
         (NodeId(2), NodeId(3)),
     ];
-    c.run_for(LEASE * 3);
-    assert_eq!(c.ready_master(), NodeId(2));
-    assert!(c.append(NodeId(2), "c").is_ok());
-    c.run_for(MS20);
-    (acked, c.values(NodeId(2)))
+    (acked, c.node_2_takes_over_and_appends("c"))
 }
 
 #[test]

@@ -181,6 +181,12 @@ impl<T: Transport<Wire>> Driver<T> {
         self.flush();
     }
 
+    fn replica_mut(&mut self, lease: &LeaseName) -> Option<&mut ReplicaRt> {
+        self.leases
+            .get_mut(lease)
+            .and_then(|rt| rt.replica.as_mut())
+    }
+
     /// `Elected` of a replicated lease: told to the `Leader` once the log is ready.
     /// Returns the info back if the lease is not replicated.
     pub(super) fn defer_elected(
@@ -188,11 +194,7 @@ impl<T: Transport<Wire>> Driver<T> {
         lease: &LeaseName,
         info: LeaseInfo,
     ) -> Option<LeaseInfo> {
-        match self
-            .leases
-            .get_mut(lease)
-            .and_then(|rt| rt.replica.as_mut())
-        {
+        match self.replica_mut(lease) {
             Some(replica) => {
                 replica.shared.ready.store(false, Ordering::Release);
                 replica.pending_elected = Some(info);
@@ -205,11 +207,7 @@ impl<T: Transport<Wire>> Driver<T> {
     /// `Surrendered` of a replicated lease: whether its `Leader` was told it was elected
     /// (if not, it is not told of the surrender either).
     pub(super) fn end_tenure(&mut self, lease: &LeaseName) -> bool {
-        match self
-            .leases
-            .get_mut(lease)
-            .and_then(|rt| rt.replica.as_mut())
-        {
+        match self.replica_mut(lease) {
             Some(replica) => {
                 replica.shared.ready.store(false, Ordering::Release);
                 replica.pending_elected.take().is_none()

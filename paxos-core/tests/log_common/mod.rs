@@ -260,6 +260,16 @@ impl Cluster {
             .collect()
     }
 
+    /// Node 2 (the only other candidate left) takes over, recovers and appends `text`;
+    /// returns what it delivered.
+    pub fn node_2_takes_over_and_appends(&mut self, text: &str) -> Vec<Value> {
+        self.run_for(LEASE * 3);
+        assert_eq!(self.ready_master(), NodeId(2));
+        assert!(self.append(NodeId(2), text).is_ok());
+        self.run_for(Duration::from_millis(20));
+        self.values(NodeId(2))
+    }
+
     /// The values `id` delivered, in order.
     pub fn values(&self, id: NodeId) -> Vec<Value> {
         self.chosen(id).into_iter().map(|(_, v)| v).collect()

@@ -189,6 +189,19 @@ impl Cluster {
         &self.replicas[id as usize - 1].events
     }
 
+    /// Replica 1 leads and appends "a", "b", "c" while replica 3 hears nothing.
+    fn appended_without_3() -> Cluster {
+        let mut c = Cluster::new(3);
+        c.start(1);
+        c.run();
+        c.isolate(3);
+        for text in ["a", "b", "c"] {
+            let _ = c.append(1, text);
+        }
+        c.run();
+        c
+    }
+
     fn isolate(&mut self, id: u64) {
         let n = self.replicas.len() as u64;
         for other in (1..=n).filter(|o| *o != id) {
@@ -391,14 +404,7 @@ fn lost_messages_are_retransmitted() {
 
 #[test]
 fn a_replica_that_missed_entries_fetches_them() {
-    let mut c = Cluster::new(3);
-    c.start(1);
-    c.run();
-    c.isolate(3);
-    for text in ["a", "b", "c"] {
-        let _ = c.append(1, text);
-    }
-    c.run();
+    let mut c = Cluster::appended_without_3();
     assert!(c.delivered(3).is_empty());
     c.cut.clear();
     // The next append's Accept tells 3 that slots below 3 are chosen: it has none of

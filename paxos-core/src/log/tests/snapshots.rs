@@ -30,14 +30,7 @@ impl Cluster {
 
 #[test]
 fn a_replica_behind_a_snapshot_installs_it_then_applies_what_follows() {
-    let mut c = Cluster::new(3);
-    c.start(1);
-    c.run();
-    c.isolate(3);
-    for text in ["a", "b", "c"] {
-        let _ = c.append(1, text);
-    }
-    c.run();
+    let mut c = Cluster::appended_without_3();
     c.compact(1, "abc");
     c.compact(2, "abc");
     c.cut.clear();
@@ -69,14 +62,7 @@ fn a_replica_behind_a_snapshot_installs_it_then_applies_what_follows() {
 
 #[test]
 fn a_new_master_behind_the_voters_snapshot_installs_it_before_it_is_ready() {
-    let mut c = Cluster::new(3);
-    c.start(1);
-    c.run();
-    c.isolate(3);
-    for text in ["a", "b", "c"] {
-        let _ = c.append(1, text);
-    }
-    c.run();
+    let mut c = Cluster::appended_without_3();
     c.compact(1, "abc");
     c.compact(2, "abc");
     // 3, which applied nothing, wins the next tenure; the snapshots sent to it are lost.
