@@ -1,6 +1,7 @@
 //! `gen-paxos demo`: three nodes over QUIC with mutual TLS in one process, and the story of
 //! an election told as a timeline: first election, renewals, a graceful resign, the master
-//! cut off from the others, the master crashing, and many named leases.
+//! cut off from the others, replicated state written by the master, the master crashing
+//! (and the next one going on with every acknowledged write), and many named leases.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -20,6 +21,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::common::{event_json, parse_duration};
+use super::demo_ledger;
+use gen_paxos_election::storage::DiskStorage;
 
 /// Arguments of `gen-paxos demo`.
 #[derive(Debug, Args)]
@@ -253,9 +256,11 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
             inner: QuicTransport::<Wire>::with_socket(quic, socket)?,
             cut: cut.clone(),
         };
-        let election = Election::start(
+        let storage = DiskStorage::create(dir.join(format!("data-{id}")))?;
+        let election = Election::start_with_storage(
             gen_paxos_election::Config::new(id, ids.to_vec()).with_lease_duration(lease),
             transport,
+            storage,
         )?;
         let dead = Arc::new(AtomicBool::new(false));
         let (log, notify, mut events, json, start, silenced) = (
@@ -365,8 +370,31 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
     ));
     let master = next;
 
-    // Scene 5: the master crashes.
-    c.say("\n[5] The master crashes (no release). The others wait out the acceptors' exclusion of it, then elect a new master.");
+    // Scene 5: replicated state.
+    c.say(&format!("\n[5] Replicated state. Every node joins lease `{}` with a replicated log (each node's data directory holds it); its master appends entries, each acknowledged once a majority holds it.", demo_ledger::LEDGER));
+    let members: Vec<(NodeId, &Election)> = c.nodes.iter().map(|n| (n.id, &n.election)).collect();
+    let ledgers = demo_ledger::join(&members, master).await?;
+    let (_, writer, _) = demo_ledger::ready(&ledgers, None, lease * 10).await?;
+    let handle = &ledgers
+        .iter()
+        .find(|(id, _)| *id == writer)
+        .context("ledger")?
+        .1;
+    let (t, mut acked) = (Instant::now(), 0u64);
+    for value in 1..=200u64 {
+        if handle.append(value.to_le_bytes()).await.is_ok() {
+            acked += 1;
+        }
+    }
+    let took = t.elapsed();
+    c.say(&format!(
+        "    -> node {writer} appended {acked} entries in {:.0} ms ({:.2} ms each, every one durable on a majority before it was acknowledged)",
+        took.as_secs_f64() * 1e3,
+        took.as_secs_f64() * 1e3 / acked.max(1) as f64
+    ));
+
+    // Scene 6: the master crashes.
+    c.say("\n[6] The master crashes (no release). The others wait out the acceptors' exclusion of it, then elect a new master, which recovers the log before it serves.");
     tokio::time::sleep(lease / 3).await;
     let t = Instant::now();
     if let Some(n) = c.nodes.iter_mut().find(|n| n.id == master) {
@@ -379,10 +407,32 @@ async fn story(args: &DemoArgs, dir: &std::path::Path, ids: &[NodeId]) -> Result
         lease.as_secs_f64() * 1e3,
         d_a.as_secs_f64() * 1e3
     ));
+    if writer == master {
+        let (ready_at, heir, entries) =
+            demo_ledger::ready(&ledgers, Some(master), lease * 10).await?;
+        if entries < acked {
+            bail!(
+                "SAFETY: node {heir} recovered {entries} ledger entries, {acked} were acknowledged"
+            );
+        }
+        let (elected, _, _) = c
+            .elected_after(demo_ledger::LEDGER, t, Some(master), lease * 5)
+            .await?;
+        c.say(&format!(
+            "    -> ledger: node {heir} ready {:.0} ms after the crash with all {entries} entries ({acked} acknowledged before it); recovery (elected to ready) {:.1} ms",
+            (ready_at - t).as_secs_f64() * 1e3,
+            (ready_at.saturating_duration_since(elected)).as_secs_f64() * 1e3
+        ));
+    } else {
+        c.say(&format!(
+            "    -> ledger: its master is node {writer}, which did not crash"
+        ));
+    }
+    drop(ledgers);
 
-    // Scene 6: many leases.
+    // Scene 7: many leases.
     let names: Vec<String> = (0..12).map(|i| format!("shard-{i:02}")).collect();
-    c.say(&format!("\n[6] Many leases. The {} live nodes join {} named leases; each lease prefers a different node (priority), so they spread.", c.nodes.iter().filter(|n| n.alive).count(), names.len()));
+    c.say(&format!("\n[7] Many leases. The {} live nodes join {} named leases; each lease prefers a different node (priority), so they spread.", c.nodes.iter().filter(|n| n.alive).count(), names.len()));
     let alive: Vec<&DemoNode> = c.nodes.iter().filter(|n| n.alive).collect();
     let t = Instant::now();
     for (i, name) in names.iter().enumerate() {

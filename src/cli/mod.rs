@@ -13,6 +13,7 @@ pub mod certs;
 pub mod common;
 pub mod control;
 pub mod demo;
+pub mod demo_ledger;
 pub mod http;
 pub mod kv;
 pub mod kv_store;

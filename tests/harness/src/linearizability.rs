@@ -1,0 +1,239 @@
+//! A linearizability checker for the key-value store (`gen-paxos kv`), in the style of
+//! Wing & Gong's search with Lowe's memoization (as in Knossos and Porcupine): is there an
+//! order of the operations, each taking effect at one instant between its call and its
+//! return, in which every operation sees what a single register per key would give?
+//!
+//! Keys are independent (linearizability is local), so each key's history is checked on
+//! its own. An operation whose outcome is unknown (the request left, no answer came) may
+//! have taken effect at any instant after its call, or never.
+
+use std::collections::HashSet;
+
+/// What a client did and saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Set the value.
+    Put(String),
+    /// Remove the value.
+    Delete,
+    /// Read: the value seen (`None`: absent).
+    Get(Option<String>),
+    /// Compare-and-set: `old` expected (`None`: absent), `new` to set, and whether it was
+    /// done (`Some(true)`), refused (`Some(false)`), or unknown (`None`).
+    Cas {
+        old: Option<String>,
+        new: String,
+        done: Option<bool>,
+    },
+}
+
+/// One operation on one key, with its real-time interval (any monotonic unit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub key: String,
+    pub op: Op,
+    /// When the request was sent.
+    pub call: u64,
+    /// When the answer came; `None` if it never did (outcome unknown).
+    pub ret: Option<u64>,
+}
+
+/// The first key whose history has no linearization, with that history (sorted by call).
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub key: String,
+    pub history: Vec<Event>,
+}
+
+/// Checks every key's history; `Err` with the first one that is not linearizable.
+pub fn check(history: &[Event]) -> Result<(), Violation> {
+    let mut keys: Vec<&str> = history.iter().map(|e| e.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        let mut ops: Vec<Event> = history
+            .iter()
+            .filter(|e| e.key == key)
+            // A read with no answer says nothing.
+            .filter(|e| !(matches!(e.op, Op::Get(_)) && e.ret.is_none()))
+            .cloned()
+            .collect();
+        ops.sort_by_key(|e| e.call);
+        if !linearizable(&ops) {
+            return Err(Violation {
+                key: key.to_string(),
+                history: ops,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The state after `op` from `state`, if `op` could have taken effect there.
+fn step(state: &Option<String>, op: &Op) -> Option<Option<String>> {
+    match op {
+        Op::Put(v) => Some(Some(v.clone())),
+        Op::Delete => Some(None),
+        Op::Get(seen) => (seen == state).then(|| state.clone()),
+        Op::Cas { old, new, done } => {
+            let matches = old == state;
+            match done {
+                Some(true) if matches => Some(Some(new.clone())),
+                Some(false) if !matches => Some(state.clone()),
+                None if matches => Some(Some(new.clone())),
+                None => Some(state.clone()),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Depth-first search over which operation takes effect next, with memoization of
+/// (operations done, state).
+fn linearizable(ops: &[Event]) -> bool {
+    let n = ops.len();
+    let words = n.div_ceil(64).max(1);
+    let mut seen: HashSet<(Vec<u64>, Option<String>)> = HashSet::new();
+    // Stack of (done set, state).
+    let mut stack = vec![(vec![0u64; words], None::<String>)];
+    while let Some((done, state)) = stack.pop() {
+        let is_done = |i: usize| done[i / 64] & (1 << (i % 64)) != 0;
+        // Every operation that returned is done: the rest (unknown) may never have happened.
+        if (0..n).all(|i| is_done(i) || ops[i].ret.is_none()) {
+            return true;
+        }
+        if !seen.insert((done.clone(), state.clone())) {
+            continue;
+        }
+        // The next to take effect must be called before every pending op returned.
+        let horizon = (0..n)
+            .filter(|&i| !is_done(i))
+            .filter_map(|i| ops[i].ret)
+            .min()
+            .unwrap_or(u64::MAX);
+        for i in (0..n).filter(|&i| !is_done(i)) {
+            if ops[i].call > horizon {
+                break; // Sorted by call: none later qualifies either.
+            }
+            if let Some(next) = step(&state, &ops[i].op) {
+                let mut d = done.clone();
+                d[i / 64] |= 1 << (i % 64);
+                stack.push((d, next));
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(op: Op, call: u64, ret: Option<u64>) -> Event {
+        Event {
+            key: "k".into(),
+            op,
+            call,
+            ret,
+        }
+    }
+
+    fn s(v: &str) -> String {
+        v.to_string()
+    }
+
+    #[test]
+    fn a_sequential_history_is_linearizable() {
+        let h = [
+            ev(Op::Put(s("a")), 0, Some(1)),
+            ev(Op::Get(Some(s("a"))), 2, Some(3)),
+            ev(
+                Op::Cas {
+                    old: Some(s("a")),
+                    new: s("b"),
+                    done: Some(true),
+                },
+                4,
+                Some(5),
+            ),
+            ev(
+                Op::Cas {
+                    old: Some(s("a")),
+                    new: s("c"),
+                    done: Some(false),
+                },
+                6,
+                Some(7),
+            ),
+            ev(Op::Delete, 8, Some(9)),
+            ev(Op::Get(None), 10, Some(11)),
+        ];
+        assert!(check(&h).is_ok());
+    }
+
+    #[test]
+    fn concurrent_operations_may_take_effect_in_either_order() {
+        let h = [
+            ev(Op::Put(s("a")), 0, Some(10)),
+            ev(Op::Put(s("b")), 1, Some(9)),
+            ev(Op::Get(Some(s("a"))), 11, Some(12)),
+        ];
+        assert!(check(&h).is_ok(), "b then a, both before the read");
+    }
+
+    #[test]
+    fn a_stale_read_is_found() {
+        let h = [
+            ev(Op::Put(s("a")), 0, Some(1)),
+            ev(Op::Put(s("b")), 2, Some(3)),
+            ev(Op::Get(Some(s("a"))), 4, Some(5)),
+        ];
+        let v = check(&h).expect_err("a read after b returned cannot see a");
+        assert_eq!(v.key, "k");
+    }
+
+    #[test]
+    fn a_lost_write_is_found() {
+        let h = [
+            ev(Op::Put(s("a")), 0, Some(1)),
+            ev(Op::Get(None), 2, Some(3)),
+        ];
+        assert!(check(&h).is_err());
+    }
+
+    #[test]
+    fn an_unknown_write_may_or_may_not_have_happened_but_not_twice() {
+        let maybe = ev(Op::Put(s("x")), 0, None);
+        let happened = [maybe.clone(), ev(Op::Get(Some(s("x"))), 5, Some(6))];
+        let not = [maybe.clone(), ev(Op::Get(None), 5, Some(6))];
+        assert!(check(&happened).is_ok());
+        assert!(check(&not).is_ok());
+        // Seen, then unseen with nothing in between that removes it: not linearizable.
+        let flicker = [
+            maybe,
+            ev(Op::Get(Some(s("x"))), 5, Some(6)),
+            ev(Op::Get(None), 7, Some(8)),
+        ];
+        assert!(check(&flicker).is_err());
+    }
+
+    #[test]
+    fn a_refused_cas_must_have_seen_another_value() {
+        let h = [
+            ev(Op::Put(s("a")), 0, Some(1)),
+            ev(
+                Op::Cas {
+                    old: Some(s("a")),
+                    new: s("b"),
+                    done: Some(false),
+                },
+                2,
+                Some(3),
+            ),
+        ];
+        assert!(
+            check(&h).is_err(),
+            "the value was a: the cas had to succeed"
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! The key-value store under real faults, checked for linearizability: three
+//! `gen-paxos node --kv --data-dir` processes on loopback, client threads running a mixed
+//! put/get/cas/delete workload through random nodes with `gen-paxos kv --json`, while the
+//! kv master is SIGKILLed and restarted on its data directory, twice. Every operation's
+//! call and return times go into a history; an operation whose outcome is unknown (exit 5)
+//! counts as possibly applied, one that did not happen (exit 4) is left out. The history
+//! must be linearizable (`gen_paxos_harness::linearizability`).
+//!
+//! `KV_SOAK_SECS=1200 cargo test --release --test kv_linearizable -- --nocapture` runs
+//! the same for 20 minutes (a kill and restart every 5 s), the soak docs/STORAGE.md reports.
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gen_paxos_harness::linearizability::{self, Event, Op};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gen-paxos");
+const KEYS: [&str; 3] = ["a", "b", "c"];
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Cluster {
+    dir: PathBuf,
+    addrs: Vec<String>,
+    nodes: Mutex<Vec<Option<Child>>>,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let dir = std::env::temp_dir().join(format!("gen-paxos-lin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ok = Command::new(BIN)
+            .args(["certs", "--nodes", "1,2,3", "--out"])
+            .arg(dir.join("certs"))
+            .status()
+            .expect("certs")
+            .success();
+        assert!(ok);
+        let addrs = (0..3)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let c = Cluster {
+            dir,
+            addrs,
+            nodes: Mutex::new(vec![None, None, None]),
+        };
+        for id in 1..=3 {
+            c.start(id);
+        }
+        c
+    }
+
+    fn start(&self, id: u64) {
+        let data = self.dir.join(format!("data-{id}"));
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "node",
+            "--id",
+            &id.to_string(),
+            "--listen",
+            &self.addrs[id as usize - 1],
+        ])
+        .args(["--lease-duration", "500ms", "--kv", "--certs"])
+        .arg(self.dir.join("certs"))
+        .arg("--data-dir")
+        .arg(&data);
+        if !data.exists() {
+            cmd.arg("--init-data-dir");
+        }
+        for peer in (1..=3u64).filter(|p| *p != id) {
+            cmd.args([
+                "--peer",
+                &format!("{peer}={}", self.addrs[peer as usize - 1]),
+            ]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn node");
+        self.nodes.lock().expect("lock")[id as usize - 1] = Some(child);
+    }
+
+    fn kill(&self, id: u64) {
+        if let Some(mut child) = self.nodes.lock().expect("lock")[id as usize - 1].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Runs `gen-paxos kv --json ARGS` through node `via`: the exit code and the JSON.
+    fn kv(&self, via: u64, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+        let out = Command::new(BIN)
+            .args(["kv", "--json", "--timeout", "3s", "--certs"])
+            .arg(self.dir.join("certs"))
+            .args(["--peer", &format!("{via}={}", self.addrs[via as usize - 1])])
+            .args(args)
+            .output()
+            .expect("run kv");
+        let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code(), json)
+    }
+
+    /// The node that is kv master as node 1..3 report it, if any answers.
+    fn master(&self) -> Option<u64> {
+        (1..=3u64).find_map(|via| {
+            let out = Command::new(BIN)
+                .args([
+                    "status",
+                    "--json",
+                    "--lease",
+                    "kv",
+                    "--timeout",
+                    "1s",
+                    "--certs",
+                ])
+                .arg(self.dir.join("certs"))
+                .args(["--peer", &format!("{via}={}", self.addrs[via as usize - 1])])
+                .output()
+                .ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            v["leases"][0]["master"].as_u64()
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for id in 1..=3 {
+            self.kill(id);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One client: random operations through random nodes until `until`.
+fn client(c: &Cluster, me: usize, start: Instant, until: Instant, history: &Mutex<Vec<Event>>) {
+    let mut rng = fastrand::Rng::with_seed(me as u64 + 11);
+    let mut n = 0;
+    let mut last: Option<String> = None;
+    while Instant::now() < until {
+        n += 1;
+        let key = KEYS[rng.usize(..KEYS.len())];
+        let via = rng.u64(1..=3);
+        let value = format!("c{me}-{n}");
+        let roll = rng.u32(..100);
+        let (args, op): (Vec<String>, Op) = if roll < 35 {
+            (
+                vec!["put".into(), key.into(), value.clone()],
+                Op::Put(value),
+            )
+        } else if roll < 75 {
+            (vec!["get".into(), key.into()], Op::Get(None))
+        } else if roll < 95 {
+            let old = last.clone();
+            let args = match &old {
+                Some(old) => vec!["cas".into(), key.into(), old.clone(), value.clone()],
+                None => vec!["cas".into(), "--absent".into(), key.into(), value.clone()],
+            };
+            (
+                args,
+                Op::Cas {
+                    old,
+                    new: value,
+                    done: None,
+                },
+            )
+        } else {
+            (vec!["delete".into(), key.into()], Op::Delete)
+        };
+        let call = start.elapsed().as_nanos() as u64;
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, json) = c.kv(via, &refs);
+        let ret = start.elapsed().as_nanos() as u64;
+        let seen = json["value"].as_str().map(str::to_string);
+        let (op, ret) = match (code, op) {
+            (Some(0), Op::Get(_)) => {
+                last = seen.clone();
+                (Op::Get(seen), Some(ret))
+            }
+            (Some(0), Op::Cas { old, new, .. }) => (
+                Op::Cas {
+                    old,
+                    new,
+                    done: Some(true),
+                },
+                Some(ret),
+            ),
+            (Some(2), Op::Cas { old, new, .. }) => {
+                last = seen;
+                (
+                    Op::Cas {
+                        old,
+                        new,
+                        done: Some(false),
+                    },
+                    Some(ret),
+                )
+            }
+            (Some(0), op) => (op, Some(ret)),
+            // Nothing happened: leave it out.
+            (Some(4), _) => continue,
+            // Unknown (exit 5) or anything unexpected: possibly applied, never answered.
+            (_, Op::Get(_)) => continue,
+            (_, op) => (op, None),
+        };
+        history.lock().expect("lock").push(Event {
+            key: key.to_string(),
+            op,
+            call,
+            ret,
+        });
+    }
+}
+
+#[test]
+fn the_kv_store_is_linearizable_while_its_master_is_killed_and_restarted() {
+    let c = Arc::new(Cluster::new());
+    // Wait for a master and a first write.
+    let ready = Instant::now();
+    while c.kv(1, &["put", "a", "init"]).0 != Some(0) {
+        assert!(ready.elapsed() < Duration::from_secs(30), "no kv master");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let secs: u64 = std::env::var("KV_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
+    let history = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let until = start + Duration::from_secs(secs);
+    let clients: Vec<_> = (0..3)
+        .map(|me| {
+            let (c, history) = (c.clone(), history.clone());
+            thread::spawn(move || client(&c, me, start, until, &history))
+        })
+        .collect();
+    // Faults: SIGKILL the kv master, restart it on its data directory; twice.
+    let mut killed = Vec::new();
+    while Instant::now() + Duration::from_secs(8) < until {
+        thread::sleep(Duration::from_secs(3));
+        let Some(master) = c.master() else { continue };
+        c.kill(master);
+        killed.push(master);
+        thread::sleep(Duration::from_secs(2));
+        c.start(master);
+    }
+    for t in clients {
+        t.join().expect("client");
+    }
+    let history = history.lock().expect("lock").clone();
+    let answered = history.iter().filter(|e| e.ret.is_some()).count();
+    let unknown = history.len() - answered;
+    println!(
+        "history: {} operations ({answered} answered, {unknown} unknown), masters killed: {killed:?}",
+        history.len()
+    );
+    assert!(killed.len() >= 2, "the faults did not run: {killed:?}");
+    assert!(answered > 100, "the workload barely ran: {answered}");
+    if let Err(v) = linearizability::check(&history) {
+        panic!("not linearizable on key {}:\n{:#?}", v.key, v.history);
+    }
+}
