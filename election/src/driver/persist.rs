@@ -15,7 +15,7 @@ use crate::callbacks::Internal;
 use crate::storage::Storage;
 
 /// Below this, the log is never rewritten (bytes).
-const REWRITE_FLOOR: u64 = 4 << 20;
+const REWRITE_FLOOR: u64 = 1 << 20;
 /// The log is rewritten to a checkpoint once it is this many times the last one.
 const REWRITE_FACTOR: u64 = 4;
 
