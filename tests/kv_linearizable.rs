@@ -1,7 +1,8 @@
 //! The key-value store under real faults, checked for linearizability: three
 //! `gen-paxos node --kv --data-dir` processes on loopback, client threads running a mixed
 //! put/get/cas/delete workload through random nodes with `gen-paxos kv --json`, while the
-//! kv master is SIGKILLed and restarted on its data directory, twice. Every operation's
+//! kv master is SIGKILLed and restarted on its data directory, twice, and read through at
+//! once while it catches up. Every operation's
 //! call and return times go into a history; an operation whose outcome is unknown (exit 5)
 //! counts as possibly applied, one that did not happen (exit 4) is left out. The history
 //! must be linearizable (`gen_paxos_harness::linearizability`).
@@ -255,6 +256,24 @@ fn the_kv_store_is_linearizable_while_its_master_is_killed_and_restarted() {
         killed.push(master);
         thread::sleep(Duration::from_secs(2));
         c.start(master);
+        // Reads through the node just restarted, while it catches up: a node that answered
+        // them from its own (stale) copy would show here.
+        let probe_until = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < probe_until {
+            for key in KEYS {
+                let call = start.elapsed().as_nanos() as u64;
+                let (code, json) = c.kv(master, &["get", key]);
+                let ret = start.elapsed().as_nanos() as u64;
+                if code == Some(0) {
+                    history.lock().expect("lock").push(Event {
+                        key: key.to_string(),
+                        op: Op::Get(json["value"].as_str().map(str::to_string)),
+                        call,
+                        ret: Some(ret),
+                    });
+                }
+            }
+        }
     }
     for t in clients {
         t.join().expect("client");
