@@ -2,7 +2,10 @@
 //! `DiskStorage` in a temporary directory) keep a replicated map of KEYS keys (default 100)
 //! with VALUE-byte values (default 16); the master appends N puts (default 1,000,000) from
 //! 256 concurrent writers. Prints the appends per second and, at the end, each node's
-//! directory size beside the live data (the map's snapshot). See docs/STORAGE.md.
+//! directory size beside the live data (the map's snapshot). One follower is cut off for
+//! the whole run; at the end it is let back in, and the time it takes to hold the same
+//! state as the master (by entries or by the master's snapshot) is printed. See
+//! docs/STORAGE.md.
 //!
 //! ```text
 //! cargo run --release -p gen-paxos-election --example disk_bound -- [N] [KEYS] [VALUE]
@@ -110,6 +113,11 @@ async fn main() -> ExitCode {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
+    let behind = leases
+        .iter()
+        .position(|(_, l)| l.read(|_| ()).is_err())
+        .unwrap_or(2);
+    net.isolate(ids[behind]);
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writers: Vec<_> = (0..256)
@@ -139,6 +147,23 @@ async fn main() -> ExitCode {
     println!(
         "appends={n} keys={keys} value={value_len}B applied_up_to={applied} elapsed={secs:.1}s rate={:.0}/s",
         n as f64 / secs
+    );
+    // The follower cut off for the whole run comes back: how long until it holds it all?
+    let lagging = leases[behind].1.clone();
+    let missed = applied.saturating_sub(lagging.applied());
+    let healed = Instant::now();
+    net.heal();
+    while lagging.read_stale(|m| m.0.clone()) != master.read_stale(|m| m.0.clone()) {
+        if healed.elapsed() > Duration::from_secs(60) {
+            println!("node {}: did not catch up within 60 s", ids[behind]);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    println!(
+        "node {}: missed {missed} entries, caught up {:.0} ms after it was let back in",
+        ids[behind],
+        healed.elapsed().as_secs_f64() * 1e3
     );
     for &id in &ids {
         let size = dir_size(&base.join(format!("node-{id}")));

@@ -120,12 +120,14 @@ impl LeaseLog {
                     .handle_fetch(from, first, to, &self.acceptor, fx);
             }
             LogMessage::Chosen { first, values } => {
-                self.learner.handle_chosen(first, values, fx);
+                self.learner.handle_chosen(now, from, first, values, fx);
                 self.caught_up(now, fx);
             }
             LogMessage::Snapshot { upto, data } => {
+                let before = self.learner.applied();
                 self.learner
                     .handle_snapshot(lease, upto, data, &mut self.acceptor, fx)?;
+                self.learner.fetch_more(now, from, before, fx);
                 self.caught_up(now, fx);
             }
         }

@@ -245,12 +245,38 @@ impl LogLearner {
     }
 
     /// The answer to a fetch.
-    pub(crate) fn handle_chosen(&mut self, first: Slot, values: Vec<Value>, fx: &mut Effects) {
+    /// Chosen values from `from` (the answer to a fetch): learned, and if they moved this
+    /// node on and more is missing, the next part is asked for at once (a replica far
+    /// behind catches up at the speed of round trips, not of retransmissions).
+    pub(crate) fn handle_chosen(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        first: Slot,
+        values: Vec<Value>,
+        fx: &mut Effects,
+    ) {
         if values.len() > self.limits.max_entries {
             return;
         }
+        let before = self.applied;
         for (slot, value) in (first..).zip(values) {
             self.learn(slot, value, fx);
+        }
+        self.fetch_more(now, from, before, fx);
+    }
+
+    /// After progress from `before`, asks `from` for what is still missing, now.
+    pub(crate) fn fetch_more(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        before: Slot,
+        fx: &mut Effects,
+    ) {
+        if self.applied > before {
+            self.next_fetch = now;
+            self.fetch_missing(now, from, fx);
         }
     }
 }

@@ -450,3 +450,21 @@ fn duplicate_accepted_replies_from_one_voter_are_not_a_majority() {
         "one voter, however often, is not two"
     );
 }
+
+#[test]
+fn a_replica_far_behind_fetches_chunk_after_chunk_without_waiting() {
+    let mut c = Cluster::new(3);
+    c.start(1);
+    c.run();
+    c.isolate(3);
+    for i in 0..3000 {
+        let _ = c.append(1, &format!("v{i}"));
+        c.run();
+    }
+    c.cut.clear();
+    // One commit tells replica 3 how far behind it is; each answer (at most 1,024 values)
+    // brings the next request at once: no retransmission interval passes.
+    let _ = c.append(1, "last");
+    c.run();
+    assert_eq!(c.delivered(3).len(), 3001);
+}
