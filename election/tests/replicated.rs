@@ -330,3 +330,39 @@ async fn without_storage_a_replicated_lease_and_ask_are_refused() {
     assert_eq!(node.ask("color", "red").await, Err(AskError::NoStorage));
     assert_eq!(node.get("color").await, Err(AskError::NoStorage));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_whose_storage_fails_hands_over_and_stands_no_more() {
+    let c = Cluster::start(10_000).await;
+    let master = c.ready_master().await;
+    c.append_numbers(master, 1..=5).await;
+    c.storage[&master].fail_writes();
+    // This append may still be chosen (two other acceptors suffice) or fail; the node, which
+    // can write nothing, hands the lease over and stands no more.
+    let sixth = tokio::time::timeout(PATIENCE, c.leases[&master].append("6")).await;
+    let acked = matches!(sixth, Ok(Ok(_)));
+    let end = Instant::now() + PATIENCE;
+    let next = loop {
+        let ready = c
+            .ids
+            .iter()
+            .copied()
+            .find(|&id| id != master && c.leases[&id].read(|_| ()).is_ok());
+        if let Some(id) = ready {
+            break id;
+        }
+        assert!(
+            Instant::now() < end,
+            "no other master took over ({sixth:?})"
+        );
+        sleep(Duration::from_millis(5)).await;
+    };
+    let total = c.leases[&next].read(|s| s.total).unwrap();
+    if acked {
+        assert_eq!(total, sum(1..=6), "an acknowledged append survives");
+    } else {
+        assert!(total == sum(1..=5) || total == sum(1..=6), "{total}");
+    }
+    c.append_numbers(next, 7..=7).await;
+    assert!(!c.leases[&master].lease().is_master());
+}

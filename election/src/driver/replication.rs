@@ -75,8 +75,21 @@ impl<T: Transport<Wire>> Driver<T> {
     pub(super) fn persist_failed(&mut self, error: &str) {
         let ts = self.ts;
         self.node.storage_failed.store(true, Ordering::Release);
-        warn!(node = %self.id, %error, "storage failed: the leases go on; the log and ask stop on this node");
+        warn!(node = %self.id, %error, "storage failed: the leases go on; the log and ask stop on this node, and it stands no more for its replicated leases");
         self.core.handle_persist_failed(ts);
+        // A master that can write nothing can choose nothing: it hands its replicated
+        // leases over (its appends in flight fail with an unknown outcome) and stands no
+        // more for them.
+        let replicated: Vec<LeaseName> = self
+            .leases
+            .iter()
+            .filter(|(_, rt)| rt.replica.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for lease in replicated {
+            let _ = self.core.join(ts, lease.clone(), None);
+            let _ = self.core.resign(ts, &lease);
+        }
         self.flush();
     }
 
