@@ -285,6 +285,12 @@ fn the_kv_store_is_linearizable_while_its_master_is_killed_and_restarted() {
         "history: {} operations ({answered} answered, {unknown} unknown), masters killed: {killed:?}",
         history.len()
     );
+    // Kept for a second look (a soak's history can be checked again offline).
+    let lines: Vec<String> = history.iter().map(|e| format!("{e:?}")).collect();
+    let _ = std::fs::write(
+        std::env::temp_dir().join("gen-paxos-kv-history.txt"),
+        lines.join("\n"),
+    );
     assert!(killed.len() >= 2, "the faults did not run: {killed:?}");
     assert!(answered > 100, "the workload barely ran: {answered}");
     if let Err(v) = linearizability::check(&history) {
