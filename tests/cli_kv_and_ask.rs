@@ -5,31 +5,14 @@
 //! `gen-paxos ask` agrees through every node; a node without a data directory refuses
 //! `--kv` and `ask` clearly.
 
-use std::net::UdpSocket;
+mod procs;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gen-paxos");
-
-struct Node {
-    child: Child,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use procs::{BIN, Proc, free_addr, make_certs, peer_args, temp_dir};
 
 struct Cluster {
     dir: PathBuf,
@@ -38,20 +21,10 @@ struct Cluster {
 
 impl Cluster {
     fn new(name: &str) -> Cluster {
-        let dir = std::env::temp_dir().join(format!("gen-paxos-kv-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = temp_dir(&format!("kv-{name}"));
         std::fs::create_dir_all(&dir).expect("dir");
-        let ok = Command::new(BIN)
-            .args(["certs", "--nodes", "1,2,3", "--out"])
-            .arg(dir.join("certs"))
-            .output()
-            .expect("certs")
-            .status
-            .success();
-        assert!(ok, "certs");
-        let addrs = (1..=3)
-            .map(|i| (i, format!("127.0.0.1:{}", free_port())))
-            .collect();
+        make_certs(&dir.join("certs"), "1,2,3");
+        let addrs = (1..=3).map(|i| (i, free_addr())).collect();
         Cluster { dir, addrs }
     }
 
@@ -63,35 +36,32 @@ impl Cluster {
         &self.addrs[id as usize - 1].1
     }
 
-    fn start(&self, id: u64, data: bool) -> Node {
+    fn start(&self, id: u64, data: bool) -> Proc {
         self.start_with(id, data, true)
     }
 
-    fn start_with(&self, id: u64, data: bool, kv: bool) -> Node {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["node", "--id", &id.to_string(), "--listen", self.addr(id)])
-            .args(["--lease-duration", "500ms", "--certs"])
-            .arg(self.certs());
+    /// Starts node `id`; `data`: with its data directory (made on the first start).
+    fn start_with(&self, id: u64, data: bool, kv: bool) -> Proc {
+        let mut args: Vec<String> = vec!["--lease-duration".into(), "500ms".into()];
         if kv {
-            cmd.arg("--kv");
+            args.push("--kv".into());
         }
         if data {
             let dir = self.dir.join(format!("data-{id}"));
             if !dir.exists() {
-                cmd.arg("--init-data-dir");
+                args.push("--init-data-dir".into());
             }
-            cmd.arg("--data-dir").arg(dir);
+            args.push("--data-dir".into());
+            args.push(dir.display().to_string());
         }
-        for (peer, a) in self.addrs.iter().filter(|(i, _)| *i != id) {
-            cmd.args(["--peer", &format!("{peer}={a}")]);
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn node");
-        Node { child }
+        let peers: Vec<(u64, &str)> = self
+            .addrs
+            .iter()
+            .filter(|(i, _)| *i != id)
+            .map(|(i, a)| (*i, a.as_str()))
+            .collect();
+        args.extend(peer_args("--peer", &peers));
+        Proc::start(id, self.addr(id), &self.certs(), &args)
     }
 
     fn tool(&self, via: u64, args: &[&str]) -> Output {
@@ -139,7 +109,7 @@ fn json(text: &str) -> serde_json::Value {
 #[test]
 fn kv_writes_survive_a_killed_master_and_a_restart_and_ask_agrees() {
     let c = Cluster::new("main");
-    let mut nodes: Vec<Option<Node>> = (1..=3).map(|i| Some(c.start(i, true))).collect();
+    let mut nodes: Vec<Option<Proc>> = (1..=3).map(|i| Some(c.start(i, true))).collect();
     // Any node takes the request (a follower forwards it to the master).
     let put = json(&c.until(2, &["kv", "--json", "put", "color", "red"], 0));
     assert_eq!(put["ok"], true);
@@ -199,10 +169,14 @@ fn kv_writes_survive_a_killed_master_and_a_restart_and_ask_agrees() {
         std::fs::remove_file(entry.expect("entry").path()).expect("remove");
     }
     let mut refused = c.start_with(victim, true, true);
-    let status = refused.child.wait().expect("exits");
     assert!(
-        !status.success(),
+        procs::within(Duration::from_secs(10), || refused.exited().is_some()),
         "a node on an emptied data directory must not start"
+    );
+    assert!(
+        refused.stderr().contains("holds no gen-paxos data"),
+        "{}",
+        refused.stderr()
     );
 
     drop(nodes);

@@ -10,49 +10,33 @@
 //! `KV_SOAK_SECS=1200 cargo test --release --test kv_linearizable -- --nocapture` runs
 //! the same for 20 minutes (a kill and restart every 5 s), the soak docs/STORAGE.md reports.
 
-use std::net::UdpSocket;
+mod procs;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use gen_paxos_harness::linearizability::{self, Event, Op};
+use procs::{BIN, Proc, free_addr, make_certs, peer_args, temp_dir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gen-paxos");
 const KEYS: [&str; 3] = ["a", "b", "c"];
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 struct Cluster {
     dir: PathBuf,
     addrs: Vec<String>,
-    nodes: Mutex<Vec<Option<Child>>>,
+    nodes: Mutex<Vec<Option<Proc>>>,
 }
 
 impl Cluster {
     fn new() -> Cluster {
-        let dir = std::env::temp_dir().join(format!("gen-paxos-lin-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = temp_dir("lin");
         std::fs::create_dir_all(&dir).expect("dir");
-        let ok = Command::new(BIN)
-            .args(["certs", "--nodes", "1,2,3", "--out"])
-            .arg(dir.join("certs"))
-            .status()
-            .expect("certs")
-            .success();
-        assert!(ok);
-        let addrs = (0..3)
-            .map(|_| format!("127.0.0.1:{}", free_port()))
-            .collect();
+        make_certs(&dir.join("certs"), "1,2,3");
         let c = Cluster {
             dir,
-            addrs,
+            addrs: (0..3).map(|_| free_addr()).collect(),
             nodes: Mutex::new(vec![None, None, None]),
         };
         for id in 1..=3 {
@@ -63,41 +47,29 @@ impl Cluster {
 
     fn start(&self, id: u64) {
         let data = self.dir.join(format!("data-{id}"));
-        let mut cmd = Command::new(BIN);
-        cmd.args([
-            "node",
-            "--id",
-            &id.to_string(),
-            "--listen",
-            &self.addrs[id as usize - 1],
-        ])
-        .args(["--lease-duration", "500ms", "--kv", "--certs"])
-        .arg(self.dir.join("certs"))
-        .arg("--data-dir")
-        .arg(&data);
+        let mut args: Vec<String> = vec!["--lease-duration".into(), "500ms".into(), "--kv".into()];
         if !data.exists() {
-            cmd.arg("--init-data-dir");
+            args.push("--init-data-dir".into());
         }
-        for peer in (1..=3u64).filter(|p| *p != id) {
-            cmd.args([
-                "--peer",
-                &format!("{peer}={}", self.addrs[peer as usize - 1]),
-            ]);
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn node");
-        self.nodes.lock().expect("lock")[id as usize - 1] = Some(child);
+        args.push("--data-dir".into());
+        args.push(data.display().to_string());
+        let peers: Vec<(u64, &str)> = (1..=3u64)
+            .filter(|p| *p != id)
+            .map(|p| (p, self.addrs[p as usize - 1].as_str()))
+            .collect();
+        args.extend(peer_args("--peer", &peers));
+        let node = Proc::start(
+            id,
+            &self.addrs[id as usize - 1],
+            &self.dir.join("certs"),
+            &args,
+        );
+        self.nodes.lock().expect("lock")[id as usize - 1] = Some(node);
     }
 
     fn kill(&self, id: u64) {
-        if let Some(mut child) = self.nodes.lock().expect("lock")[id as usize - 1].take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // Dropping a node process kills it (SIGKILL) and waits for it.
+        self.nodes.lock().expect("lock")[id as usize - 1] = None;
     }
 
     /// Runs `gen-paxos kv --json ARGS` through node `via`: the exit code and the JSON.
