@@ -98,25 +98,15 @@ impl Cluster {
         (out.status.code(), json)
     }
 
-    /// The node that is kv master as node 1..3 report it, if any answers.
+    /// The node that is kv master as the running nodes report it, if any answers.
     fn master(&self) -> Option<u64> {
-        (1..=3u64).find_map(|via| {
-            let out = Command::new(BIN)
-                .args([
-                    "status",
-                    "--json",
-                    "--lease",
-                    "kv",
-                    "--timeout",
-                    "1s",
-                    "--certs",
-                ])
-                .arg(self.dir.join("certs"))
-                .args(["--peer", &format!("{via}={}", self.addrs[via as usize - 1])])
-                .output()
-                .ok()?;
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-            v["leases"][0]["master"].as_u64()
+        let certs = self.dir.join("certs");
+        let nodes = self.nodes.lock().expect("lock");
+        nodes.iter().flatten().find_map(|node| {
+            let status = procs::status(&certs, node)?;
+            let leases = status["leases"].as_array()?;
+            let kv = leases.iter().find(|l| l["lease"] == "kv")?;
+            kv["master"].as_u64()
         })
     }
 }

@@ -142,7 +142,6 @@ impl Election {
             shared: shared.clone(),
             applier: Box::new(state.clone()),
             since_snapshot: 0,
-            snapshot_due: false,
             pending_elected: None,
         };
         let lease = self

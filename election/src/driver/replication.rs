@@ -27,10 +27,9 @@ use crate::wire::Wire;
 pub(crate) struct ReplicaRt {
     pub(crate) shared: Arc<ReplicaShared>,
     pub(crate) applier: Box<dyn Applier>,
-    /// Entries applied since the last snapshot.
+    /// Entries applied since the last snapshot (a snapshot is due at
+    /// `Config::snapshot_every`; the core's hint makes it due at once).
     pub(crate) since_snapshot: u64,
-    /// A snapshot is due (the core asked, or enough entries were applied).
-    pub(crate) snapshot_due: bool,
     /// `Elected` waits here until the log is ready (R2).
     pub(crate) pending_elected: Option<LeaseInfo>,
 }
@@ -116,9 +115,6 @@ impl<T: Transport<Wire>> Driver<T> {
                 }
                 replica.shared.applied.store(slot + 1, Ordering::Release);
                 replica.since_snapshot += 1;
-                if replica.since_snapshot >= self.config.snapshot_every {
-                    replica.snapshot_due = true;
-                }
             }
             LogEvent::InstallSnapshot { upto, data } => {
                 replica.applier.restore(&data);
@@ -126,7 +122,9 @@ impl<T: Transport<Wire>> Driver<T> {
                 replica.since_snapshot = 0;
                 info!(node = %self.id, %lease, upto, "installed a snapshot from a peer");
             }
-            LogEvent::SnapshotNeeded { .. } => replica.snapshot_due = true,
+            LogEvent::SnapshotNeeded { .. } => {
+                replica.since_snapshot = replica.since_snapshot.max(self.config.snapshot_every);
+            }
             LogEvent::Ready { chosen } => {
                 debug!(node = %self.id, %lease, chosen, "log ready");
                 if let Some(info) = replica.pending_elected.take() {
@@ -156,8 +154,7 @@ impl<T: Transport<Wire>> Driver<T> {
             };
             let ready = self.core.is_ready(ts, name);
             replica.shared.ready.store(ready, Ordering::Release);
-            if replica.snapshot_due {
-                replica.snapshot_due = false;
+            if replica.since_snapshot >= self.config.snapshot_every {
                 replica.since_snapshot = 0;
                 due.push(name.clone());
             }
