@@ -132,15 +132,59 @@ fn kv_writes_survive_a_killed_master_and_a_restart_and_ask_agrees() {
     c.until(2, &["kv", "put", "shape", "circle"], 0);
     c.until(2, &["kv", "delete", "shape"], 0);
     assert_eq!(c.until(2, &["kv", "get", "shape"], 0), "(absent)");
+    // `kv bench`: load through a follower (it forwards), every request done and counted.
+    for op in ["put", "get", "ping"] {
+        let args = [
+            "kv",
+            "--json",
+            "bench",
+            "--op",
+            op,
+            "--clients",
+            "2",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+            "--keys",
+            "3",
+        ];
+        let out = c.tool(2, &args);
+        let v = json(String::from_utf8_lossy(&out.stdout).trim());
+        assert_eq!(out.status.code(), Some(0), "{op}: {v}");
+        assert!(v["done"].as_u64() > Some(0), "{op}: {v}");
+        assert_eq!(
+            (v["failed"].as_u64(), v["unknown"].as_u64()),
+            (Some(0), Some(0)),
+            "{v}"
+        );
+        assert!(v["p50_us"].as_u64() <= v["p99_us"].as_u64(), "{v}");
+    }
+    // The bench's puts were real writes: `bench-0`..`bench-2` hold 16-byte values.
+    assert_eq!(c.until(1, &["kv", "get", "bench-0"], 0).len(), 16);
 
     // SIGKILL whichever node is the kv master: the next one serves every acknowledged write.
+    let kv_status = |i: u64| {
+        let out = c.tool(i, &["status", "--json", "--lease", "kv"]);
+        json(String::from_utf8_lossy(&out.stdout).trim())["leases"][0].clone()
+    };
     let master = (1..=3)
-        .find(|&i| {
-            let out = c.tool(i, &["status", "--json", "--lease", "kv"]);
-            let v = json(String::from_utf8_lossy(&out.stdout).trim());
-            v["leases"][0]["master"].as_u64() == Some(i)
-        })
+        .find(|&i| kv_status(i)["master"].as_u64() == Some(i))
         .expect("a kv master");
+    // Status tells the log's progress: the master serves it, having applied every write;
+    // the others apply them too (a follower learns the last commit with the next renewal).
+    let on_master = kv_status(master);
+    assert_eq!(on_master["ready"], true, "{on_master}");
+    assert!(on_master["applied"].as_u64() >= Some(5), "{on_master}");
+    for i in (1..=3).filter(|&i| i != master) {
+        assert!(
+            procs::within(Duration::from_secs(5), || kv_status(i)["applied"]
+                == on_master["applied"]),
+            "node {i}: {} (the master: {on_master})",
+            kv_status(i)
+        );
+        assert_eq!(kv_status(i)["ready"], false);
+    }
     nodes[master as usize - 1] = None;
     let other = (1..=3).find(|&i| i != master).expect("another node");
     assert_eq!(c.until(other, &["kv", "get", "color"], 0), "blue");

@@ -52,6 +52,16 @@ pub enum LineEvent {
         /// The new end of its authority, on the wall clock.
         deadline_ms: f64,
     },
+    /// This node, master of a replicated lease, has its log ready: its state holds every
+    /// entry chosen before (`entries` of them) and it serves reads and appends.
+    Ready {
+        /// The lease.
+        lease: String,
+        /// The fencing token of the tenure.
+        token: [u64; 3],
+        /// Entries chosen, all applied.
+        entries: u64,
+    },
     /// This node's authority ended.
     Surrendered {
         /// The lease.
@@ -73,11 +83,12 @@ pub enum LineEvent {
 }
 
 impl LineEvent {
-    /// The `event` field: `elected`, `renewed`, `surrendered` or `master`.
+    /// The `event` field: `elected`, `renewed`, `ready`, `surrendered` or `master`.
     pub fn kind(&self) -> &'static str {
         match self {
             LineEvent::Elected { .. } => "elected",
             LineEvent::Renewed { .. } => "renewed",
+            LineEvent::Ready { .. } => "ready",
             LineEvent::Surrendered { .. } => "surrendered",
             LineEvent::Master { .. } => "master",
         }
@@ -88,6 +99,7 @@ impl LineEvent {
         match self {
             LineEvent::Elected { lease, .. }
             | LineEvent::Renewed { lease, .. }
+            | LineEvent::Ready { lease, .. }
             | LineEvent::Surrendered { lease, .. }
             | LineEvent::Master { lease, .. } => lease,
         }
@@ -98,6 +110,7 @@ impl LineEvent {
         match self {
             LineEvent::Elected { token, .. }
             | LineEvent::Renewed { token, .. }
+            | LineEvent::Ready { token, .. }
             | LineEvent::Surrendered { token, .. } => Some(*token),
             LineEvent::Master { token, .. } => *token,
         }
@@ -128,6 +141,15 @@ impl LineEvent {
                 lease: lease.to_string(),
                 token: token.to_array(),
                 deadline_ms: wall_ms(*deadline),
+            },
+            ElectionEvent::Ready {
+                lease,
+                token,
+                entries,
+            } => LineEvent::Ready {
+                lease: lease.to_string(),
+                token: token.to_array(),
+                entries: *entries,
             },
             ElectionEvent::Surrendered {
                 lease,

@@ -39,6 +39,19 @@ pub enum ElectionEvent {
         /// The new end of authority.
         deadline: Instant,
     },
+    /// This node, master of a replicated lease, has its log ready (R2): every entry chosen
+    /// before its tenure is applied to its state machine, and its `Leader` is told it was
+    /// elected. Follows `Elected` of the same token; never published for a lease without a
+    /// log.
+    Ready {
+        /// The lease.
+        lease: LeaseName,
+        /// The fencing token of the tenure.
+        token: Ballot,
+        /// How many log entries (slots) the master knows chosen, recovered or not: its
+        /// state holds all of them.
+        entries: u64,
+    },
     /// This node stopped being master (its authority had already ended when this is seen).
     Surrendered {
         /// The lease.

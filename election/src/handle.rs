@@ -232,7 +232,7 @@ impl Election {
         replica: Option<crate::driver::replication::ReplicaRt>,
     ) -> Result<LeaseHandle<L::Message>, Error> {
         let lease = LeaseName::new(name)?;
-        let shared = LeaseShared::new(lease.clone());
+        let shared = LeaseShared::new(lease.clone(), replica.as_ref().map(|r| r.shared.clone()));
         let (task_tx, task_rx) = mpsc::unbounded_channel();
         let supervisor = callbacks::spawn(
             leader,
@@ -416,13 +416,17 @@ impl Election {
         let leases = names
             .into_iter()
             .filter_map(|name| {
-                let master = self.inner.shared.lease(name.as_str())?.master();
+                let shared = self.inner.shared.lease(name.as_str())?;
+                let master = shared.master();
+                let replica = shared.replica.as_ref();
                 Some(LeaseStatus {
                     lease: name,
                     master: master.map(|m| m.node),
                     token: master.map(|m| m.token),
                     expires_in: master.map(|m| m.expires.saturating_duration_since(now)),
                     exact: master.is_some_and(|m| m.exact),
+                    applied: replica.map(|r| r.applied.load(Ordering::Acquire)),
+                    ready: replica.is_some_and(|r| r.ready.load(Ordering::Acquire)),
                 })
             })
             .collect();

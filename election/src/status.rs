@@ -65,4 +65,10 @@ pub struct LeaseStatus {
     pub expires_in: Option<Duration>,
     /// Whether `expires_in` is exact (the answering node is the master) or an estimate.
     pub exact: bool,
+    /// A replicated lease: how many log entries the answering node has applied (`None`
+    /// for a lease without a log).
+    pub applied: Option<u64>,
+    /// A replicated lease: the answering node is its master with the log ready (it
+    /// serves lease reads and appends).
+    pub ready: bool,
 }

@@ -9,6 +9,8 @@ use gen_paxos_core::{Ballot, LeaseName, NodeId};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::state_machine::ReplicaShared;
+
 /// Who is master of a lease, as one node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MasterInfo {
@@ -94,12 +96,15 @@ pub(crate) struct LeaseShared {
     pub(crate) name: LeaseName,
     view: Mutex<LeaseView>,
     pub(crate) watch: watch::Sender<Option<MasterInfo>>,
+    /// A replicated lease's log progress (R2, R6), for status.
+    pub(crate) replica: Option<Arc<ReplicaShared>>,
 }
 
 impl LeaseShared {
-    pub(crate) fn new(name: LeaseName) -> Arc<Self> {
+    pub(crate) fn new(name: LeaseName, replica: Option<Arc<ReplicaShared>>) -> Arc<Self> {
         Arc::new(LeaseShared {
             name,
+            replica,
             view: Mutex::new(LeaseView {
                 no_master_since: Some(Instant::now()),
                 ..LeaseView::default()

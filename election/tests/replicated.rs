@@ -19,8 +19,8 @@ use std::time::Duration;
 use gen_paxos_election::memory::MemoryNetwork;
 use gen_paxos_election::storage::MemoryStorage;
 use gen_paxos_election::{
-    AppendError, AskError, Candidacy, Config, Election, Error, Leader, LeaseInfo, NodeId,
-    ReadError, ReplicatedLease, StateMachine, SurrenderInfo, Wire, async_trait,
+    AppendError, AskError, Candidacy, Config, Election, ElectionEvent, Error, Leader, LeaseInfo,
+    NodeId, ReadError, ReplicatedLease, StateMachine, SurrenderInfo, Wire, async_trait,
 };
 use tokio::time::{Instant, sleep};
 
@@ -207,7 +207,8 @@ async fn appends_are_chosen_applied_everywhere_in_order_and_read_on_the_master()
 async fn a_new_master_is_elected_only_with_every_acknowledged_command() {
     let mut c = Cluster::start(10_000).await;
     let first = c.ready_master().await;
-    c.append_numbers(first, 1..=20).await;
+    let indices = c.append_numbers(first, 1..=20).await;
+    let mut events: HashMap<NodeId, _> = c.nodes.iter().map(|(id, e)| (*id, e.events())).collect();
     // The master crashes (no release): another is elected after the lease, recovers the
     // log, and only then hears `on_elected`, with all 20 commands in its state.
     c.nodes[&first].crash();
@@ -228,6 +229,28 @@ async fn a_new_master_is_elected_only_with_every_acknowledged_command() {
             "on_elected on {node} saw a state missing commands"
         );
     }
+    // It said so: `Ready` after `Elected` of the same tenure, counting every entry.
+    let rx = events.get_mut(&second).unwrap();
+    let mut elected = None;
+    let ready = loop {
+        match tokio::time::timeout_at(end, rx.recv()).await {
+            Ok(Ok(ElectionEvent::Elected { token, .. })) => elected = Some(token),
+            Ok(Ok(ElectionEvent::Ready { token, entries, .. })) => break (token, entries),
+            Ok(Ok(_)) => {}
+            other => panic!("no Ready event on {second}: {other:?}"),
+        }
+    };
+    assert_eq!(
+        Some(ready.0),
+        elected,
+        "Ready names the tenure just elected"
+    );
+    let last = *indices.last().unwrap();
+    assert!(
+        ready.1 > last,
+        "Ready counts {} entries, the last acknowledged is {last}",
+        ready.1
+    );
     c.append_numbers(second, 21..=30).await;
     assert_eq!(c.leases[&second].read(|s| s.total), Ok(sum(1..=30)));
     // The crashed node restarts on its storage and catches up.

@@ -59,6 +59,9 @@ pub enum ToolRequest {
     },
     /// A request to the built-in key-value store (`node --kv`).
     Kv(super::kv_store::KvRequest),
+    /// Nothing: answered with [`ToolAnswer::Pong`] at once (the client path's own round
+    /// trip, for `kv bench --op ping`).
+    Ping,
     /// `ask`, `get` or `forget` of per-key consensus.
     Ask {
         /// The key.
@@ -104,6 +107,8 @@ pub enum ToolAnswer {
     Kv(super::kv_store::KvOutcome),
     /// What became of an `ask`, `get` or `forget`.
     Ask(AskAnswer),
+    /// The answer to [`ToolRequest::Ping`].
+    Pong,
 }
 
 /// The node side: answers every request until the transport closes; resigns through
@@ -141,6 +146,7 @@ pub fn serve(
                     continue;
                 }
                 Ok(ToolRequest::Status(question)) => ToolAnswer::Status(election.status(&question)),
+                Ok(ToolRequest::Ping) => ToolAnswer::Pong,
                 Ok(ToolRequest::Resign { lease }) => {
                     let names = lease.map_or_else(|| leases.clone(), |l| vec![l]);
                     let mut results = Vec::with_capacity(names.len());

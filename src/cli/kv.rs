@@ -48,6 +48,9 @@ pub enum KvOp {
     },
     /// Remove KEY.
     Delete { key: String },
+    /// Load the store from this process and print the latencies (`--op put|get|ping`,
+    /// `--clients N`, `--duration 5s`, `--rate R`).
+    Bench(super::kv_bench::BenchArgs),
 }
 
 /// Sends the request, prints one line, returns the exit code.
@@ -59,6 +62,7 @@ pub async fn run(args: &KvArgs) -> Result<u8> {
         },
         KvOp::Get { key } => KvRequest::Get { key: key.clone() },
         KvOp::Delete { key } => KvRequest::Delete { key: key.clone() },
+        KvOp::Bench(bench) => return super::kv_bench::run(&args.target, bench, args.json).await,
         KvOp::Cas {
             key,
             values,

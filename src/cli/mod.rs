@@ -16,6 +16,7 @@ pub mod demo;
 pub mod demo_ledger;
 pub mod http;
 pub mod kv;
+pub mod kv_bench;
 pub mod kv_store;
 pub mod node;
 pub mod resign;

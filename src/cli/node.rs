@@ -87,6 +87,11 @@ pub struct NodeArgs {
     /// `gen-paxos kv`.
     #[arg(long)]
     pub kv: bool,
+    /// Client connections (`status`, `kv`, `ask`, ...) served at once; more are refused.
+    /// Default 8, or 256 with --kv (each client connection may have 64 requests in flight
+    /// with --kv, 4 without).
+    #[arg(long)]
+    pub max_clients: Option<usize>,
     /// Test-only: scale this node's local clock rate (e.g. 1.0005), to emulate clock-rate
     /// error in fault tests. Beyond `rho` (0.1%) the lease guarantee is void.
     #[arg(long, hide = true)]
@@ -117,6 +122,7 @@ struct NodeFile {
     data_dir: Option<PathBuf>,
     #[serde(default)]
     kv: bool,
+    max_clients: Option<usize>,
 }
 
 /// The settings of one node, from flags and file.
@@ -136,6 +142,7 @@ struct Settled {
     metrics: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     kv: bool,
+    max_clients: Option<usize>,
 }
 
 fn settle(args: &NodeArgs) -> Result<Settled> {
@@ -207,6 +214,7 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
         metrics: args.metrics.or(file.metrics),
         data_dir: args.data_dir.clone().or(file.data_dir),
         kv: args.kv || file.kv,
+        max_clients: args.max_clients.or(file.max_clients),
     })
 }
 
@@ -336,6 +344,18 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
 
     let mut settings = Settings::for_lease(s.lease_duration);
     settings.accept_clients = true;
+    if s.kv {
+        // A key-value store has many clients, each with several requests in flight.
+        settings.max_client_connections = 256;
+        settings.max_client_streams = 64;
+        settings.client_queue_len = 4096;
+    }
+    if let Some(max) = s.max_clients {
+        if max == 0 {
+            bail!("--max-clients must be at least 1 (status and resign are clients too)");
+        }
+        settings.max_client_connections = max;
+    }
     let mut quic =
         gen_paxos_quic::Config::new(s.id, s.listen, identity, ca).with_settings(settings);
     for (id, addr) in s.peers.iter().chain(&s.observer_peers) {

@@ -59,6 +59,7 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
                     "lease": l.lease.as_str(), "master": l.master.map(|m| m.0),
                     "token": l.token.map(|t| t.to_array()),
                     "expires_in_ms": l.expires_in.map(|d| d.as_secs_f64() * 1000.0), "exact": l.exact,
+                    "applied": l.applied, "ready": l.ready,
                 })
             })
             .collect();
@@ -132,6 +133,16 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
                     }
                 ),
                 _ => outln!("  {}: no master known", l.lease),
+            }
+            if let Some(applied) = l.applied {
+                outln!(
+                    "    log: {applied} entries applied here{}",
+                    if l.ready {
+                        "; this node serves it (master, log ready)"
+                    } else {
+                        ""
+                    }
+                );
             }
         }
     }

@@ -172,7 +172,7 @@ impl Proc {
             match v.event {
                 LineEvent::Elected { .. } | LineEvent::Renewed { .. } => holding = true,
                 LineEvent::Surrendered { .. } => holding = false,
-                LineEvent::Master { .. } => {}
+                LineEvent::Master { .. } | LineEvent::Ready { .. } => {}
             }
         }
         holding
@@ -222,7 +222,7 @@ pub fn intervals(p: &Proc) -> Vec<(f64, f64)> {
                     out.push((start, end.min(ts)));
                 }
             }
-            LineEvent::Master { .. } => {}
+            LineEvent::Master { .. } | LineEvent::Ready { .. } => {}
         }
     }
     out.extend(current);

@@ -205,6 +205,9 @@ pub struct Settings {
     pub accept_clients: bool,
     /// Status-client connections served at once; more are closed (default 8).
     pub max_client_connections: usize,
+    /// Requests one status-client connection may have in flight at once (each is a QUIC
+    /// stream; default 4).
+    pub max_client_streams: u32,
     /// Status requests waiting to be answered before new ones are refused (default 16).
     pub client_queue_len: usize,
     /// Handshakes in progress at once from sources that are not configured peers (status
@@ -257,6 +260,7 @@ impl Default for Settings {
             bad_frame_window: Duration::from_secs(10),
             accept_clients: false,
             max_client_connections: 8,
+            max_client_streams: 4,
             client_queue_len: 16,
             max_handshakes: 64,
             peer_handshake_slots: 2,
@@ -325,6 +329,9 @@ impl Settings {
             return fail(
                 "max_handshakes, peer_handshake_slots, max_handshakes_per_ip, handshake_rate and handshake_rate_per_ip must be at least 1",
             );
+        }
+        if self.max_client_streams == 0 {
+            return fail("max_client_streams must be non-zero");
         }
         if self.client_idle_timeout.is_zero() {
             return fail("client_idle_timeout must be non-zero");

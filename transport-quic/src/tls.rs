@@ -308,8 +308,10 @@ pub(crate) fn transport_config(settings: &Settings) -> Result<Arc<quinn::Transpo
         .initial_rtt(settings.initial_rtt)
         // One long-lived stream per direction is all a node uses; a few more allow a
         // stream to be replaced without waiting, and bound what a peer can hold open.
+        // Bidirectional streams are status-client requests (a node never accepts them
+        // from a peer).
         .max_concurrent_uni_streams(quinn::VarInt::from_u32(4))
-        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(4))
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(settings.max_client_streams))
         .stream_receive_window(quinn::VarInt::from_u32(window))
         .receive_window(quinn::VarInt::from_u32(window.saturating_mul(2)))
         .datagram_receive_buffer_size(Some(256 * 1024))

@@ -18,6 +18,7 @@ use super::Driver;
 use super::persist::Job;
 use crate::callbacks::LeaseMsg;
 use crate::error::AskError;
+use crate::events::ElectionEvent;
 use crate::leader::LeaseInfo;
 use crate::state_machine::{Applier, ReplicaShared};
 use crate::transport::Transport;
@@ -128,7 +129,13 @@ impl<T: Transport<Wire>> Driver<T> {
             LogEvent::Ready { chosen } => {
                 debug!(node = %self.id, %lease, chosen, "log ready");
                 if let Some(info) = replica.pending_elected.take() {
+                    let token = info.token;
                     rt.tell(LeaseMsg::Elected(info));
+                    self.node.publish(ElectionEvent::Ready {
+                        lease,
+                        token,
+                        entries: chosen,
+                    });
                 }
             }
             LogEvent::Appended { slot } => {

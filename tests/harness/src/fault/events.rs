@@ -29,6 +29,7 @@ impl Ev {
             }
             LineEvent::Surrendered { reason, .. } => (None, None, Some(reason.clone())),
             LineEvent::Master { master, .. } => (None, *master, None),
+            LineEvent::Ready { .. } => (None, None, None),
         };
         Some(Ev {
             node: line.node,

@@ -13,6 +13,8 @@ pub enum Kind {
     Elected,
     Renewed,
     Surrendered,
+    /// A replicated lease's new master has its log ready, with this many entries.
+    Ready(u64),
     Other,
 }
 
@@ -118,6 +120,7 @@ impl Sink {
                         LineEvent::Elected { .. } => Kind::Elected,
                         LineEvent::Renewed { .. } => Kind::Renewed,
                         LineEvent::Surrendered { .. } => Kind::Surrendered,
+                        LineEvent::Ready { entries, .. } => Kind::Ready(entries),
                         LineEvent::Master { .. } => Kind::Other,
                     },
                 }),
@@ -147,7 +150,7 @@ impl Sink {
                             c.other_surrenders.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    LineEvent::Master { .. } => {}
+                    LineEvent::Master { .. } | LineEvent::Ready { .. } => {}
                 }
             }
         }
