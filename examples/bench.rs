@@ -2,8 +2,8 @@
 //! `tests/harness/src/bench`).
 //!
 //! ```sh
-//! cargo run --release --example bench              # everything, about 12 minutes; writes BENCHMARKS.md
-//! cargo run --release --example bench -- --quick   # about 4 minutes; writes target/bench/BENCHMARKS-quick.md
+//! cargo run --release --example bench              # everything, about 15 minutes; writes BENCHMARKS.md
+//! cargo run --release --example bench -- --quick   # about 6 minutes; writes target/bench/BENCHMARKS-quick.md
 //! cargo run --release --example bench -- --help
 //! ```
 

@@ -509,7 +509,7 @@ pub fn scale(cluster: &EtcdCluster, n: usize, ttl: u64, window: Duration) -> Res
     Ok(r)
 }
 
-fn b64(data: &[u8]) -> String {
+pub(super) fn b64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {

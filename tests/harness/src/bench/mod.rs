@@ -1,21 +1,23 @@
 //! The benchmark harness: gen-paxos side by side with etcd on this machine.
 //!
 //! ```sh
-//! cargo run --release --example bench              # everything, about 12 minutes; writes BENCHMARKS.md
-//! cargo run --release --example bench -- --quick   # about 4 minutes; writes target/bench/BENCHMARKS-quick.md
+//! cargo run --release --example bench              # everything, about 15 minutes; writes BENCHMARKS.md
+//! cargo run --release --example bench -- --quick   # about 6 minutes; writes target/bench/BENCHMARKS-quick.md
 //! cargo run --release --example bench -- --help
 //! ```
 //!
 //! Sections: failover after SIGKILL of the master, graceful handover, cold start (real
 //! `gen-paxos node` processes over QUIC on loopback), acquire latency (in-process library
-//! client over QUIC), 10,000 and 100,000 leases, the same scenarios on etcd 3.4, and the
-//! protocol core's speed. Every child process is killed when the harness exits, also on
+//! client over QUIC), 10,000 and 100,000 leases, the same scenarios on etcd 3.4, the
+//! protocol core's speed, and the replicated key-value store beside etcd's. Every child process is killed when the harness exits, also on
 //! error. Never part of `cargo test`.
 
 mod acquire;
 mod core_speed;
 mod etcd;
+mod etcd_kv;
 mod gp;
+mod kv;
 mod report;
 mod util;
 
@@ -62,12 +64,22 @@ struct Args {
     /// Length of etcd's 10,000-lease window, in seconds.
     #[arg(long, default_value_t = 30)]
     etcd_scale_secs: u64,
+    /// Length of each load of the key-value section, in seconds.
+    #[arg(long, default_value_t = 5)]
+    kv_secs: u64,
+    /// Failovers of the key-value store (SIGKILL of its master).
+    #[arg(long, default_value_t = 20)]
+    kv_trials: usize,
+    /// Entries a stopped follower of the key-value store misses before it resumes; 0
+    /// skips the catch-up.
+    #[arg(long, default_value_t = 100_000)]
+    catch_up_entries: u64,
     /// Shorter everything: 10 trials, 3 cold starts, 100 acquires, 15 s windows, no
     /// 100,000-lease run; writes target/bench/BENCHMARKS-quick.md unless --out is given.
     #[arg(long)]
     quick: bool,
     /// Sections to skip (comma separated): gen-paxos, priority, acquire, scale, big,
-    /// etcd, etcd-scale, core.
+    /// etcd, etcd-scale, core, kv, etcd-kv (etcd's side of the kv section).
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// Do not apt-get install etcd if it is missing (its sections are then skipped).
@@ -175,6 +187,9 @@ fn run(mut args: Args) -> Result<()> {
         args.scale_secs = args.scale_secs.min(15);
         args.etcd_scale_secs = args.etcd_scale_secs.min(15);
         args.big_leases = 0;
+        args.kv_secs = args.kv_secs.min(3);
+        args.kv_trials = args.kv_trials.min(5);
+        args.catch_up_entries = args.catch_up_entries.min(20_000);
     }
     let skip = |name: &str| args.skip.iter().any(|s| s == name);
     let out = args.out.clone().unwrap_or_else(|| {
@@ -229,6 +244,7 @@ fn run(mut args: Args) -> Result<()> {
                 lease,
                 priority,
                 config: None,
+                kv: false,
             };
             let dir = work.join(format!("gp-{}", priority.unwrap_or(3)));
             let mut run = GpRun {
@@ -305,6 +321,19 @@ fn run(mut args: Args) -> Result<()> {
             core_speed::run(args.scale_leases, Duration::from_secs(secs), budget)
                 .map_err(|e| format!("{e:#}")),
         );
+    }
+
+    // 8: replicated state, side by side with etcd.
+    if !skip("kv") {
+        eprintln!("bench: replicated key-value store");
+        let settings = kv::KvSettings {
+            lease,
+            secs: args.kv_secs,
+            trials: args.kv_trials,
+            catch_up_entries: args.catch_up_entries,
+            etcd_install: (!skip("etcd-kv")).then_some(!args.no_etcd_install),
+        };
+        report.kv = Some(kv::run(&bin, &work, &settings, &mut rng));
     }
 
     report.load_after = loadavg();
@@ -390,6 +419,7 @@ fn scale_run(
         lease,
         priority: None,
         config: Some(config),
+        kv: false,
     };
     let mut cluster = gp::Cluster::new(setup, &dir, true)?;
     cluster.scale(

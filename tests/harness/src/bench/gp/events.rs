@@ -23,6 +23,7 @@ pub struct Ev {
     pub ts: f64,
     pub node: u64,
     pub kind: Kind,
+    pub lease: String,
 }
 
 /// Every event of the trial cluster, in arrival order.
@@ -116,6 +117,7 @@ impl Sink {
                 Ok(l) => log.push(Ev {
                     ts: l.ts_ms,
                     node: l.node,
+                    lease: l.event.lease().to_string(),
                     kind: match l.event {
                         LineEvent::Elected { .. } => Kind::Elected,
                         LineEvent::Renewed { .. } => Kind::Renewed,

@@ -11,10 +11,12 @@ use anyhow::{Context, Result, bail};
 use rustix::process::Signal;
 
 mod events;
+mod kv;
 mod scale;
 
 pub use events::{Counts, Ev, Kind};
 use events::{Log, Sink};
+pub use kv::KvFailover;
 pub use scale::{NodeUse, ScaleResult, lease_config};
 
 use super::util::{Proc, free_udp_port, random_wait, wall_ms};
@@ -27,6 +29,8 @@ pub struct Setup {
     pub priority: Option<u8>,
     /// A `--config` TOML (the scale runs list their leases there).
     pub config: Option<PathBuf>,
+    /// Run the key-value store (`--kv`), each node with its data directory.
+    pub kv: bool,
 }
 
 /// Three `gen-paxos node` processes.
@@ -110,6 +114,13 @@ impl Cluster {
         }
         if let Some(config) = &self.setup.config {
             cmd.arg("--config").arg(config);
+        }
+        if self.setup.kv {
+            let data = self.dir.join(format!("data-{id}"));
+            if !data.exists() {
+                cmd.arg("--init-data-dir");
+            }
+            cmd.arg("--kv").arg("--data-dir").arg(data);
         }
         cmd
     }

@@ -51,6 +51,7 @@ pub(super) fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> St
     super::scale::scale(w, r, v);
     super::scale::etcd(w, r, v);
     super::scale::core_speed(w, r, v);
+    super::kv::section(w, r);
     super::analysis::analysis(w, r, v);
     super::analysis::verdicts(w, r, v);
     super::analysis::errors(w, r, v);
@@ -274,7 +275,7 @@ pub(super) fn targets(w: &mut String, r: &Report, v: Views<'_>) {
     let _ = writeln!(w, "## How to run\n");
     let _ = writeln!(
         w,
-        "```sh\ncargo run --release --example bench              # everything (about 12 minutes); rewrites BENCHMARKS.md and docs/bench-*.svg\ncargo run --release --example bench -- --quick   # about 4 minutes; writes target/bench/BENCHMARKS-quick.md\ncargo run --release --example bench -- --help    # --trials, --handover-trials, --skip etcd,big,..., --scale-secs, ...\n```\n"
+        "```sh\ncargo run --release --example bench              # everything (about 15 minutes); rewrites BENCHMARKS.md and docs/bench-*.svg\ncargo run --release --example bench -- --quick   # about 6 minutes; writes target/bench/BENCHMARKS-quick.md\ncargo run --release --example bench -- --help    # --trials, --handover-trials, --skip etcd,big,kv,..., --scale-secs, --kv-secs, ...\n```\n"
     );
     let _ = writeln!(
         w,

@@ -9,9 +9,11 @@ use super::acquire::AcquireResult;
 use super::core_speed::CoreResult;
 use super::etcd::EtcdScale;
 use super::gp::{FailoverTrial, ScaleResult};
+use super::kv::KvResult;
 use super::util::{Summary, summarize};
 
 mod analysis;
+mod kv;
 mod markdown;
 mod scale;
 mod trials;
@@ -66,6 +68,7 @@ pub struct Report {
     pub scale: Vec<(usize, Result<ScaleResult, String>)>,
     pub etcd: Option<Result<EtcdRun, String>>,
     pub core: Option<Result<CoreResult, String>>,
+    pub kv: Option<KvResult>,
 }
 
 fn ms(x: f64) -> String {
