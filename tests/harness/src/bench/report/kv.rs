@@ -177,6 +177,56 @@ fn failover(w: &mut String, kv: &KvResult) {
     );
 }
 
+/// One line for the page's headline numbers.
+pub(super) fn headline(w: &mut String, r: &Report) {
+    let Some(kv) = &r.kv else {
+        return;
+    };
+    let both = |label: &str| {
+        let row = find(kv, label)?;
+        Some((ok(row.gp.as_ref())?, ok(row.etcd.as_ref())?))
+    };
+    let mut parts = Vec::new();
+    if let Some((g, e)) = both("put, 1 client") {
+        parts.push(format!(
+            "put median **{} ms** (etcd {} ms)",
+            ms(g.p50_us / 1000.0),
+            ms(e.p50_us / 1000.0)
+        ));
+    }
+    if let Some((g, e)) = both("put, 64 clients") {
+        parts.push(format!(
+            "**{:.0} puts/s** with 64 clients (etcd {:.0}/s)",
+            g.per_sec, e.per_sec
+        ));
+    }
+    if let Some((g, e)) = both("get, 1 client") {
+        parts.push(format!(
+            "lease read median **{} ms** (etcd linearizable get {} ms)",
+            ms(g.p50_us / 1000.0),
+            ms(e.p50_us / 1000.0)
+        ));
+    }
+    if let Some(s) = summarize(
+        &kv.failover
+            .iter()
+            .map(|t| t.total - t.floor)
+            .collect::<Vec<_>>(),
+    ) {
+        parts.push(format!(
+            "failover to a ready master {} ms above the floor (median)",
+            ms(s.p50)
+        ));
+    }
+    if !parts.is_empty() {
+        let _ = writeln!(
+            w,
+            "- **Replicated key-value store** (section 8, fsync on both sides): {}.",
+            parts.join(", ")
+        );
+    }
+}
+
 fn targets(w: &mut String, kv: &KvResult) {
     let mut t = Vec::new();
     let gp = |label: &str| find(kv, label).and_then(|r| ok(r.gp.as_ref()));

@@ -176,6 +176,7 @@ pub(super) fn headline(w: &mut String, r: &Report, v: Views<'_>) {
             parts.join("; ")
         );
     }
+    super::kv::headline(w, r);
     let _ = writeln!(w);
 }
 
