@@ -122,6 +122,9 @@ pub(crate) struct Driver<T> {
     wall_at_epoch: u64,
     node: Arc<NodeShared>,
     leases: HashMap<LeaseName, LeaseRt>,
+    /// The replicated leases among `leases` (what runs after every input looks at these
+    /// only: a node may hold 100,000 leases and one log).
+    replicated: Vec<LeaseName>,
     cmd_rx: mpsc::UnboundedReceiver<Cmd>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     internal_tx: mpsc::UnboundedSender<Internal>,
@@ -179,6 +182,7 @@ impl<T: Transport<Wire>> Driver<T> {
             wall_at_epoch: parts.wall_at_epoch,
             node: parts.node,
             leases: HashMap::new(),
+            replicated: Vec::new(),
             cmd_rx: parts.cmd_rx,
             internal_rx: parts.internal_rx,
             internal_tx: parts.internal_tx,

@@ -52,6 +52,9 @@ impl<T: Transport<Wire>> Driver<T> {
                 match result {
                     Ok(()) => {
                         self.node.insert_lease(shared);
+                        if replicated {
+                            self.replicated.push(lease);
+                        }
                         let _ = reply.send(Ok(()));
                     }
                     Err(e) => {

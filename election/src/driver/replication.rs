@@ -80,13 +80,7 @@ impl<T: Transport<Wire>> Driver<T> {
         // A master that can write nothing can choose nothing: it hands its replicated
         // leases over (its appends in flight fail with an unknown outcome) and stands no
         // more for them.
-        let replicated: Vec<LeaseName> = self
-            .leases
-            .iter()
-            .filter(|(_, rt)| rt.replica.is_some())
-            .map(|(name, _)| name.clone())
-            .collect();
-        for lease in replicated {
+        for lease in self.replicated.clone() {
             let _ = self.core.join(ts, lease.clone(), None);
             let _ = self.core.resign(ts, &lease);
         }
@@ -155,8 +149,8 @@ impl<T: Transport<Wire>> Driver<T> {
     pub(super) fn after_log_events(&mut self) {
         let ts = self.ts;
         let mut due = Vec::new();
-        for (name, rt) in &mut self.leases {
-            let Some(replica) = rt.replica.as_mut() else {
+        for name in &self.replicated {
+            let Some(replica) = self.leases.get_mut(name).and_then(|rt| rt.replica.as_mut()) else {
                 continue;
             };
             let ready = self.core.is_ready(ts, name);
