@@ -126,6 +126,8 @@ pub(crate) struct Driver<T> {
     /// only: a node may hold 100,000 leases and one log).
     replicated: Vec<LeaseName>,
     cmd_rx: mpsc::UnboundedReceiver<Cmd>,
+    /// A command taken from `cmd_rx` while gathering appends, handled next.
+    deferred: Option<Cmd>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     internal_tx: mpsc::UnboundedSender<Internal>,
     calls: HashMap<u64, PendingCall>,
@@ -184,6 +186,7 @@ impl<T: Transport<Wire>> Driver<T> {
             leases: HashMap::new(),
             replicated: Vec::new(),
             cmd_rx: parts.cmd_rx,
+            deferred: None,
             internal_rx: parts.internal_rx,
             internal_tx: parts.internal_tx,
             calls: HashMap::new(),
@@ -203,6 +206,13 @@ impl<T: Transport<Wire>> Driver<T> {
     pub(crate) async fn run(mut self) {
         let mut immediate = false;
         let done = loop {
+            if let Some(cmd) = self.deferred.take() {
+                match cmd {
+                    Cmd::Stop { done } => break done,
+                    cmd => self.handle_command(cmd),
+                }
+                continue;
+            }
             let wake = self.next_wakeup();
             if !immediate && wake <= Instant::now() {
                 // Already due: handle it now. The timer wheel would round the wake-up up to

@@ -32,6 +32,8 @@ const PATIENCE: Duration = Duration::from_secs(20);
 struct Counter {
     total: u64,
     indices: Vec<u64>,
+    /// (index, command) of every command applied since the last restore.
+    applied: Vec<(u64, u64)>,
     restored: u32,
 }
 
@@ -40,6 +42,7 @@ impl StateMachine for Counter {
         let n: u64 = std::str::from_utf8(command).unwrap().parse().unwrap();
         self.total += n;
         self.indices.push(index);
+        self.applied.push((index, n));
     }
 
     fn snapshot(&self) -> Vec<u8> {
@@ -49,6 +52,7 @@ impl StateMachine for Counter {
     fn restore(&mut self, snapshot: &[u8]) {
         self.total = u64::from_le_bytes(snapshot.try_into().unwrap());
         self.indices.clear();
+        self.applied.clear();
         self.restored += 1;
     }
 }
@@ -201,6 +205,37 @@ async fn appends_are_chosen_applied_everywhere_in_order_and_read_on_the_master()
             assert_eq!(refused, Err(AppendError::NotMaster));
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_each_get_the_index_their_command_was_applied_at() {
+    // The driver hands appends waiting together to the core as one batch: each caller must
+    // still hear the index of its own command.
+    let c = Cluster::start(10_000).await;
+    let master = c.ready_master().await;
+    let lease = c.leases[&master].clone();
+    let tasks: Vec<_> = (1..=300u64)
+        .map(|n| {
+            let lease = lease.clone();
+            tokio::spawn(async move { (n, lease.append(n.to_string()).await.unwrap()) })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let applied = lease.read(|s| s.applied.clone()).unwrap();
+    for (n, index) in &answers {
+        assert!(
+            applied.contains(&(*index, *n)),
+            "command {n} was answered index {index}, applied at {:?}",
+            applied.iter().find(|(_, m)| m == n)
+        );
+    }
+    let mut indices: Vec<u64> = answers.iter().map(|(_, i)| *i).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), 300, "two commands answered one index");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

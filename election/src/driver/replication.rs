@@ -14,7 +14,7 @@ use gen_paxos_core::log::{AppendError, LogEvent, Value};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
-use super::Driver;
+use super::{Cmd, Driver};
 use super::persist::Job;
 use crate::callbacks::LeaseMsg;
 use crate::error::AskError;
@@ -23,6 +23,9 @@ use crate::leader::LeaseInfo;
 use crate::state_machine::{Applier, ReplicaShared};
 use crate::transport::Transport;
 use crate::wire::Wire;
+
+/// Most appends handed to the core together (see [`Driver::append`]).
+const MAX_GATHERED: usize = 256;
 
 /// A replicated lease on this node.
 pub(crate) struct ReplicaRt {
@@ -173,20 +176,44 @@ impl<T: Transport<Wire>> Driver<T> {
         }
     }
 
-    /// R4: an append of `command` to `lease`'s log, answered when it is chosen.
+    /// R4: an append of `command` to `lease`'s log, answered when it is chosen, with every
+    /// append to the same lease already waiting behind it (up to [`MAX_GATHERED`]): the
+    /// core sends one Accept, and each acceptor makes one write, for all of them. A
+    /// different command found while gathering is kept for the driver's loop.
     pub(super) fn append(
         &mut self,
         lease: LeaseName,
         command: Vec<u8>,
         reply: oneshot::Sender<Result<u64, AppendError>>,
     ) {
-        let ts = self.ts;
-        match self.core.append(ts, &lease, command) {
-            Ok(slot) => {
-                self.appends.insert((lease, slot), reply);
+        let mut commands = vec![command];
+        let mut replies = vec![reply];
+        while commands.len() < MAX_GATHERED && self.deferred.is_none() {
+            match self.cmd_rx.try_recv() {
+                Ok(Cmd::Append {
+                    lease: next,
+                    command,
+                    reply,
+                }) if next == lease => {
+                    commands.push(command);
+                    replies.push(reply);
+                }
+                Ok(other) => self.deferred = Some(other),
+                Err(_) => break,
             }
+        }
+        let ts = self.ts;
+        match self.core.append_batch(ts, &lease, commands) {
+            Ok(slots) => {
+                for (slot, reply) in slots.zip(replies) {
+                    self.appends.insert((lease.clone(), slot), reply);
+                }
+            }
+            // None of them was appended.
             Err(e) => {
-                let _ = reply.send(Err(e));
+                for reply in replies {
+                    let _ = reply.send(Err(e));
+                }
             }
         }
         self.flush();
