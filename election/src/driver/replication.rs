@@ -14,8 +14,8 @@ use gen_paxos_core::log::{AppendError, LogEvent, Value};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
-use super::{Cmd, Driver};
 use super::persist::Job;
+use super::{Cmd, Driver};
 use crate::callbacks::LeaseMsg;
 use crate::error::AskError;
 use crate::events::ElectionEvent;

@@ -145,7 +145,8 @@ fn failover(w: &mut String, kv: &KvResult) {
     let pick = |f: Pick| summarize(&kv.failover.iter().map(f).collect::<Vec<_>>());
     let _ = writeln!(
         w,
-        "**Failover to a ready master.** Before each trial 8 clients write for 1 s; then SIGKILL of the store's master at a random point of its renewal cycle (it restarts at once on its data directory). Times from the kill to the new master's `elected` line, and to its `ready` line (its log recovered, every entry applied, serving reads and writes); the **floor** as in section 1.\n\n| ms | n | min | median | p90 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|"
+        "**Failover to a ready master.** Before each trial 8 clients write for 1 s; then SIGKILL of the store's master at a random point of its renewal cycle (it restarts at once on its data directory). Times from the kill to the new master's `elected` line, and to its `ready` line (its log recovered, every entry applied, serving reads and writes); the **floor** as in section 1 (ms):\n\n{}",
+        super::HEAD.trim_end()
     );
     let rows: [(&str, Pick); 5] = [
         ("kill to ready", |t| t.total),
@@ -155,18 +156,7 @@ fn failover(w: &mut String, kv: &KvResult) {
         ("recovery: ready minus elected", |t| t.total - t.elected),
     ];
     for (label, f) in rows {
-        if let Some(s) = pick(f) {
-            let _ = writeln!(
-                w,
-                "| {label} | {} | {} | {} | {} | {} | {} |",
-                s.n,
-                ms(s.min),
-                ms(s.p50),
-                ms(s.p90),
-                ms(s.p99),
-                ms(s.max)
-            );
-        }
+        w.push_str(&super::row(label, pick(f)));
     }
     let entries: Vec<u64> = kv.failover.iter().map(|t| t.entries).collect();
     let _ = writeln!(
