@@ -154,6 +154,40 @@ fn bad_flags_and_values_are_refused() {
         one_line(&e).starts_with("gen-paxos: cannot load client.pem"),
         "{e}"
     );
+    // A load that cannot measure anything is refused before it connects.
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "kv",
+            "--certs",
+            "/nonexistent",
+            "--peer",
+            "1=127.0.0.1:1",
+            "bench",
+        ];
+        args.extend_from_slice(extra);
+        fails(&args)
+    };
+    for (extra, says) in [
+        (&["--clients", "0"][..], "--clients"),
+        (&["--duration", "0s"][..], "--duration"),
+        (&["--rate=-5"][..], "--rate"),
+        (&["--op", "scan"][..], "scan"),
+    ] {
+        let e = bench(extra);
+        assert!(e.contains(says), "{extra:?}: {e}");
+    }
+    let e = fails(&[
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        "127.0.0.1:1",
+        "--certs",
+        "/tmp",
+        "--max-clients",
+        "0",
+    ]);
+    assert!(one_line(&e).contains("--max-clients"), "{e}");
 }
 
 #[test]

@@ -192,6 +192,10 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
     if leases.is_empty() {
         leases.push("default".into());
     }
+    let max_clients = args.max_clients.or(file.max_clients);
+    if max_clients == Some(0) {
+        bail!("--max-clients must be at least 1 (status and resign are clients too)");
+    }
     Ok(Settled {
         id: NodeId(args.id.or(file.id).ok_or_else(|| missing("--id"))?),
         listen: args
@@ -214,7 +218,7 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
         metrics: args.metrics.or(file.metrics),
         data_dir: args.data_dir.clone().or(file.data_dir),
         kv: args.kv || file.kv,
-        max_clients: args.max_clients.or(file.max_clients),
+        max_clients,
     })
 }
 
@@ -351,9 +355,6 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
         settings.client_queue_len = 4096;
     }
     if let Some(max) = s.max_clients {
-        if max == 0 {
-            bail!("--max-clients must be at least 1 (status and resign are clients too)");
-        }
         settings.max_client_connections = max;
     }
     let mut quic =
