@@ -267,3 +267,72 @@ fn without_a_data_directory_kv_and_ask_are_refused_clearly() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_follower_behind_a_snapshot_of_megabytes_catches_up() {
+    // A 2.4 MB state: its snapshot is larger than a default 1 MiB frame, and a follower
+    // that fell behind the others' snapshot must still receive it.
+    let c = Cluster::new("bigsnap");
+    let nodes: Vec<Proc> = (1..=3).map(|i| c.start(i, true)).collect();
+    c.until(1, &["kv", "put", "warm", "up"], 0);
+    let kv_status = |i: u64| {
+        let out = c.tool(i, &["status", "--json", "--lease", "kv"]);
+        json(String::from_utf8_lossy(&out.stdout).trim())["leases"][0].clone()
+    };
+    let master = (1..=3)
+        .find(|&i| kv_status(i)["ready"] == true)
+        .expect("a kv master");
+    // (A single argument may not pass 128 KiB.)
+    let big = "x".repeat(100_000);
+    for k in 0..24 {
+        c.until(master, &["kv", "put", &format!("big-{k}"), &big], 0);
+    }
+    let follower = (1..=3).find(|&i| i != master).expect("a follower");
+    let pid = nodes[follower as usize - 1].pid().to_string();
+    let signal = |s: &str| {
+        Command::new("kill").args([s, &pid]).status().expect("kill");
+    };
+    signal("-STOP");
+    // Over 10,000 small writes (a snapshot every 10,000 entries): the others snapshot
+    // and cut their logs below what the stopped follower has.
+    let start = Instant::now();
+    let target = loop {
+        c.tool(
+            master,
+            &[
+                "kv",
+                "bench",
+                "--op",
+                "put",
+                "--clients",
+                "16",
+                "--duration",
+                "2s",
+                "--warmup",
+                "0s",
+                "--keys",
+                "5",
+                "--value-size",
+                "8",
+            ],
+        );
+        let applied = kv_status(master)["applied"].as_u64().expect("applied");
+        if applied > 11_000 {
+            break applied;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "only {applied} writes"
+        );
+    };
+    signal("-CONT");
+    let caught_up = procs::within(Duration::from_secs(30), || {
+        kv_status(follower)["applied"].as_u64() >= Some(target)
+    });
+    assert!(
+        caught_up,
+        "the follower applied {} of {target}",
+        kv_status(follower)["applied"]
+    );
+    drop(nodes);
+}

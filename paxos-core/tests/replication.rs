@@ -48,6 +48,16 @@ fn the_master_recovers_then_appends_reach_every_replica_in_order() {
         node.compact_log(now, &lease(), 99, &b"abc?"[..]),
         Err(CompactError::NotApplied { applied: 3 })
     );
+    // A snapshot no peer would accept does not cut the log: a replica behind it could
+    // never catch up.
+    let huge = vec![0u8; (15 << 20) + 1];
+    assert_eq!(
+        node.compact_log(now, &lease(), 3, huge),
+        Err(CompactError::TooLarge {
+            len: (15 << 20) + 1,
+            max: 15 << 20
+        })
+    );
     assert_eq!(
         node.log_snapshot(&lease()),
         Some((2, Arc::from(&b"ab"[..])))

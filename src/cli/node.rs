@@ -357,6 +357,10 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
     if let Some(max) = s.max_clients {
         settings.max_client_connections = max;
     }
+    if s.data_dir.is_some() {
+        // A replicated log's snapshot travels in one frame (up to 15 MiB of state).
+        settings.max_frame_len = gen_paxos_quic::codec::MAX_FRAME_LEN_CAP;
+    }
     let mut quic =
         gen_paxos_quic::Config::new(s.id, s.listen, identity, ca).with_settings(settings);
     for (id, addr) in s.peers.iter().chain(&s.observer_peers) {

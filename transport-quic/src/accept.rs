@@ -184,7 +184,9 @@ async fn client_request<M>(
     M: Send + 'static,
 {
     let settings = &shared.settings;
-    let max = codec::effective_max(settings.max_frame_len);
+    // A client's request is small: frames larger than the default are for peers' snapshots.
+    let client_frame_len = settings.max_frame_len.min(codec::DEFAULT_MAX_FRAME_LEN);
+    let max = codec::effective_max(client_frame_len);
     let frame = match tokio::time::timeout(settings.connect_timeout, recv.read_to_end(max)).await {
         Ok(Ok(frame)) => frame,
         _ => {
@@ -196,7 +198,7 @@ async fn client_request<M>(
     let request = ClientRequest::new(
         frame,
         send,
-        settings.max_frame_len,
+        client_frame_len,
         settings.max_status_reply_len,
         settings.connect_timeout,
         shared.runtime.clone(),

@@ -236,9 +236,14 @@ impl QuicNode {
         config
             .validate()
             .map_err(|e| StartError::Election(e.into()))?;
-        let settings = self
-            .settings
-            .unwrap_or_else(|| Settings::for_lease(config.lease_duration));
+        let settings = self.settings.unwrap_or_else(|| {
+            let mut settings = Settings::for_lease(config.lease_duration);
+            if self.data_dir.is_some() {
+                // A replicated log's snapshot travels in one frame.
+                settings.max_frame_len = crate::codec::MAX_FRAME_LEN_CAP;
+            }
+            settings
+        });
         let mut quic = Config::new(self.id, listen, identity, ca).with_settings(settings);
         for (id, addr) in members.into_iter().filter(|(id, _)| *id != self.id) {
             quic = quic.with_peer_addr(id, addr);

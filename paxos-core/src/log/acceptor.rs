@@ -153,15 +153,14 @@ impl LogAcceptor {
             });
         }
         let start = from.max(self.snapshot);
-        let mut accepted = Vec::new();
-        let mut more = false;
-        for (slot, (b, value)) in self.entries.range(start..) {
-            if accepted.len() == limits.max_entries {
-                more = true;
-                break;
-            }
-            accepted.push((*slot, *b, value.clone()));
-        }
+        let entries = self.entries.range(start..);
+        let take = limits.take(entries.clone().map(|(_, (_, v))| v.bytes().len()));
+        let accepted: Vec<_> = entries
+            .clone()
+            .take(take)
+            .map(|(slot, (b, value))| (*slot, *b, value.clone()))
+            .collect();
+        let more = entries.count() > take;
         LogMessage::Promise {
             ballot,
             accepted,

@@ -230,7 +230,10 @@ impl LogLearner {
             if let (Ok(a), Ok(b)) = (usize::try_from(a), usize::try_from(b))
                 && a < b
             {
-                values.extend(self.kept.range(a..b).cloned());
+                let take = self
+                    .limits
+                    .take(self.kept.range(a..b).map(|v| v.bytes().len()));
+                values.extend(self.kept.range(a..a + take).cloned());
             }
         }
         if !values.is_empty() {

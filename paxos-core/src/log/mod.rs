@@ -78,6 +78,10 @@ pub struct LogLimits {
     pub max_value_len: usize,
     /// Most values in one Accept, and most entries in one Promise.
     pub max_entries: usize,
+    /// Most value bytes in one message (an Accept, a Promise, an answer to a fetch): a
+    /// longer run is split, so every message fits the transport's frame. A single value
+    /// always goes ([`LogLimits::max_value_len`] must fit a frame on its own).
+    pub max_message_len: usize,
     /// How far beyond the first slot an acceptor has not seen chosen an Accept may reach.
     pub window: u64,
     /// Largest snapshot taken from a peer, in bytes.
@@ -85,15 +89,34 @@ pub struct LogLimits {
 }
 
 impl Default for LogLimits {
-    /// 1 MiB values, 1,024 entries per message, a window of 65,536 slots, 64 MiB
-    /// snapshots.
+    /// 512 KiB values, 1,024 entries and 768 KiB of values per message (the runtime's
+    /// frames are 1 MiB), a window of 65,536 slots, 15 MiB snapshots (a snapshot travels
+    /// in one message: the runtime's largest frame is 16 MiB).
     fn default() -> Self {
         LogLimits {
-            max_value_len: 1 << 20,
+            max_value_len: 512 << 10,
             max_entries: 1024,
+            max_message_len: 768 << 10,
             window: 1 << 16,
-            max_snapshot_len: 64 << 20,
+            max_snapshot_len: 15 << 20,
         }
+    }
+}
+
+impl LogLimits {
+    /// How many of `lens` (value lengths, in order) go in one message: at most
+    /// `max_entries`, and no more bytes than `max_message_len` unless it is the first.
+    pub(crate) fn take<I: IntoIterator<Item = usize>>(&self, lens: I) -> usize {
+        let mut bytes = 0usize;
+        let mut count = 0;
+        for len in lens.into_iter().take(self.max_entries.max(1)) {
+            bytes = bytes.saturating_add(len);
+            if count > 0 && bytes > self.max_message_len {
+                break;
+            }
+            count += 1;
+        }
+        count
     }
 }
 
@@ -135,6 +158,14 @@ pub enum CompactError {
         /// Every slot below this is applied.
         applied: Slot,
     },
+    /// The snapshot is longer than a peer accepts ([`LogLimits::max_snapshot_len`]): a
+    /// replica behind it could never catch up, so the log is not cut.
+    TooLarge {
+        /// The snapshot's length.
+        len: usize,
+        /// The longest a peer accepts.
+        max: usize,
+    },
 }
 
 impl fmt::Display for CompactError {
@@ -144,6 +175,10 @@ impl fmt::Display for CompactError {
             CompactError::NotApplied { applied } => write!(
                 f,
                 "a snapshot may cover only applied slots (below {applied})"
+            ),
+            CompactError::TooLarge { len, max } => write!(
+                f,
+                "the state's snapshot is {len} bytes, over the {max} a peer accepts: the log is not cut (it grows until the state is smaller)"
             ),
         }
     }

@@ -207,12 +207,12 @@ impl LogProposer {
     /// Sends what is new: Accepts for the slots not sent yet (batched), or the commit
     /// when nothing else carries it.
     pub(crate) fn flush(&mut self, fx: &mut Effects) {
-        let max = self.limits.max_entries.max(1);
+        let limits = self.limits;
         let State::Active(a) = &mut self.state else {
             return;
         };
         if a.unsent < a.next {
-            send_accepts(a, a.unsent, a.next, max, To::Voters, fx);
+            send_accepts(a, a.unsent, a.next, &limits, To::Voters, fx);
             a.unsent = a.next;
             a.commit_sent = a.commit;
         } else if a.commit > a.commit_sent {
@@ -309,7 +309,7 @@ impl LogProposer {
     /// Re-sends what voters have not answered: the Prepare, or the Accepts of the slots
     /// not chosen yet.
     pub(crate) fn handle_timeout(&mut self, now: Timestamp, fx: &mut Effects) {
-        let max = self.limits.max_entries.max(1);
+        let limits = self.limits;
         let voters = self.voters.clone();
         let (retransmit, me) = (self.retransmit, self.me);
         match &mut self.state {
@@ -356,7 +356,7 @@ impl LogProposer {
                         .position(|e| e.accepted & bit(i) == 0)
                         .map(|at| a.commit + at as Slot);
                     if let Some(first) = missing {
-                        send_accepts(a, first, sent_end, max, To::Node(*v), fx);
+                        send_accepts(a, first, sent_end, &limits, To::Node(*v), fx);
                     }
                 }
             }
@@ -371,14 +371,20 @@ fn index(a: &Active, slot: Slot) -> usize {
         .min(a.inflight.len())
 }
 
-/// Accepts for the in-flight slots `first..end`, at most `max` values each.
-fn send_accepts(a: &Active, first: Slot, end: Slot, max: usize, to: To, fx: &mut Effects) {
+/// Accepts for the in-flight slots `first..end`, each within `limits` (entries and bytes).
+fn send_accepts(a: &Active, first: Slot, end: Slot, limits: &LogLimits, to: To, fx: &mut Effects) {
     let first = first.max(a.commit);
     let (from, to_index) = (index(a, first), index(a, end));
     let mut start = first;
     let mut at = from;
     while at < to_index {
-        let take = (to_index - at).min(max);
+        let take = limits
+            .take(
+                a.inflight
+                    .range(at..to_index)
+                    .map(|e| e.value.bytes().len()),
+            )
+            .max(1);
         let values: Vec<Value> = a
             .inflight
             .range(at..at + take)

@@ -116,6 +116,7 @@ impl Node {
         snapshot: impl Into<Arc<[u8]>>,
     ) -> Result<Slot, CompactError> {
         let rules = self.setup.rules;
+        let max = self.replication.limits.max_snapshot_len;
         let log = self
             .replication
             .logs
@@ -125,6 +126,13 @@ impl Node {
         if upto > applied {
             return Err(CompactError::NotApplied { applied });
         }
+        let snapshot: Arc<[u8]> = snapshot.into();
+        if snapshot.len() > max {
+            return Err(CompactError::TooLarge {
+                len: snapshot.len(),
+                max,
+            });
+        }
         // Unsafe `truncate-unchosen`: every entry accepted goes, chosen or not.
         let cut = if rules.breaks(UnsafeRule::TruncateUnchosen) {
             upto.max(log.acceptor.end())
@@ -132,8 +140,7 @@ impl Node {
             upto
         };
         let mut records = Vec::new();
-        log.acceptor
-            .cover(lease, cut, snapshot.into(), &mut records);
+        log.acceptor.cover(lease, cut, snapshot, &mut records);
         log.learner.compact(upto);
         let start = log.acceptor.snapshot();
         for record in records {
