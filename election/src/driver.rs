@@ -206,13 +206,6 @@ impl<T: Transport<Wire>> Driver<T> {
     pub(crate) async fn run(mut self) {
         let mut immediate = false;
         let done = loop {
-            if let Some(cmd) = self.deferred.take() {
-                match cmd {
-                    Cmd::Stop { done } => break done,
-                    cmd => self.handle_command(cmd),
-                }
-                continue;
-            }
             let wake = self.next_wakeup();
             if !immediate && wake <= Instant::now() {
                 // Already due: handle it now. The timer wheel would round the wake-up up to
@@ -226,7 +219,8 @@ impl<T: Transport<Wire>> Driver<T> {
             tokio::select! {
                 biased;
                 () = sleep_until(wake) => self.handle_timer(),
-                cmd = self.cmd_rx.recv() => match cmd {
+                // While a command met in gathering appends waits, newer ones wait behind it.
+                cmd = self.cmd_rx.recv(), if self.deferred.is_none() => match cmd {
                     Some(Cmd::Stop { done }) => break done,
                     Some(cmd) => self.handle_command(cmd),
                     None => break None,
@@ -239,6 +233,14 @@ impl<T: Transport<Wire>> Driver<T> {
                         break None;
                     }
                 },
+                // Last: a chain of gathered appends cannot hold back timers or replies.
+                () = std::future::ready(()), if self.deferred.is_some() => {
+                    match self.deferred.take() {
+                        Some(Cmd::Stop { done }) => break done,
+                        Some(cmd) => self.handle_command(cmd),
+                        None => {}
+                    }
+                }
             }
         };
         self.stop().await;

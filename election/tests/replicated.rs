@@ -214,6 +214,15 @@ async fn concurrent_appends_each_get_the_index_their_command_was_applied_at() {
     let c = Cluster::start(10_000).await;
     let master = c.ready_master().await;
     let lease = c.leases[&master].clone();
+    let election = c.nodes[&master].clone();
+    // `ask`s among them: a command met while gathering appends waits its turn and is
+    // answered too.
+    let asks: Vec<_> = (0..30u64)
+        .map(|k| {
+            let election = election.clone();
+            tokio::spawn(async move { election.ask(&format!("k{k}"), format!("v{k}")).await })
+        })
+        .collect();
     let tasks: Vec<_> = (1..=300u64)
         .map(|n| {
             let lease = lease.clone();
@@ -223,6 +232,9 @@ async fn concurrent_appends_each_get_the_index_their_command_was_applied_at() {
     let mut answers = Vec::new();
     for task in tasks {
         answers.push(task.await.unwrap());
+    }
+    for (k, ask) in asks.into_iter().enumerate() {
+        assert_eq!(ask.await.unwrap(), Ok(format!("v{k}").into_bytes()));
     }
     let applied = lease.read(|s| s.applied.clone()).unwrap();
     for (n, index) in &answers {

@@ -29,6 +29,10 @@ pub const EXIT_UNREACHABLE: u8 = 4;
 /// did not come back, or the master changed meanwhile): read before retrying.
 pub const EXIT_UNKNOWN: u8 = 5;
 
+/// Key-value and `ask` requests a node works on at once (each holds its request, at most
+/// 1 MiB, until answered).
+const MAX_IN_FLIGHT: usize = 4096;
+
 /// Which node a control client asks, and with which certificate: the options `status` and
 /// `resign` share.
 #[derive(Debug, Args)]
@@ -59,9 +63,6 @@ pub enum ToolRequest {
     },
     /// A request to the built-in key-value store (`node --kv`).
     Kv(super::kv_store::KvRequest),
-    /// Nothing: answered with [`ToolAnswer::Pong`] at once (the client path's own round
-    /// trip, for `kv bench --op ping`).
-    Ping,
     /// `ask`, `get` or `forget` of per-key consensus.
     Ask {
         /// The key.
@@ -69,6 +70,9 @@ pub enum ToolRequest {
         /// What to do.
         op: AskOp,
     },
+    /// Nothing: answered with [`ToolAnswer::Pong`] at once (the client path's own round
+    /// trip, for `kv bench --op ping`).
+    Ping,
 }
 
 /// Per-key consensus from the tool.
@@ -120,13 +124,30 @@ pub fn serve(
     resigner: std::sync::Arc<dyn super::node::Resign>,
     kv: Option<super::kv_store::KvService>,
 ) {
+    // Requests that wait for the cluster are answered concurrently, this many at most;
+    // beyond, a request is refused at once (nothing happened: the client may retry).
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let busy = || format!("this node has {MAX_IN_FLIGHT} requests in flight: retry");
     tokio::spawn(async move {
         while let Some(request) = requests.next().await {
             let answer = match request.decode::<ToolRequest>() {
-                // Requests that wait for the cluster are answered concurrently.
+                Ok(waiting @ (ToolRequest::Kv(_) | ToolRequest::Ask { .. }))
+                    if in_flight.available_permits() == 0 =>
+                {
+                    let answer = match waiting {
+                        ToolRequest::Kv(_) => {
+                            ToolAnswer::Kv(super::kv_store::KvOutcome::Unavailable(busy()))
+                        }
+                        _ => ToolAnswer::Ask(AskAnswer::Error(busy())),
+                    };
+                    let _ = request.respond(&answer);
+                    continue;
+                }
                 Ok(ToolRequest::Kv(kv_request)) => {
                     let kv = kv.clone();
+                    let permit = in_flight.clone().try_acquire_owned();
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let outcome = match kv {
                             Some(kv) => kv.handle(kv_request).await,
                             None => super::kv_store::KvOutcome::Unavailable(
@@ -139,7 +160,9 @@ pub fn serve(
                 }
                 Ok(ToolRequest::Ask { key, op }) => {
                     let election = election.clone();
+                    let permit = in_flight.clone().try_acquire_owned();
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let answer = ToolAnswer::Ask(ask_here(&election, &key, op).await);
                         let _ = request.respond(&answer);
                     });

@@ -149,10 +149,14 @@ async fn client_loop(
         .map(|r| Duration::from_secs_f64(args.clients as f64 / r));
     let mut next = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(rng.f64()));
     loop {
-        if interval.is_some() {
+        // Open loop: latency counts from when the request was due, so a client that fell
+        // behind shows its queueing.
+        let sent = if interval.is_some() {
             tokio::time::sleep_until(next).await;
-        }
-        let sent = Instant::now();
+            next
+        } else {
+            Instant::now()
+        };
         let measured = match window.get() {
             Some((_, end)) if sent >= *end => break,
             Some((from, _)) => sent >= *from,
@@ -165,8 +169,11 @@ async fn client_loop(
             next += i;
         }
         if !measured {
-            // A broken connection fails every later request at once: stop this client.
-            if matches!(answer, Err(gen_paxos_quic::Error::Connection(_))) {
+            // A broken connection fails every later request at once: stop this client,
+            // and say so (the run measures one client fewer).
+            if let Err(e @ gen_paxos_quic::Error::Connection(_)) = answer {
+                tally.failed += 1;
+                tally.error(format!("connection lost during the warm-up: {e}"));
                 break;
             }
             continue;

@@ -111,10 +111,13 @@ async fn client(
         .map(|r| Duration::from_secs_f64(spec.clients as f64 / r));
     let mut next = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(rng.f64()));
     loop {
-        if interval.is_some() {
+        // Open loop: latency counts from when the request was due.
+        let sent = if interval.is_some() {
             tokio::time::sleep_until(next).await;
-        }
-        let sent = Instant::now();
+            next
+        } else {
+            Instant::now()
+        };
         let measured = match window.get() {
             Some((_, end)) if sent >= *end => break,
             Some((from, _)) => sent >= *from,

@@ -60,7 +60,7 @@ pub(super) fn section(w: &mut String, r: &Report) {
     };
     let _ = writeln!(
         w,
-        "Both sides: 3 members on 127.0.0.1, durable (a write is acknowledged once it is on the disk of a majority, after `fdatasync`), 16-byte values over 1,000 keys, every client with one request in flight and its own persistent connection, {} s per load after a 1 s warm-up. **gen-paxos**: 3 × `gen-paxos node --kv --data-dir DIR --lease-duration 1s`, loaded by `gen-paxos kv --peer MASTER bench` (one QUIC connection with mutual TLS per client; a put is a log entry answered once chosen, a get is a lease read on the master, R6). **etcd** {}: the members of section 6's settings, loaded by this harness through etcd's JSON gateway (HTTP/1.1 keep-alive per client, hyper; a put is `/v3/kv/put`, a get is `/v3/kv/range`, linearizable, etcd's default). Each side's **empty round trip** is the client path alone: a ping the node answers at once (gen-paxos), `GET /version` (etcd). Requests go to the master / raft leader unless the row says otherwise.\n",
+        "Both sides: 3 members on 127.0.0.1, durable (a write is acknowledged once it is on the disk of a majority, after `fdatasync`), 16-byte values over 1,000 keys, every client with one request in flight and its own persistent connection, {} s per load after a 1 s warm-up. **gen-paxos**: 3 × `gen-paxos node --kv --data-dir DIR --lease-duration 1s`, loaded by `gen-paxos kv --peer MASTER bench` (one QUIC connection with mutual TLS per client; a put is a log entry answered once chosen, a get is a lease read on the master, R6). **etcd** {}: the members of section 6's settings, loaded by this harness through etcd's JSON gateway (HTTP/1.1 keep-alive per client, hyper; a put is `/v3/kv/put`, a get is `/v3/kv/range`, linearizable, etcd's default). Each side's **empty round trip** is the client path alone: a ping the node answers at once (gen-paxos), `GET /version` (etcd). Requests go to the master / raft leader unless the row says otherwise. Not alike: etcd's JSON gateway costs it JSON and an internal gRPC hop per request that its native gRPC clients do not pay (`GET /version` skips the gateway), and etcd's client path is plain HTTP where gen-paxos's is QUIC with mutual TLS. An open-loop load times each request from when it was due.\n",
         kv.rows.first().map_or(0, |row| row.spec.duration.as_secs()),
         kv.etcd_version.as_deref().unwrap_or("(not run)")
     );
@@ -88,7 +88,7 @@ pub(super) fn section(w: &mut String, r: &Report) {
         Some(Ok(c)) => {
             let _ = writeln!(
                 w,
-                "**Follower catch-up.** A follower was stopped (SIGSTOP) for {:.1} s while the master took writes; when it resumed (SIGCONT) it had **{} entries** to learn (the others had taken snapshots every 10,000 entries and cut their logs, so it learns a snapshot and the entries after it). Its status showed all of them applied **{} ms** after it resumed (polled with `gen-paxos status` every few ms; the figure includes re-establishing its QUIC connections, dropped while it was stopped).\n",
+                "**Follower catch-up.** A follower was stopped (SIGSTOP) for {:.1} s while the master took writes; when it resumed (SIGCONT) it had **{} entries** to learn (the others had taken snapshots every 10,000 entries and cut their logs, so it learns a snapshot and the entries after it). Its status showed all of them applied **{} ms** after it resumed (each poll is one `gen-paxos status` run of a few ms, so the figure is late by up to one poll; it includes re-establishing its QUIC connections, dropped while it was stopped).\n",
                 c.stopped_ms / 1000.0,
                 c.missed,
                 ms(c.ms)
@@ -126,7 +126,7 @@ fn usage(w: &mut String, kv: &KvResult) {
     }
     let _ = writeln!(
         w,
-        "CPU (percent of one core, over the load) and RSS (at its end) per member, at {} puts per second:\n\n| | member | CPU | RSS |\n|---|---|---:|---:|",
+        "CPU (percent of one core, over the load with its warm-up and connection set-up) and RSS (at its end) per member, at {} puts per second:\n\n| | member | CPU | RSS |\n|---|---|---:|---:|",
         row.spec.rate.unwrap_or(0.0)
     );
     for l in lines {
@@ -228,11 +228,16 @@ fn targets(w: &mut String, kv: &KvResult) {
         rtt(etcd("empty round trip, 1 client")),
     );
     let net = |g: &Load, e: &Load| {
+        let ours = g.p50_us - g_rtt;
+        let what = if ours <= 0.0 {
+            "gen-paxos adds nothing measurable to its round trip".to_string()
+        } else {
+            format!("median {}", ratio(ours, e.p50_us - e_rtt))
+        };
         format!(
-            "net of each side's empty round trip ({} / {} ms): median {}",
+            "net of each side's empty round trip ({} / {} ms): {what}",
             ms(g_rtt / 1000.0),
             ms(e_rtt / 1000.0),
-            ratio(g.p50_us - g_rtt, e.p50_us - e_rtt)
         )
     };
     if let (Some(g), Some(e)) = (gp("put, 1 client"), etcd("put, 1 client")) {
@@ -261,14 +266,13 @@ fn targets(w: &mut String, kv: &KvResult) {
     }
     if let (Some(g), Some(e)) = (gp("get, 1 client"), etcd("get, 1 client")) {
         t.push(format!(
-            "| lease read on the master / etcd linearizable get, 1 client | ≤ 1/10 | median {} / {} ms = {}, p99 {}; {} | {} (net: {}) |",
+            "| lease read on the master / etcd linearizable get, 1 client | ≤ 1/10 | median {} / {} ms = {}, p99 {}; {} | {} |",
             ms(g.p50_us / 1000.0),
             ms(e.p50_us / 1000.0),
             ratio(g.p50_us, e.p50_us),
             ratio(g.p99_us, e.p99_us),
             net(g, e),
-            met(g.p50_us * 10.0 <= e.p50_us),
-            met((g.p50_us - g_rtt) * 10.0 <= e.p50_us - e_rtt)
+            met(g.p50_us * 10.0 <= e.p50_us)
         ));
     }
     if let Some(s) = summarize(
