@@ -9,7 +9,7 @@ use super::StorageError;
 /// The first bytes of every file: the format's name and version.
 pub(super) const MAGIC: &[u8; 8] = b"GPWAL\x00\x00\x01";
 
-/// The largest record (a snapshot of 64 MiB, the core's limit, with room to spare).
+/// The largest record (the core's largest snapshot, 15 MiB, with room to spare).
 pub(super) const MAX_RECORD_LEN: usize = 96 << 20;
 
 const HEADER: usize = 8;
