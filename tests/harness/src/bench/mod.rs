@@ -19,6 +19,7 @@ mod etcd_kv;
 mod gp;
 mod kv;
 mod report;
+mod short;
 mod util;
 
 use std::path::{Path, PathBuf};
@@ -74,12 +75,25 @@ struct Args {
     /// skips the catch-up.
     #[arg(long, default_value_t = 100_000)]
     catch_up_entries: u64,
+    /// Short lease durations (ms) for the busy-machine section; empty skips it.
+    #[arg(long, value_delimiter = ',', default_value = "50,20")]
+    short_leases: Vec<u64>,
+    /// Failover and resign trials per short lease.
+    #[arg(long, default_value_t = 30)]
+    short_trials: usize,
+    /// The quiet window per short lease (no fault: every master change is spurious), in
+    /// seconds (the 30-minute run: --quiet-secs 1800 --short-leases 50).
+    #[arg(long, default_value_t = 60)]
+    quiet_secs: u64,
+    /// CPU-bound processes competing with the nodes during the short-lease section.
+    #[arg(long, default_value_t = 2)]
+    competitors: usize,
     /// Shorter everything: 10 trials, 3 cold starts, 100 acquires, 15 s windows, no
     /// 100,000-lease run; writes target/bench/BENCHMARKS-quick.md unless --out is given.
     #[arg(long)]
     quick: bool,
     /// Sections to skip (comma separated): gen-paxos, priority, acquire, scale, big,
-    /// etcd, etcd-scale, core, kv, etcd-kv (etcd's side of the kv section).
+    /// etcd, etcd-scale, core, kv, etcd-kv (etcd's side of the kv section), short.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// Do not apt-get install etcd if it is missing (its sections are then skipped).
@@ -190,6 +204,8 @@ fn run(mut args: Args) -> Result<()> {
         args.kv_secs = args.kv_secs.min(3);
         args.kv_trials = args.kv_trials.min(5);
         args.catch_up_entries = args.catch_up_entries.min(20_000);
+        args.short_trials = args.short_trials.min(10);
+        args.quiet_secs = args.quiet_secs.min(15);
     }
     let skip = |name: &str| args.skip.iter().any(|s| s == name);
     let out = args.out.clone().unwrap_or_else(|| {
@@ -334,6 +350,25 @@ fn run(mut args: Args) -> Result<()> {
             etcd_install: (!skip("etcd-kv")).then_some(!args.no_etcd_install),
         };
         report.kv = Some(kv::run(&bin, &work, &settings, &mut rng));
+    }
+
+    // 9: short leases on a busy machine.
+    if !skip("short") {
+        for &ms in &args.short_leases {
+            eprintln!(
+                "bench: lease {ms} ms with {} CPU-bound competitors",
+                args.competitors
+            );
+            let settings = short::ShortSettings {
+                lease: Duration::from_millis(ms),
+                trials: args.short_trials,
+                quiet: Duration::from_secs(args.quiet_secs),
+                competitors: args.competitors,
+            };
+            report
+                .short
+                .push(short::run(&bin, &work, &settings, &mut rng));
+        }
     }
 
     report.load_after = loadavg();

@@ -62,6 +62,15 @@ impl Log {
         }
     }
 
+    pub(super) fn count(&self, pred: impl Fn(&Ev) -> bool) -> usize {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|e| pred(e))
+            .count()
+    }
+
     pub(super) fn last(&self, pred: impl Fn(&Ev) -> bool) -> Option<Ev> {
         self.events
             .lock()

@@ -235,6 +235,12 @@ impl Cluster {
         })
     }
 
+    /// `elected` lines between two wall-clock times (ms): master changes.
+    pub fn elections_between(&self, from: f64, to: f64) -> usize {
+        self.log
+            .count(|e| e.kind == Kind::Elected && e.ts >= from && e.ts <= to)
+    }
+
     /// All three started together; time from the first spawn to the first `elected`.
     pub fn cold_start(&mut self) -> Result<f64> {
         self.kill_all();

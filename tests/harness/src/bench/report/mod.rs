@@ -10,12 +10,14 @@ use super::core_speed::CoreResult;
 use super::etcd::EtcdScale;
 use super::gp::{FailoverTrial, ScaleResult};
 use super::kv::KvResult;
+use super::short::ShortRun;
 use super::util::{Summary, summarize};
 
 mod analysis;
 mod kv;
 mod markdown;
 mod scale;
+mod short;
 mod trials;
 
 #[derive(Debug, Default)]
@@ -69,6 +71,7 @@ pub struct Report {
     pub etcd: Option<Result<EtcdRun, String>>,
     pub core: Option<Result<CoreResult, String>>,
     pub kv: Option<KvResult>,
+    pub short: Vec<ShortRun>,
 }
 
 fn ms(x: f64) -> String {
