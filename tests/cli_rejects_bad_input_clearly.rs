@@ -101,45 +101,30 @@ fn a_port_in_use_is_a_one_line_error() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
+/// `gen-paxos node --id 1 --listen 127.0.0.1:1 --certs /tmp EXTRA...`, which must fail.
+fn node_fails(extra: &[&str]) -> String {
+    let mut args = vec![
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        "127.0.0.1:1",
+        "--certs",
+        "/tmp",
+    ];
+    args.extend_from_slice(extra);
+    fails(&args)
+}
+
 #[test]
 fn bad_flags_and_values_are_refused() {
     let e = fails(&["node", "--bogus"]);
     assert!(e.contains("--bogus"), "{e}");
-    let e = fails(&[
-        "node",
-        "--id",
-        "1",
-        "--listen",
-        "127.0.0.1:1",
-        "--certs",
-        "/tmp",
-        "--peer",
-        "two=127.0.0.1:2",
-    ]);
+    let e = node_fails(&["--peer", "two=127.0.0.1:2"]);
     assert!(e.contains("not a node id"), "{e}");
-    let e = fails(&[
-        "node",
-        "--id",
-        "1",
-        "--listen",
-        "127.0.0.1:1",
-        "--certs",
-        "/tmp",
-        "--lease-duration",
-        "soon",
-    ]);
+    let e = node_fails(&["--lease-duration", "soon"]);
     assert!(e.contains("--lease-duration"), "{e}");
-    let e = fails(&[
-        "node",
-        "--id",
-        "1",
-        "--listen",
-        "127.0.0.1:1",
-        "--certs",
-        "/tmp",
-        "--priority",
-        "9",
-    ]);
+    let e = node_fails(&["--priority", "9"]);
     assert!(one_line(&e).contains("--priority"), "{e}");
     let e = fails(&["node", "--listen", "127.0.0.1:1", "--certs", "/tmp"]);
     assert!(one_line(&e).contains("missing --id"), "{e}");
@@ -176,17 +161,7 @@ fn bad_flags_and_values_are_refused() {
         let e = bench(extra);
         assert!(e.contains(says), "{extra:?}: {e}");
     }
-    let e = fails(&[
-        "node",
-        "--id",
-        "1",
-        "--listen",
-        "127.0.0.1:1",
-        "--certs",
-        "/tmp",
-        "--max-clients",
-        "0",
-    ]);
+    let e = node_fails(&["--max-clients", "0"]);
     assert!(one_line(&e).contains("--max-clients"), "{e}");
 }
 
