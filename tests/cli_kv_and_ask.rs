@@ -76,6 +76,12 @@ impl Cluster {
             .expect("run the tool")
     }
 
+    /// Node `id`'s view of the `kv` lease (`status --json`): master, applied, ready.
+    fn kv_status(&self, id: u64) -> serde_json::Value {
+        let out = self.tool(id, &["status", "--json", "--lease", "kv"]);
+        json(String::from_utf8_lossy(&out.stdout).trim())["leases"][0].clone()
+    }
+
     /// Retries `args` through `via` until it exits `code` (the cluster may still be
     /// electing); returns its stdout.
     fn until(&self, via: u64, args: &[&str], code: i32) -> String {
@@ -132,14 +138,10 @@ fn kv_writes_survive_a_killed_master_and_a_restart_and_ask_agrees() {
     c.until(2, &["kv", "put", "shape", "circle"], 0);
     c.until(2, &["kv", "delete", "shape"], 0);
     assert_eq!(c.until(2, &["kv", "get", "shape"], 0), "(absent)");
-    let kv_status = |i: u64| {
-        let out = c.tool(i, &["status", "--json", "--lease", "kv"]);
-        json(String::from_utf8_lossy(&out.stdout).trim())["leases"][0].clone()
-    };
     // `kv bench`: load through a follower (it forwards), every request done and counted
     // (a run that met a lease change on a busy machine is tried again).
     let leader = (1..=3)
-        .find(|&i| kv_status(i)["ready"] == true)
+        .find(|&i| c.kv_status(i)["ready"] == true)
         .expect("a kv master");
     let follower = (1..=3).find(|&i| i != leader).expect("a follower");
     for op in ["put", "get", "ping"] {
@@ -180,21 +182,21 @@ fn kv_writes_survive_a_killed_master_and_a_restart_and_ask_agrees() {
 
     // SIGKILL whichever node is the kv master: the next one serves every acknowledged write.
     let master = (1..=3)
-        .find(|&i| kv_status(i)["master"].as_u64() == Some(i))
+        .find(|&i| c.kv_status(i)["master"].as_u64() == Some(i))
         .expect("a kv master");
     // Status tells the log's progress: the master serves it, having applied every write;
     // the others apply them too (a follower learns the last commit with the next renewal).
-    let on_master = kv_status(master);
+    let on_master = c.kv_status(master);
     assert_eq!(on_master["ready"], true, "{on_master}");
     assert!(on_master["applied"].as_u64() >= Some(5), "{on_master}");
     for i in (1..=3).filter(|&i| i != master) {
         assert!(
-            procs::within(Duration::from_secs(5), || kv_status(i)["applied"]
+            procs::within(Duration::from_secs(5), || c.kv_status(i)["applied"]
                 == on_master["applied"]),
             "node {i}: {} (the master: {on_master})",
-            kv_status(i)
+            c.kv_status(i)
         );
-        assert_eq!(kv_status(i)["ready"], false);
+        assert_eq!(c.kv_status(i)["ready"], false);
     }
     nodes[master as usize - 1] = None;
     let other = (1..=3).find(|&i| i != master).expect("another node");
@@ -286,12 +288,8 @@ fn a_follower_behind_a_snapshot_of_megabytes_catches_up() {
     let c = Cluster::new("bigsnap");
     let nodes: Vec<Proc> = (1..=3).map(|i| c.start(i, true)).collect();
     c.until(1, &["kv", "put", "warm", "up"], 0);
-    let kv_status = |i: u64| {
-        let out = c.tool(i, &["status", "--json", "--lease", "kv"]);
-        json(String::from_utf8_lossy(&out.stdout).trim())["leases"][0].clone()
-    };
     let master = (1..=3)
-        .find(|&i| kv_status(i)["ready"] == true)
+        .find(|&i| c.kv_status(i)["ready"] == true)
         .expect("a kv master");
     // (A single argument may not pass 128 KiB.)
     let big = "x".repeat(100_000);
@@ -327,7 +325,7 @@ fn a_follower_behind_a_snapshot_of_megabytes_catches_up() {
                 "8",
             ],
         );
-        let applied = kv_status(master)["applied"].as_u64().expect("applied");
+        let applied = c.kv_status(master)["applied"].as_u64().expect("applied");
         if applied > 11_000 {
             break applied;
         }
@@ -338,12 +336,12 @@ fn a_follower_behind_a_snapshot_of_megabytes_catches_up() {
     };
     signal("-CONT");
     let caught_up = procs::within(Duration::from_secs(30), || {
-        kv_status(follower)["applied"].as_u64() >= Some(target)
+        c.kv_status(follower)["applied"].as_u64() >= Some(target)
     });
     assert!(
         caught_up,
         "the follower applied {} of {target}",
-        kv_status(follower)["applied"]
+        c.kv_status(follower)["applied"]
     );
     drop(nodes);
 }
