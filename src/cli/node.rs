@@ -358,8 +358,7 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
         settings.max_client_connections = max;
     }
     if s.data_dir.is_some() {
-        // A replicated log's snapshot travels in one frame (up to 15 MiB of state).
-        settings.max_frame_len = gen_paxos_quic::codec::MAX_FRAME_LEN_CAP;
+        settings = settings.carrying_snapshots();
     }
     let mut quic =
         gen_paxos_quic::Config::new(s.id, s.listen, identity, ca).with_settings(settings);

@@ -276,6 +276,15 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// These settings for a node with a replicated log: frames up to
+    /// [`crate::codec::MAX_FRAME_LEN_CAP`] (16 MiB) from peers, since a snapshot of the
+    /// state travels to a replica behind it in one message. Client requests stay at the
+    /// default limit.
+    pub fn carrying_snapshots(mut self) -> Settings {
+        self.max_frame_len = MAX_FRAME_LEN_CAP;
+        self
+    }
+
     /// Settings derived from the lease duration: the idle timeout is two leases (at least
     /// 1 s, at most 60 s), keep-alives go every quarter of that, a dial may take one lease
     /// (between 200 ms and 5 s), and redials back off to at most half a lease (at least

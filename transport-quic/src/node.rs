@@ -237,12 +237,11 @@ impl QuicNode {
             .validate()
             .map_err(|e| StartError::Election(e.into()))?;
         let settings = self.settings.unwrap_or_else(|| {
-            let mut settings = Settings::for_lease(config.lease_duration);
-            if self.data_dir.is_some() {
-                // A replicated log's snapshot travels in one frame.
-                settings.max_frame_len = crate::codec::MAX_FRAME_LEN_CAP;
+            let settings = Settings::for_lease(config.lease_duration);
+            match self.data_dir {
+                Some(_) => settings.carrying_snapshots(),
+                None => settings,
             }
-            settings
         });
         let mut quic = Config::new(self.id, listen, identity, ca).with_settings(settings);
         for (id, addr) in members.into_iter().filter(|(id, _)| *id != self.id) {
