@@ -8,14 +8,14 @@ use crate::message::{LiveLease, Message};
 use crate::time::Timestamp;
 
 /// The lease an acceptor has accepted, with its local exclusion deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct AcceptedLease {
     ballot: Ballot,
     until: Timestamp,
 }
 
 /// Acceptor state for one lease name.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 pub(crate) struct Acceptor {
     /// The last local time this acceptor promised, accepted, or changed its state. An entry
     /// untouched for a quarantine `Q` may be forgotten (see `acceptors.rs`).

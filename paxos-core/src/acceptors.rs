@@ -28,7 +28,7 @@ use crate::unsafe_rules::{Rules, UnsafeRule};
 
 /// One message's arrival at the acceptors: when, from whom (authenticated), and how the
 /// node stands.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Hash)]
 pub(crate) struct Arrival {
     pub(crate) now: Timestamp,
     pub(crate) from: NodeId,
@@ -63,7 +63,7 @@ impl Arrival {
 }
 
 /// The acceptor entries of one node.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Acceptors {
     map: HashMap<LeaseName, Acceptor>,
     cap: usize,
@@ -230,6 +230,18 @@ impl Acceptors {
             now + self.sweep_every
         };
         before - self.map.len()
+    }
+}
+
+impl std::hash::Hash for Acceptors {
+    /// The entries in name order (for the model checker, `state_hash.rs`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        crate::state_hash::hash_map_sorted(&self.map, state);
+        self.cap.hash(state);
+        self.idle.hash(state);
+        self.sweep_every.hash(state);
+        self.next_sweep.hash(state);
+        self.pruned_floor.hash(state);
     }
 }
 

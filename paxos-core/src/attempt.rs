@@ -11,7 +11,7 @@ use crate::message::Message;
 use crate::time::Timestamp;
 
 /// One attempt to acquire or renew (P1–P5).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct Attempt {
     pub(crate) ballot: Ballot,
     /// `d`, fixed when Prepare was sent (T1) and checked in P3/P4 against `now`.
@@ -71,7 +71,7 @@ impl Attempt {
 }
 
 /// Why an attempt ended without activating (P5).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Hash)]
 pub(crate) enum Abandon {
     /// An acceptor reported a live lease this attempt may not override.
     Blocked(Duration),
@@ -82,7 +82,7 @@ pub(crate) enum Abandon {
 }
 
 /// The lease this node holds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Hash)]
 pub(crate) struct Active {
     /// The fencing token.
     pub(crate) ballot: Ballot,

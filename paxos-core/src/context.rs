@@ -16,7 +16,7 @@ use crate::stats::Stats;
 use crate::unsafe_rules::{Rules, UnsafeRule};
 
 /// Who this node is and whom it talks to; fixed at start.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Setup {
     pub(crate) id: NodeId,
     pub(crate) incarnation: Incarnation,
@@ -129,5 +129,17 @@ impl Cx<'_> {
             lease: lease.clone(),
             master: None,
         });
+    }
+}
+
+impl std::hash::Hash for Setup {
+    /// The run's identity; the rest (timing, majority, rules) follows from the
+    /// configuration, which the model checker keeps fixed per host (`state_hash.rs`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+        self.incarnation.hash(state);
+        self.voters.hash(state);
+        self.members.hash(state);
+        self.is_voter.hash(state);
     }
 }

@@ -17,7 +17,7 @@ use crate::log::{LogBallot, Slot, Value};
 /// One durable fact. The runtime writes records in the order given, makes them durable
 /// (written and synced, or the storage's equivalent) and gives every record back, in
 /// order, when the node starts again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Record {
     /// The log acceptor of `lease` promised `ballot` (and no lower one may be accepted).
     Promised {
@@ -110,7 +110,7 @@ impl Record {
 }
 
 /// Records to make durable, in order; confirm with the token once they are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PersistRequest {
     /// Confirms this request and every earlier one.
     pub token: u64,
@@ -119,7 +119,7 @@ pub struct PersistRequest {
 }
 
 /// Why a confirmation was not taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum ConfirmError {
     /// No request with this token was handed out.
     Unknown,
@@ -128,7 +128,7 @@ pub(crate) enum ConfirmError {
 }
 
 /// Holds items (messages) back until the records before them are durable.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct Gate<T> {
     /// Records of the input being handled, not yet requested.
     open: Vec<Record>,

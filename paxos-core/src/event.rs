@@ -55,7 +55,7 @@ impl std::fmt::Display for SurrenderReason {
 }
 
 /// Who is master of a lease, as one node sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Master {
     /// The master.
     pub node: NodeId,
@@ -73,7 +73,7 @@ pub struct Master {
 ///
 /// Not `#[non_exhaustive]`: a runtime must handle every event, so a new one is a breaking
 /// change its compiler reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Event {
     /// This node became master (P4).
     Elected {

@@ -42,7 +42,7 @@ pub struct Fingerprint {
 }
 
 /// One field on which two fingerprints differ, with both values written out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Difference {
     /// The field's name (`voters`, `observers`, `lease_duration`, `rho`, `cluster`,
     /// `protocol`, `wire`).

@@ -10,7 +10,7 @@ use crate::id::{LeaseName, Owner};
 use crate::time::Timestamp;
 
 /// A master learned from another node (L1): a hint, never authority.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Hash)]
 pub(crate) struct Remote {
     pub(crate) owner: Owner,
     pub(crate) ballot: Ballot,
@@ -19,7 +19,7 @@ pub(crate) struct Remote {
 }
 
 /// Learner state for one joined lease.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 pub(crate) struct Learner {
     pub(crate) master: Option<Remote>,
     /// The highest ballot whose Release this learner has heard: a Learn of that owner at or

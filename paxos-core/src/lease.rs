@@ -14,7 +14,7 @@ use crate::proposer::{Hold, Proposer, Step};
 use crate::time::Timestamp;
 
 /// Proposer and learner state for one joined lease.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct LeaseState {
     pub(crate) name: LeaseName,
     pub(crate) proposer: Proposer,

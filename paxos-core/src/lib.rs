@@ -73,6 +73,7 @@ mod peers;
 mod proposer;
 mod replication;
 mod rng;
+mod state_hash;
 mod stats;
 mod succession;
 mod time;

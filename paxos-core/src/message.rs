@@ -8,7 +8,7 @@ use crate::ballot::Ballot;
 use crate::id::{LeaseName, NodeId};
 
 /// A lease an acceptor holds, as reported in a promise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub struct LiveLease {
     /// The accepted ballot (which names the owner).
     pub ballot: Ballot,
@@ -21,7 +21,7 @@ pub struct LiveLease {
 /// The owner a ballot proposes is the ballot's own `(node, incarnation)`, so messages carry
 /// no separate owner field. Receivers check that `ballot.node` is the authenticated sender
 /// wherever a message speaks for its ballot's owner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Message {
     /// P1: proposer to acceptors.
     Prepare {
@@ -120,7 +120,7 @@ impl Message {
 }
 
 /// A message addressed to one lease.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub struct Envelope {
     /// The lease the message is about.
     pub lease: LeaseName,
@@ -130,7 +130,7 @@ pub struct Envelope {
 
 /// A hello to send: this node's full [`crate::Fingerprint`] for `to`, which also carries its
 /// digest like every batch. The receiver hands it to [`crate::Node::handle_hello`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Hello {
     /// The addressee: a member, or a node outside this configuration that sent this node
     /// something.
@@ -140,7 +140,7 @@ pub struct Hello {
 }
 
 /// Messages for one peer, batched over any number of leases.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Transmit {
     /// The addressee.
     pub to: NodeId,

@@ -38,7 +38,7 @@ mod routing;
 /// and commands ([`Node::join`], [`Node::resign`], [`Node::shutdown`]), each with the local
 /// monotonic time; then pull what it wants done: events first ([`Node::poll_event`]), then
 /// transmits ([`Node::poll_transmit`]), then the next wake-up ([`Node::poll_timeout`]).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Node {
     setup: Setup,
     pacer: Pacer,
@@ -538,5 +538,30 @@ impl Node {
         if at != self.timers.get(idx) {
             self.timers.set(idx, at);
         }
+    }
+}
+
+impl std::hash::Hash for Node {
+    /// Everything that decides what the node does next (for the model checker,
+    /// `state_hash.rs`): not its counters ([`Node::stats`]), and not its fingerprint, which
+    /// its configuration fixes.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.setup.hash(state);
+        self.pacer.hash(state);
+        self.floor.hash(state);
+        self.wall.hash(state);
+        self.quarantine_until.hash(state);
+        self.peers.hash(state);
+        self.acceptors.hash(state);
+        self.leases.hash(state);
+        self.by_name.len().hash(state);
+        self.timers.hash(state);
+        self.outbox.hash(state);
+        self.events.hash(state);
+        self.rng.hash(state);
+        self.shutting_down.hash(state);
+        self.replication.hash(state);
+        self.log_enabled.hash(state);
+        self.events_checked.hash(state);
     }
 }

@@ -7,7 +7,7 @@ use crate::id::NodeId;
 use crate::message::{Envelope, Transmit};
 
 /// Outgoing queues, in member order.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Outbox {
     id: NodeId,
     /// Sorted voters and observers; a member's index is its queue.
@@ -75,5 +75,17 @@ impl Outbox {
             to: self.members[idx],
             messages,
         })
+    }
+}
+
+impl std::hash::Hash for Outbox {
+    /// The queues, not the `sent` counter (for the model checker, `state_hash.rs`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+        self.members.hash(state);
+        self.queues.hash(state);
+        self.dirty.hash(state);
+        self.local.hash(state);
+        self.max_batch.hash(state);
     }
 }

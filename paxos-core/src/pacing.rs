@@ -7,7 +7,7 @@ use crate::time::Timestamp;
 
 /// A generic cell rate algorithm over the node's fresh attempts: `rate` per second after
 /// a burst of `burst`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct Pacer {
     /// The theoretical arrival time of the next attempt.
     tat: Timestamp,

@@ -19,7 +19,7 @@ use crate::time::Timestamp;
 /// Outsiders (nodes not in this configuration) remembered for rate-limiting replies.
 const MAX_OUTSIDERS: usize = 64;
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Hash)]
 struct PeerState {
     /// The digest last heard from this member.
     digest: Option<u64>,
@@ -32,7 +32,7 @@ struct PeerState {
 }
 
 /// What one input told the node about its sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Heard {
     /// The sender is a member with this node's fingerprint: process its messages.
     pub(crate) admitted: bool,
@@ -42,7 +42,7 @@ pub(crate) struct Heard {
 }
 
 /// The fingerprint view of one node.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Peers {
     me: NodeId,
     digest: u64,
@@ -232,6 +232,23 @@ impl Peers {
             *last = Some(now);
         }
         ok
+    }
+}
+
+impl std::hash::Hash for Peers {
+    /// Outsiders in id order (for the model checker, `state_hash.rs`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.me.hash(state);
+        self.digest.hash(state);
+        self.members.hash(state);
+        self.voters.hash(state);
+        self.state.hash(state);
+        self.mismatched_voters.hash(state);
+        crate::state_hash::hash_map_sorted(&self.outsiders, state);
+        self.hellos.hash(state);
+        self.probe_every.hash(state);
+        self.probe_at.hash(state);
+        self.ignore.hash(state);
     }
 }
 

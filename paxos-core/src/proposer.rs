@@ -19,7 +19,7 @@ use crate::unsafe_rules::UnsafeRule;
 mod yielding;
 
 /// What a response to an attempt led to; the lease applies it (`lease.rs`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Hash)]
 pub(crate) enum Step {
     /// Nothing more to do now.
     Wait,
@@ -30,7 +30,7 @@ pub(crate) enum Step {
 }
 
 /// What stops a proposer from starting attempts, beyond its own state.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Hash)]
 pub(crate) struct Hold {
     /// A voter runs with another configuration (F2).
     pub(crate) conflict: bool,
@@ -39,7 +39,7 @@ pub(crate) struct Hold {
 }
 
 /// Proposer state for one joined lease.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct Proposer {
     /// The highest ballot counter this node used or saw for this lease (T4). Per lease, so
     /// that a ballot pushed up on one name (B1) slows no other name's proposers.

@@ -30,7 +30,7 @@ pub(crate) const MAX_SLOT: u64 = 1 << 62;
 pub(crate) const MAX_LOG_NAMES: usize = 4096;
 
 /// One lease's log on this node.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct LeaseLog {
     pub(crate) acceptor: LogAcceptor,
     pub(crate) learner: LogLearner,
@@ -144,7 +144,7 @@ impl LeaseLog {
 
 /// Everything replicated a node keeps (ordered maps, so that work over several logs
 /// happens in name order: a simulation replays exactly).
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct Replication {
     pub(crate) limits: LogLimits,
     /// Records given back at start, per name, for logs created later.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Deterministic pseudo-random numbers from a seed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct Rng(u64);
 
 impl Rng {

@@ -8,7 +8,7 @@ use crate::time::Timestamp;
 const ABSENT: usize = usize::MAX;
 
 /// Wake-up times keyed by lease index, earliest first; ties go to the lower index.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Hash)]
 pub(crate) struct Timers {
     heap: Vec<(Timestamp, usize)>,
     /// `pos[lease]`: where the lease sits in `heap`, or `ABSENT`.

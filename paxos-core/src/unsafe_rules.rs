@@ -131,7 +131,7 @@ impl UnsafeRule {
 }
 
 /// Which rule, if any, this node breaks on purpose.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Hash)]
 pub(crate) struct Rules {
     #[cfg(feature = "unsafe-rules")]
     rule: Option<UnsafeRule>,

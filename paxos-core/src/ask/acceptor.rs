@@ -8,7 +8,7 @@ use crate::durable::Record;
 use crate::id::{LeaseName, NodeId};
 use crate::log::{LogBallot, To};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct KeyState {
     instance: Instance,
     promised: Option<LogBallot>,
@@ -18,7 +18,7 @@ struct KeyState {
 }
 
 /// Why a message was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Dropped {
     /// A value over the size limit.
     TooLarge,
@@ -238,5 +238,14 @@ impl AskAcceptors {
         };
         fx.sends.push((To::Node(from), reply));
         Ok(())
+    }
+}
+
+impl std::hash::Hash for AskAcceptors {
+    /// The keys in order (for the model checker, `state_hash.rs`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        crate::state_hash::hash_map_sorted(&self.keys, state);
+        self.max_keys.hash(state);
+        self.max_value_len.hash(state);
     }
 }

@@ -26,7 +26,7 @@ pub type Instance = u64;
 pub type AskValue = Arc<[u8]>;
 
 /// The messages of per-key consensus.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum AskMessage {
     /// Phase 1 for `key`'s `instance`.
     Prepare {
@@ -153,7 +153,7 @@ impl AskMessage {
 }
 
 /// What per-key consensus tells the runtime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AskEvent {
     /// `value` is chosen for `key`'s `instance`: the answer to every `ask` and `get` of it.
     Decided {
@@ -182,7 +182,7 @@ pub enum AskEvent {
 }
 
 /// What one input to per-key consensus led to.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 pub(crate) struct AskEffects {
     pub(crate) sends: Vec<(To, AskMessage)>,
     pub(crate) events: Vec<AskEvent>,

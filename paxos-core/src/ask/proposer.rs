@@ -15,7 +15,7 @@ use crate::rng::Rng;
 use crate::time::Timestamp;
 use crate::unsafe_rules::{Rules, UnsafeRule};
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Request {
     instance: Instance,
     ballot: LogBallot,
@@ -33,7 +33,7 @@ struct Request {
     blocked: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Forgetting {
     instance: Instance,
     acked: u64,
@@ -41,7 +41,7 @@ struct Forgetting {
 }
 
 /// Every key's proposer state on this node.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct AskProposers {
     me: NodeId,
     voters: Vec<NodeId>,

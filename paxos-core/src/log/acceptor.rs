@@ -14,7 +14,7 @@ use crate::durable::Record;
 use crate::id::LeaseName;
 
 /// Why an input was dropped rather than answered (counted by the node).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Dropped {
     /// A value over [`LogLimits::max_value_len`].
     TooLarge,
@@ -29,7 +29,7 @@ pub(crate) enum Dropped {
 }
 
 /// Durable state of one lease's log acceptor.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub(crate) struct LogAcceptor {
     promised: Option<LogBallot>,
     /// Accepted entries at or above `snapshot`: slot → (ballot, value).

@@ -5,7 +5,7 @@ use crate::durable::Record;
 use crate::id::NodeId;
 
 /// Where a log message goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum To {
     /// Every voter, this node included.
     Voters,
@@ -14,7 +14,7 @@ pub(crate) enum To {
 }
 
 /// What one input to a log role led to: messages, events and records to make durable.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 pub(crate) struct Effects {
     pub(crate) sends: Vec<(To, LogMessage)>,
     pub(crate) events: Vec<LogEvent>,

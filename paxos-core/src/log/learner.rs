@@ -16,7 +16,7 @@ use crate::time::Timestamp;
 use crate::unsafe_rules::{Rules, UnsafeRule};
 
 /// The learner of one lease on one node.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct LogLearner {
     limits: LogLimits,
     retransmit: Duration,

@@ -72,7 +72,7 @@ impl Value {
 
 /// How much of the log's input a node takes from a peer; beyond it a message is dropped
 /// and counted, never a panic and never unbounded memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LogLimits {
     /// Largest value, in bytes.
     pub max_value_len: usize,
@@ -121,7 +121,7 @@ impl LogLimits {
 }
 
 /// Why an append was not acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum AppendError {
     /// This node does not hold the lease (R1).
     NotMaster,
@@ -149,7 +149,7 @@ impl fmt::Display for AppendError {
 }
 
 /// Why [`crate::Node::compact_log`] refused a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CompactError {
     /// This node keeps no log for the lease.
     NoLog,
@@ -187,7 +187,7 @@ impl fmt::Display for CompactError {
 impl std::error::Error for CompactError {}
 
 /// What the log tells the runtime.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LogEvent {
     /// The master recovered (R2): every slot below `chosen` is chosen and was delivered
     /// in [`LogEvent::Chosen`] events before this one. Appends are taken from now on.
@@ -233,7 +233,7 @@ pub enum LogEvent {
 }
 
 /// The log's protocol messages, per lease name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum LogMessage {
     /// Phase 1 for every slot from `from` on (R2): one message covers the open range.
     Prepare {

@@ -20,7 +20,7 @@ pub(crate) use recovery::Promise;
 use recovery::{Installing, Recovery};
 
 /// An entry proposed and not yet chosen.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 struct InFlight {
     value: Value,
     /// The voters (by index) that accepted it under the current ballot.
@@ -30,7 +30,7 @@ struct InFlight {
 }
 
 /// Phase 2 of a tenure: repairs, then appends.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Active {
     ballot: LogBallot,
     ready: bool,
@@ -49,7 +49,7 @@ struct Active {
     next_retransmit: Timestamp,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 enum State {
     Idle,
     Recovering(Recovery),
@@ -58,7 +58,7 @@ enum State {
 }
 
 /// The log proposer of one lease on one node.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub(crate) struct LogProposer {
     lease: LeaseName,
     me: NodeId,

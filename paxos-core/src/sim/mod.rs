@@ -32,6 +32,7 @@
 //! assert!(report.liveness_failure.is_none());
 //! ```
 
+pub mod check;
 mod checker;
 mod faults;
 mod host;

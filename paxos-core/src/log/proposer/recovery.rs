@@ -13,7 +13,7 @@ use crate::time::Timestamp;
 use crate::unsafe_rules::UnsafeRule;
 
 /// A voter's Promise (the fields of [`LogMessage::Promise`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Promise {
     pub(crate) ballot: LogBallot,
     /// Accepted entries at or after the Prepare's slot: slot, ballot, value.
@@ -25,7 +25,7 @@ pub(crate) struct Promise {
 }
 
 /// Phase 1 of a tenure.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub(super) struct Recovery {
     pub(super) ballot: LogBallot,
     pub(super) from: Slot,
@@ -42,7 +42,7 @@ pub(super) struct Recovery {
 
 /// Between Phase 1 and the repairs, when voters compacted past what this node applied
 /// (R7): the master fetches a snapshot first; it is not ready without that state.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub(super) struct Installing {
     pub(super) ballot: LogBallot,
     /// The first slot the node had not applied when the tenure began.

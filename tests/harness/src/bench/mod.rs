@@ -108,7 +108,7 @@ struct Args {
 }
 
 /// The repository's root (this crate lives in `tests/harness`).
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.ancestors()
         .nth(2)

@@ -53,6 +53,7 @@ pub(super) fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> St
     super::scale::core_speed(w, r, v);
     super::kv::section(w, r);
     super::short::section(w, r);
+    super::model_check::section(w);
     super::analysis::analysis(w, r, v);
     super::analysis::verdicts(w, r, v);
     super::analysis::errors(w, r, v);

@@ -16,6 +16,7 @@ use super::util::{Summary, summarize};
 mod analysis;
 mod kv;
 mod markdown;
+mod model_check;
 mod scale;
 mod short;
 mod trials;
