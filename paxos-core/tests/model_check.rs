@@ -7,7 +7,7 @@
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
-use gen_paxos_core::sim::check::{Action, Action::*, CheckConfig, check, replay};
+use gen_paxos_core::sim::check::{Action, Action::*, CheckConfig, Counterexample, check, replay};
 use gen_paxos_core::{Config, Incarnation, LeaseName, Node, NodeId, Timestamp, UnsafeRule};
 
 /// Three voters, every clock at the nominal rate, breaking `rule`.
@@ -31,6 +31,26 @@ fn two_candidates(rule: &str) -> CheckConfig {
     c.tick = Duration::from_millis(500);
     c.retransmit = Duration::from_secs(1);
     c
+}
+
+/// As [`two_candidates`], with one crash, two ticks of a second and at most `fires`
+/// timer firings: room for a restart between two elections.
+fn with_a_restart(rule: &str, fires: u8) -> CheckConfig {
+    let mut c = two_candidates(rule);
+    c.tick = Duration::from_secs(1);
+    c.ticks = 2;
+    c.crashes = 1;
+    c.fires = Some(fires);
+    c
+}
+
+/// Searches `c` and returns the counterexample, whose violation must contain `what`;
+/// replays it with the rule intact (no violation).
+fn finds(c: CheckConfig, what: &str) -> Counterexample {
+    let cx = check(&c).counterexample.expect("found");
+    assert!(cx.violation.contains(what), "{}", cx.violation);
+    replays_only_when_broken(c, &cx.actions, what);
+    cx
 }
 
 /// The history ends in a violation containing `what` with the rule broken, and in none
@@ -113,10 +133,20 @@ fn search_finds_early_prune() {
     let mut c = two_candidates("early-prune");
     c.retransmit = CheckConfig::new(3).retransmit;
     c.depth = 14;
-    let r = check(&c);
-    let cx = r.counterexample.expect("found");
-    assert!(cx.violation.contains("two masters"), "{}", cx.violation);
-    replays_only_when_broken(c, &cx.actions, "two masters");
+    finds(c, "two masters");
+}
+
+/// Node 1 restarts with its incarnation and counter, asks again with the ballot of its
+/// previous life, and counts node 3's answers to that life, still in flight.
+#[test]
+fn search_finds_reuse_ballot() {
+    let mut c = with_a_restart("reuse-ballot", 3);
+    c.depth = 18;
+    let cx = finds(c, "two masters");
+    assert!(
+        cx.actions.iter().any(|a| matches!(a, Restart(_))),
+        "a restart"
+    );
 }
 
 /// Found at depth 14 after 23.8 million states (docs/model-checking.md): node 1's
@@ -149,11 +179,8 @@ fn search_finds_clock_rate_beyond_rho() {
     let mut c = two_candidates("clock-rate");
     c.clock = Some(vec![-1.0, 0.0, 1.0]);
     c.depth = 12;
-    let r = check(&c);
-    let cx = r.counterexample.expect("found");
-    assert!(cx.violation.contains("two masters"), "{}", cx.violation);
+    let cx = finds(c, "two masters");
     assert_eq!(cx.clock, vec![-1.0, 0.0, 1.0]);
-    replays_only_when_broken(c, &cx.actions, "two masters");
 }
 
 /// Found at depth 15 after 12.5 million states (docs/model-checking.md), on the baseline
@@ -162,11 +189,7 @@ fn search_finds_clock_rate_beyond_rho() {
 /// was sent both attempts are over by then; with the late timer both go on to win.
 #[test]
 fn late_timer_counterexample_needs_the_late_timer() {
-    let mut c = two_candidates("late-timer");
-    c.tick = Duration::from_secs(1);
-    c.ticks = 2;
-    c.crashes = 1;
-    c.fires = Some(2);
+    let mut c = with_a_restart("late-timer", 2);
     c.token_order = false;
     c.depth = 15;
     let steps = [
