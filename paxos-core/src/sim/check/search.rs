@@ -252,10 +252,11 @@ fn search(
         }
         let left = bound - depth;
         let fp = ctx.fingerprint(&mut world);
-        if world.if_lost == Some(fp) {
+        if config.link_capacity.is_none() && world.if_lost == Some(fp) {
             // The delivery changed nothing but the message's being in flight: every
             // history from here is one from the state before, with that message never
-            // delivered, and that state is explored with a step more to go.
+            // delivered, and that state is explored with a step more to go. Not with a
+            // link capacity: there the extra message can push an older one out.
             report.pruned += 1;
             continue;
         }
