@@ -237,24 +237,21 @@ impl Context {
     /// The steps possible in `world`, in a fixed order.
     pub(super) fn enabled(&self, world: &World) -> Vec<Action> {
         let mut actions = Vec::new();
-        for (i, p) in world.net.iter().enumerate() {
-            let same_as_previous = i > 0 && world.net[i - 1].order() == p.order();
-            if world.nodes[p.to].is_some() && !same_as_previous {
-                actions.push(Action::Deliver(i));
-            }
-        }
-        for (h, node) in world.nodes.iter().enumerate() {
-            if world.fires > 0 && node.as_deref().and_then(Node::poll_timeout).is_some() {
+        // Messages to a running host, one of each run of identical ones.
+        let deliverable: Vec<usize> = (0..world.net.len())
+            .filter(|&i| {
+                let p = &world.net[i];
+                world.nodes[p.to].is_some() && (i == 0 || world.net[i - 1].order() != p.order())
+            })
+            .collect();
+        actions.extend(deliverable.iter().map(|&i| Action::Deliver(i)));
+        for h in 0..world.nodes.len() {
+            if world.fires > 0 && self.due(world, h).is_some() {
                 actions.push(Action::Fire(h));
             }
         }
         if world.duplicates > 0 {
-            for (i, p) in world.net.iter().enumerate() {
-                let same_as_previous = i > 0 && world.net[i - 1].order() == p.order();
-                if world.nodes[p.to].is_some() && !same_as_previous {
-                    actions.push(Action::Duplicate(i));
-                }
-            }
+            actions.extend(deliverable.iter().map(|&i| Action::Duplicate(i)));
         }
         if world.ticks > 0 {
             actions.push(Action::Tick);
@@ -308,10 +305,7 @@ impl Context {
                 if self.cfg.fires.is_some() {
                     world.fires -= 1;
                 }
-                let due = world.nodes[h]
-                    .as_deref()
-                    .and_then(Node::poll_timeout)
-                    .map_or(world.now, |t| self.clocks[h].real(t));
+                let due = self.due(world, h).unwrap_or(world.now);
                 self.advance(world, due.max(world.now));
                 let local = self.local(world, h);
                 if let Some(node) = self.node_mut(world, h) {
@@ -374,10 +368,7 @@ impl Context {
                 )
             }
             Action::Fire(h) => {
-                let due = world.nodes[h]
-                    .as_deref()
-                    .and_then(Node::poll_timeout)
-                    .map_or(world.now, |l| self.clocks[h].real(l));
+                let due = self.due(world, h).unwrap_or(world.now);
                 format!(
                     "{} node {} timer fires (due t={})",
                     t(due.max(world.now)),
@@ -390,6 +381,12 @@ impl Context {
             Action::Restart(h) => format!("{} node {} restarts", t(world.now), h + 1),
             Action::Resign(h) => format!("{} node {} resigns", t(world.now), h + 1),
         }
+    }
+
+    /// When `host`'s timer is due, in real time (`None`: crashed, or no timer).
+    fn due(&self, world: &World, host: usize) -> Option<u64> {
+        let at = world.nodes[host].as_deref()?.poll_timeout()?;
+        Some(self.clocks[host].real(at))
     }
 
     fn local(&self, world: &World, host: usize) -> crate::time::Timestamp {
