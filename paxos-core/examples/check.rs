@@ -27,13 +27,17 @@ fn usage() -> String {
     format!(
         "usage: check [--nodes N] [--depth D] [--unsafe RULE] [--crashes K] [--duplicates K]\n\
          \x20            [--ticks K] [--resigns K] [--fires K] [--tick-ms MS] [--retransmit-ms MS] [--lease-ms MS]\n\
-         \x20            [--rho R] [--clocks U,U,.. | --clock U1,U2,..] [--priorities P,P,..] [--link-capacity K] [--max-states N] [--test-name NAME] [--deepen] [--no-token-order]\n\
+         \x20            [--rho R] [--clocks U,U,.. | --clock U1,U2,..] [--priorities P,P,..] [--link-capacity K] [--cut A-B,..] [--max-states N] [--test-name NAME] [--deepen] [--no-token-order]\n\
+         \x20            [--log [--appends K] [--asks K] [--compactions K] [--instant-sync]]\n\
          RULE is one of: {}\n\
          --clocks: each host's clock runs at 1 + rho*U for every U listed, in every combination (default -1,1)\n\
          --deepen: search depth 1, 2, .. up to --depth, stopping at the first violation (a shortest one)\n\
          --clock: one initial state, host i's clock at 1 + rho*Ui\n\
          --no-token-order: check only exclusivity and quorum backing (look past token regressions)\n\
+         --cut: links that are down, such as 1-2,2-3: every message on them is lost (hellos pass)\n\
          --link-capacity: each link keeps its newest K messages in flight, older ones are lost (default: unbounded)\n\
+         --log: the replicated log on the lease and ask on key-0, with disks, client steps and the log's properties\n\
+         \x20 (budgets: --appends 1, --asks 0, --compactions 0; --instant-sync: writes are synced in the step that made them)\n\
          --priorities: one per node, 0 to 3, or '-' for a learner only (default 0 each)",
         rules.join(", ")
     )
@@ -84,6 +88,14 @@ fn parse() -> Result<Args, String> {
             c.token_order = false;
             continue;
         }
+        if flag == "--log" {
+            c.log = true;
+            continue;
+        }
+        if flag == "--instant-sync" {
+            c.instant_sync = true;
+            continue;
+        }
         let v = it
             .next()
             .ok_or_else(|| format!("{flag} needs a value\n{}", usage()))?;
@@ -94,6 +106,9 @@ fn parse() -> Result<Args, String> {
             "--ticks" => c.ticks = number("--ticks", &v)?,
             "--resigns" => c.resigns = number("--resigns", &v)?,
             "--fires" => c.fires = Some(number("--fires", &v)?),
+            "--appends" => c.appends = number("--appends", &v)?,
+            "--asks" => c.asks = number("--asks", &v)?,
+            "--compactions" => c.compactions = number("--compactions", &v)?,
             "--tick-ms" => c.tick = Duration::from_millis(number("--tick-ms", &v)?),
             "--retransmit-ms" => {
                 c.retransmit = Duration::from_millis(number("--retransmit-ms", &v)?)
@@ -101,6 +116,24 @@ fn parse() -> Result<Args, String> {
             "--lease-ms" => c.lease_duration = Duration::from_millis(number("--lease-ms", &v)?),
             "--rho" => c.rho = number("--rho", &v)?,
             "--link-capacity" => c.link_capacity = Some(number("--link-capacity", &v)?),
+            "--cut" => {
+                for link in v.split(',') {
+                    let ends = link
+                        .split_once('-')
+                        .ok_or("--cut takes links such as 1-2,2-3")?;
+                    let a: u64 = number("--cut", ends.0)?;
+                    let b: u64 = number("--cut", ends.1)?;
+                    if a == b
+                        || !(1..=nodes as u64).contains(&a)
+                        || !(1..=nodes as u64).contains(&b)
+                    {
+                        return Err(format!(
+                            "--cut {link}: two different nodes from 1 to {nodes}"
+                        ));
+                    }
+                    c.cut.push((a, b));
+                }
+            }
             "--max-states" => c.max_states = Some(number("--max-states", &v)?),
             "--test-name" => name = v,
             "--clocks" => {

@@ -39,30 +39,30 @@ pub(super) struct Storage {
 
 /// What a host's application holds: how many slots it applied, and a hash of them in
 /// order (its "state"; a snapshot is these two numbers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct App {
-    next: Slot,
-    hash: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct App {
+    pub(super) next: Slot,
+    pub(super) hash: u64,
 }
 
 impl App {
-    const EMPTY: App = App {
+    pub(super) const EMPTY: App = App {
         next: 0,
         hash: 0xcbf2_9ce4_8422_2325,
     };
 
-    fn apply(&mut self, value: &Value) {
+    pub(super) fn apply(&mut self, value: &Value) {
         self.hash = mix(self.hash, value);
         self.next += 1;
     }
 
-    fn snapshot(self) -> Arc<[u8]> {
+    pub(super) fn snapshot(self) -> Arc<[u8]> {
         let mut bytes = self.next.to_le_bytes().to_vec();
         bytes.extend_from_slice(&self.hash.to_le_bytes());
         bytes.into()
     }
 
-    fn from_snapshot(data: &[u8]) -> Option<App> {
+    pub(super) fn from_snapshot(data: &[u8]) -> Option<App> {
         let next = u64::from_le_bytes(data.get(..8)?.try_into().ok()?);
         let hash = u64::from_le_bytes(data.get(8..16)?.try_into().ok()?);
         Some(App { next, hash })
@@ -95,15 +95,15 @@ impl Apps {
 }
 
 /// The value chosen for each slot so far (slots are dense from 0).
-#[derive(Debug, Default)]
-struct Chosen(Vec<Option<Value>>);
+#[derive(Debug, Clone, Default, Hash)]
+pub(super) struct Chosen(Vec<Option<Value>>);
 
 impl Chosen {
-    fn get(&self, slot: &Slot) -> Option<&Value> {
+    pub(super) fn get(&self, slot: &Slot) -> Option<&Value> {
         self.0.get(usize::try_from(*slot).ok()?)?.as_ref()
     }
 
-    fn insert(&mut self, slot: Slot, value: Value) {
+    pub(super) fn insert(&mut self, slot: Slot, value: Value) {
         // A run appends a few thousand entries at most; the bound keeps a bug in a
         // switch from turning into an allocation of the whole slot space.
         let Some(at) = usize::try_from(slot).ok().filter(|at| *at < 1 << 24) else {
@@ -114,10 +114,20 @@ impl Chosen {
         }
         self.0[at] = Some(value);
     }
+
+    /// The application state after the first `upto` chosen slots, or the first slot in
+    /// it that was never delivered.
+    pub(super) fn prefix_hash(&self, upto: Slot) -> Result<u64, Slot> {
+        let mut app = App::EMPTY;
+        for slot in 0..upto {
+            app.apply(self.get(&slot).ok_or(slot)?);
+        }
+        Ok(app.hash)
+    }
 }
 
 /// FNV-1a over a value, a no-op distinct from every data value.
-fn mix(mut hash: u64, value: &Value) -> u64 {
+pub(super) fn mix(mut hash: u64, value: &Value) -> u64 {
     let tag: &[u8] = match value {
         Value::Noop => &[0],
         Value::Data(_) => &[1],

@@ -47,7 +47,9 @@
 //! assert!(report.states > 100);
 //! ```
 
+mod describe;
 mod fingerprint;
+mod log;
 mod properties;
 mod search;
 mod visited;
@@ -103,11 +105,29 @@ pub struct CheckConfig {
     /// histories), so a violation found with one is real, while a clean result holds for
     /// that network only.
     pub link_capacity: Option<usize>,
+    /// Links that are down, both ways, as pairs of node ids (from 1): every lease, log
+    /// and `ask` message sent on one is lost (hellos still pass: they carry
+    /// configuration). A cut restricts the network, as a link capacity does: a violation
+    /// found with one is real, a clean result holds for that network only.
+    pub cut: Vec<(u64, u64)>,
     /// Check the fencing-token order (on by default). Off, only exclusivity and quorum
     /// backing are checked: a search then looks past token regressions for two masters.
     pub token_order: bool,
     /// Stop after this many distinct states (`None`: when the bound is exhausted).
     pub max_states: Option<u64>,
+    /// Run the replicated log on the lease and `ask` on `key-0`, with storage per host,
+    /// client steps and the log's properties (see the module `log.rs`).
+    pub log: bool,
+    /// With the log: how many [`Action::Append`]s a history may contain.
+    pub appends: u8,
+    /// With the log: how many [`Action::Ask`]s a history may contain.
+    pub asks: u8,
+    /// With the log: how many [`Action::Compact`]s a history may contain.
+    pub compactions: u8,
+    /// With the log: every write is synced in the step that made it (no
+    /// [`Action::Sync`], and a crash loses nothing written). Fewer steps per history,
+    /// but the writes a crash loses are not covered.
+    pub instant_sync: bool,
     /// Break one protocol rule on purpose.
     #[cfg(feature = "unsafe-rules")]
     pub unsafe_rule: Option<UnsafeRule>,
@@ -135,7 +155,13 @@ impl CheckConfig {
             clock: None,
             token_order: true,
             link_capacity: None,
+            cut: Vec::new(),
             max_states: None,
+            log: false,
+            appends: 1,
+            asks: 0,
+            compactions: 0,
+            instant_sync: false,
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: None,
         }

@@ -100,6 +100,8 @@ impl Context {
                 }
                 self.expire(world);
             }
+            Event::Log { event, .. } => self.log_event(world, host, &event),
+            Event::Ask(event) => self.ask_event(world, host, &event),
             _ => {}
         }
     }

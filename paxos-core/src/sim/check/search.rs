@@ -78,16 +78,28 @@ impl Counterexample {
             ("duplicates", config.duplicates, defaults.duplicates),
             ("ticks", config.ticks, defaults.ticks),
             ("resigns", config.resigns, defaults.resigns),
+            ("appends", config.appends, defaults.appends),
+            ("asks", config.asks, defaults.asks),
+            ("compactions", config.compactions, defaults.compactions),
         ] {
             if ours != default {
                 setup.push(format!("    config.{name} = {ours};"));
             }
+        }
+        if config.log {
+            setup.push("    config.log = true;".to_string());
+        }
+        if config.instant_sync {
+            setup.push("    config.instant_sync = true;".to_string());
         }
         if !config.token_order {
             setup.push("    config.token_order = false;".to_string());
         }
         if let Some(fires) = config.fires {
             setup.push(format!("    config.fires = Some({fires});"));
+        }
+        if !config.cut.is_empty() {
+            setup.push(format!("    config.cut = vec!{:?};", config.cut));
         }
         if let Some(cap) = config.link_capacity {
             setup.push(format!("    config.link_capacity = Some({cap});"));

@@ -11,12 +11,12 @@ use crate::config::Config;
 use crate::id::{Incarnation, LeaseName, NodeId, Owner};
 use crate::message::Envelope;
 use crate::node::Node;
-use crate::sim::checker::ms;
 use crate::sim::host::Clock;
 use crate::time::nanos;
 
 use super::CheckConfig;
 use super::fingerprint::Fp128;
+use super::log::LogWorld;
 
 /// The simulated wall clock at real time zero (Unix ms), as in the simulator.
 const WALL_EPOCH_MS: u64 = 1_700_000_000_000;
@@ -43,20 +43,30 @@ pub enum Action {
     Restart(usize),
     /// The host's application resigns the lease it holds.
     Resign(usize),
+    /// Everything the host wrote is synced to its disk (with the log on).
+    Sync(usize),
+    /// The host's application appends the next client value (on the master, with the log
+    /// on).
+    Append(usize),
+    /// The host's application asks the next client value for `key-0` (with the log on).
+    Ask(usize),
+    /// The host's application snapshots what it applied and compacts the log below it
+    /// (with the log on).
+    Compact(usize),
 }
 
 /// A batch in flight from one host to another.
 #[derive(Debug, Clone)]
-struct Packet {
+pub(super) struct Packet {
     /// Fingerprint of the whole packet: its canonical sort key and its hash.
     key: u64,
-    from: usize,
-    to: usize,
+    pub(super) from: usize,
+    pub(super) to: usize,
     /// When it was sent (real time), with a link capacity; 0 without one, where the age
     /// of a message changes nothing and equal messages of different ages merge.
     sent: u64,
     digest: u64,
-    messages: Vec<Envelope>,
+    pub(super) messages: Vec<Envelope>,
 }
 
 impl Packet {
@@ -86,7 +96,7 @@ pub(super) struct World {
     /// Each host's restarts so far (its incarnation follows).
     pub(super) restarts: Vec<u32>,
     /// Messages in flight, in canonical order.
-    net: Vec<Packet>,
+    pub(super) net: Vec<Packet>,
     /// Each host's current claim of authority (expired claims are dropped).
     pub(super) claims: Vec<Option<Claim>>,
     /// The last owner's token, and the voters restarted since it was issued.
@@ -100,6 +110,8 @@ pub(super) struct World {
     pub(super) resigns: u8,
     /// Timer firings left (`u8::MAX`: no budget).
     pub(super) fires: u8,
+    /// The replicated log's storage, applications and checks (with the log on).
+    pub(super) log: Option<Rc<LogWorld>>,
     /// The property this state violates, if any (the history ends here).
     pub(super) violation: Option<String>,
     /// What happened in the last step, when tracing.
@@ -125,6 +137,7 @@ impl Hash for World {
         self.last.hash(state);
         self.restarted_since.hash(state);
         self.accepted_by.hash(state);
+        self.log.hash(state);
         (
             self.crashes,
             self.duplicates,
@@ -224,6 +237,14 @@ impl Context {
             ticks: self.cfg.ticks,
             resigns: self.cfg.resigns,
             fires: self.cfg.fires.unwrap_or(u8::MAX),
+            log: self.cfg.log.then(|| {
+                Rc::new(LogWorld::new(
+                    n,
+                    self.cfg.appends,
+                    self.cfg.asks,
+                    self.cfg.compactions,
+                ))
+            }),
             violation: None,
             notes: Vec::new(),
             if_lost: None,
@@ -269,6 +290,7 @@ impl Context {
                 None => actions.push(Action::Restart(h)),
             }
         }
+        self.log_enabled(world, &mut actions);
         actions
     }
 
@@ -325,6 +347,7 @@ impl Context {
                     c.end = c.end.min(world.now);
                 }
                 world.restarted_since |= 1 << h;
+                self.log_crash(world, h);
                 self.expire(world);
             }
             Action::Restart(h) => {
@@ -340,62 +363,34 @@ impl Context {
                 }
                 self.pump(world, h);
             }
+            Action::Sync(_) | Action::Append(_) | Action::Ask(_) | Action::Compact(_) => {
+                self.log_apply(world, action);
+            }
         }
-    }
-
-    /// One line saying what `action` does in `world`.
-    pub(super) fn describe(&self, world: &World, action: &Action) -> String {
-        let t = |now: u64| format!("t={}", ms(now));
-        match *action {
-            Action::Deliver(i) | Action::Duplicate(i) => {
-                let p = &world.net[i];
-                let verb = if matches!(action, Action::Deliver(_)) {
-                    "deliver"
-                } else {
-                    "deliver (and keep a copy in flight)"
-                };
-                let messages: Vec<String> = p
-                    .messages
-                    .iter()
-                    .map(|e| format!("{:?}", e.message))
-                    .collect();
-                format!(
-                    "{} {verb} node {} -> node {}: {}",
-                    t(world.now),
-                    p.from + 1,
-                    p.to + 1,
-                    messages.join(", ")
-                )
-            }
-            Action::Fire(h) => {
-                let due = self.due(world, h).unwrap_or(world.now);
-                format!(
-                    "{} node {} timer fires (due t={})",
-                    t(due.max(world.now)),
-                    h + 1,
-                    ms(due)
-                )
-            }
-            Action::Tick => format!("{} time passes", t(world.now + nanos(self.cfg.tick))),
-            Action::Crash(h) => format!("{} node {} crashes", t(world.now), h + 1),
-            Action::Restart(h) => format!("{} node {} restarts", t(world.now), h + 1),
-            Action::Resign(h) => format!("{} node {} resigns", t(world.now), h + 1),
+        if world.violation.is_none() {
+            self.check_reads(world);
         }
     }
 
     /// When `host`'s timer is due, in real time (`None`: crashed, or no timer).
-    fn due(&self, world: &World, host: usize) -> Option<u64> {
+    pub(super) fn due(&self, world: &World, host: usize) -> Option<u64> {
         let at = world.nodes[host].as_deref()?.poll_timeout()?;
         Some(self.clocks[host].real(at))
     }
 
-    fn local(&self, world: &World, host: usize) -> crate::time::Timestamp {
+    /// Whether the link between two hosts is down ([`CheckConfig::cut`]).
+    fn is_cut(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (a as u64 + 1, b as u64 + 1);
+        self.cfg.cut.iter().any(|&l| l == (a, b) || l == (b, a))
+    }
+
+    pub(super) fn local(&self, world: &World, host: usize) -> crate::time::Timestamp {
         self.clocks[host].local(world.now)
     }
 
     /// The host's node, told the wall clock first (T4's ballot floor), as the simulator
     /// and the runtime do.
-    fn node_mut<'w>(&self, world: &'w mut World, host: usize) -> Option<&'w mut Node> {
+    pub(super) fn node_mut<'w>(&self, world: &'w mut World, host: usize) -> Option<&'w mut Node> {
         let wall = WALL_EPOCH_MS + world.now / 1_000_000;
         let node = Rc::make_mut(world.nodes[host].as_mut()?);
         world.node_fps[host] = 0;
@@ -459,6 +454,7 @@ impl Context {
             }
         };
         node.record_accepts();
+        self.log_start(world, host, &mut node);
         let priority = self.cfg.priorities.get(host).copied().unwrap_or(Some(0));
         if let Err(e) = node.join(local, self.lease.clone(), priority) {
             world.violation = Some(format!("node {id} could not join: {e}"));
@@ -476,7 +472,7 @@ impl Context {
 
     /// Takes what `host` (and any host its hellos reach) wants done: acceptances and
     /// events for the properties, messages into the network. Hellos arrive at once.
-    fn pump(&self, world: &mut World, host: usize) {
+    pub(super) fn pump(&self, world: &mut World, host: usize) {
         let mut work = vec![host];
         while let Some(h) = work.pop() {
             let Some(node) = world.nodes[h].as_mut().map(Rc::make_mut) else {
@@ -498,6 +494,10 @@ impl Context {
             while let Some(hello) = node.poll_hello() {
                 hellos.push(hello);
             }
+            let wrote = match world.log.as_mut() {
+                Some(log) => self.take_writes(log, h, node),
+                None => false,
+            };
             for (_, ballot) in accepts {
                 match world.accepted_by.binary_search_by(|(b, _)| b.cmp(&ballot)) {
                     Ok(i) => world.accepted_by[i].1 |= 1 << h,
@@ -509,7 +509,7 @@ impl Context {
             }
             for t in sends {
                 let to = (t.to.0 as usize).wrapping_sub(1);
-                if to >= world.nodes.len() {
+                if to >= world.nodes.len() || self.is_cut(h, to) {
                     continue;
                 }
                 let mut packet = Packet {
@@ -549,6 +549,11 @@ impl Context {
                     node.handle_hello(local, NodeId(h as u64 + 1), digest, hello.wants_reply);
                 }
                 work.push(to);
+            }
+            if wrote && self.cfg.instant_sync {
+                // Synced at once: the node hears so, and has more to do.
+                self.sync(world, h);
+                work.push(h);
             }
         }
     }

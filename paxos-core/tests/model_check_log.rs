@@ -1,0 +1,196 @@
+//! The model checker with the replicated log and `ask` on (`CheckConfig::log`): disks that
+//! lose unsynced writes in a crash, client steps, and the log's properties. The safe
+//! protocol shows no violation at small bounds; the searches that take seconds find their
+//! weakened rules, and each counterexample replays to no violation with the rule intact.
+
+use std::time::Duration;
+
+use gen_paxos_core::UnsafeRule;
+use gen_paxos_core::sim::check::{Action, Action::*, CheckConfig, Counterexample, check, replay};
+
+/// Three voters with the log on, nominal clocks, no client step, crash, duplicate, tick
+/// or resignation unless a test adds them.
+fn log_on(rule: Option<&str>) -> CheckConfig {
+    let mut c = CheckConfig::new(3);
+    c.log = true;
+    c.clock = Some(vec![0.0; 3]);
+    c.appends = 0;
+    c.crashes = 0;
+    c.duplicates = 0;
+    c.ticks = 0;
+    c.resigns = 0;
+    c.unsafe_rule = rule.and_then(UnsafeRule::from_name);
+    assert_eq!(
+        c.unsafe_rule.is_some(),
+        rule.is_some(),
+        "{rule:?} is a switch"
+    );
+    c
+}
+
+/// `ask` only, no lease election (no timer fires), every write synced at once: two asks.
+fn asks_only(rule: Option<&str>) -> CheckConfig {
+    let mut c = log_on(rule);
+    c.fires = Some(0);
+    c.asks = 2;
+    c.instant_sync = true;
+    c
+}
+
+/// Nodes 1 and 2 candidates, node 3 an acceptor only, one retransmission per lease,
+/// writes synced at once, one append, one crash, at most four timer firings: room for
+/// an election, an acknowledged append, and a second election.
+fn failover(rule: Option<&str>) -> CheckConfig {
+    let mut c = log_on(rule);
+    c.priorities = vec![Some(0), Some(0), None];
+    c.retransmit = Duration::from_secs(1);
+    c.instant_sync = true;
+    c.appends = 1;
+    c.crashes = 1;
+    c.fires = Some(4);
+    c
+}
+
+/// Searches `c` and returns the counterexample, whose violation must contain `what`; it
+/// replays with the rule intact to no violation.
+fn finds(c: CheckConfig, what: &str) -> Counterexample {
+    let r = check(&c);
+    let cx = r.counterexample.expect("found");
+    assert!(cx.violation.contains(what), "{}", cx.violation);
+    replays_only_when_broken(c, &cx.actions, what);
+    cx
+}
+
+fn replays_only_when_broken(mut c: CheckConfig, steps: &[Action], what: &str) {
+    let clock = c.clock.clone().unwrap_or_else(|| vec![0.0; c.voters]);
+    let violation = replay(&c, &clock, steps)
+        .expect("every step is enabled")
+        .expect("the history ends in a violation");
+    assert!(violation.contains(what), "{violation}");
+    c.unsafe_rule = None;
+    match replay(&c, &clock, steps) {
+        Ok(None) | Err(_) => {}
+        Ok(Some(v)) => panic!("a violation with every rule intact: {v}"),
+    }
+}
+
+#[test]
+fn two_asks_agree_within_fourteen_steps() {
+    let mut c = asks_only(None);
+    c.depth = 14;
+    let r = check(&c);
+    assert!(r.counterexample.is_none(), "{:#?}", r.counterexample);
+    assert!(r.complete);
+    assert!(r.states > 100_000, "{} states", r.states);
+}
+
+#[test]
+fn search_finds_ask_unchosen() {
+    let mut c = asks_only(Some("ask-unchosen"));
+    c.depth = 11;
+    let cx = finds(c, "ask instance 0");
+    assert!(cx.actions.iter().filter(|a| matches!(a, Ask(_))).count() == 2);
+}
+
+/// With syncs as steps of their own and a crash, the safe log (an election, its recovery,
+/// an append, its acknowledgement) shows no violation.
+#[test]
+fn the_safe_log_has_no_violation_within_eleven_steps() {
+    let mut c = log_on(None);
+    c.priorities = vec![Some(0), Some(0), None];
+    c.appends = 1;
+    c.crashes = 1;
+    c.fires = Some(2);
+    c.depth = 11;
+    let r = check(&c);
+    assert!(r.counterexample.is_none(), "{:#?}", r.counterexample);
+    assert!(r.complete);
+}
+
+#[test]
+fn search_finds_skip_recovery() {
+    let mut c = failover(Some("skip-recovery"));
+    c.depth = 16;
+    let cx = finds(c, "acknowledged slot 0 before");
+    assert!(
+        cx.actions.contains(&Append(0)),
+        "node 1's append was acknowledged"
+    );
+}
+
+/// As [`failover`], with the link between nodes 1 and 3 down (node 1 governs with node
+/// 2, node 2 then with node 3): a narrower network that reaches deeper.
+fn failover_without_link_1_3(rule: &str) -> CheckConfig {
+    let mut c = failover(Some(rule));
+    c.cut = vec![(1, 3)];
+    c
+}
+
+/// Node 2 is master before its recovery finished and reads a state without node 1's
+/// acknowledged append.
+#[test]
+fn search_finds_stale_read() {
+    let mut c = failover_without_link_1_3("stale-read");
+    c.depth = 18;
+    finds(c, "acknowledged slot 0 before");
+}
+
+/// Node 2's recovery learns slot 0 from its own acceptor but does not re-propose it.
+#[test]
+fn search_finds_no_repair() {
+    let mut c = failover_without_link_1_3("no-repair");
+    c.depth = 20;
+    finds(c, "acknowledged slot 0 before");
+}
+
+/// Node 2 accepted node 1's append, restarts with an empty disk and answers again.
+#[test]
+fn search_finds_forgetful_acceptor() {
+    let mut c = failover_without_link_1_3("forgetful-acceptor");
+    c.fires = Some(2);
+    c.depth = 19;
+    let cx = finds(c, "acknowledged slot 0 before");
+    assert!(cx.actions.contains(&Restart(1)), "node 2 restarts");
+}
+
+/// With syncs as steps: node 2 answers Accepted before its write is synced, and a crash
+/// loses the write.
+#[test]
+fn search_finds_reply_before_persist() {
+    let mut c = failover_without_link_1_3("reply-before-persist");
+    c.instant_sync = false;
+    c.fires = Some(2);
+    c.depth = 19;
+    let cx = finds(c, "acknowledged slot 0 before");
+    assert!(cx.actions.iter().any(|a| matches!(a, Crash(_))));
+}
+
+/// The master compacts over an entry it accepted but nobody chose, and restores a
+/// snapshot that claims it.
+#[test]
+fn search_finds_truncate_unchosen() {
+    let mut c = failover_without_link_1_3("truncate-unchosen");
+    c.priorities = vec![Some(0), None, None];
+    c.appends = 2;
+    c.compactions = 1;
+    c.fires = Some(1);
+    c.depth = 16;
+    let cx = finds(c, "snapshot");
+    assert!(cx.actions.iter().any(|a| matches!(a, Compact(_))));
+}
+
+#[test]
+fn the_printed_test_sets_the_log_up() {
+    let mut c = asks_only(Some("ask-unchosen"));
+    c.depth = 11;
+    let cx = check(&c).counterexample.expect("found");
+    let text = cx.as_test(&c, "found");
+    for line in [
+        "config.log = true;",
+        "config.asks = 2;",
+        "config.appends = 0;",
+        "config.instant_sync = true;",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+}
