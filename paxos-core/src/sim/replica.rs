@@ -126,6 +126,37 @@ impl Chosen {
     }
 }
 
+/// What is wrong with a snapshot `host` installed or restored (`how`) claiming the slots
+/// below `upto`, whose application state is `app` (`None`: unreadable), given the
+/// application state of the chosen prefix (`prefix`: or the first slot never delivered).
+pub(super) fn snapshot_violation(
+    app: Option<App>,
+    upto: Slot,
+    prefix: impl FnOnce(Slot) -> Result<u64, Slot>,
+    host: usize,
+    how: &str,
+) -> Option<String> {
+    match app {
+        None => Some(format!("node {} {how} a snapshot it cannot read", host + 1)),
+        Some(app) if app.next != upto => Some(format!(
+            "node {} {how} a snapshot claiming {upto} slots that holds {}",
+            host + 1,
+            app.next
+        )),
+        Some(app) => match prefix(upto) {
+            Err(slot) => Some(format!(
+                "node {} {how} a snapshot of {upto} slots covering slot {slot}, which no replica applied",
+                host + 1
+            )),
+            Ok(hash) if hash != app.hash => Some(format!(
+                "node {} {how} a snapshot of {upto} slots that differs from the chosen prefix",
+                host + 1
+            )),
+            Ok(_) => None,
+        },
+    }
+}
+
 /// FNV-1a over a value, a no-op distinct from every data value.
 pub(super) fn mix(mut hash: u64, value: &Value) -> u64 {
     let tag: &[u8] = match value {
@@ -236,25 +267,7 @@ impl Sim<'_> {
             r.installs += 1;
         }
         let app = App::from_snapshot(data);
-        let violation = match app {
-            None => Some(format!("node {} {how} a snapshot it cannot read", host + 1)),
-            Some(app) if app.next != upto => Some(format!(
-                "node {} {how} a snapshot claiming {upto} slots that holds {}",
-                host + 1,
-                app.next
-            )),
-            Some(app) => match r.prefix_hash(upto) {
-                Err(slot) => Some(format!(
-                    "node {} {how} a snapshot of {upto} slots covering slot {slot}, which no replica applied",
-                    host + 1
-                )),
-                Ok(hash) if hash != app.hash => Some(format!(
-                    "node {} {how} a snapshot of {upto} slots that differs from the chosen prefix",
-                    host + 1
-                )),
-                Ok(_) => None,
-            },
-        };
+        let violation = snapshot_violation(app, upto, |n| r.prefix_hash(n), host, how);
         if let Some(app) = app {
             *r.apps.get(host, epoch) = app;
         }

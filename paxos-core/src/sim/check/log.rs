@@ -19,7 +19,7 @@ use crate::durable::Record;
 use crate::id::LeaseName;
 use crate::log::{LogEvent, Slot, Value};
 use crate::node::Node;
-use crate::sim::replica::{App, Chosen};
+use crate::sim::replica::{App, Chosen, snapshot_violation};
 
 use super::world::{Action, Context, World};
 
@@ -258,25 +258,7 @@ impl Context {
     fn install(&self, world: &mut World, host: usize, upto: Slot, data: &[u8], how: &str) {
         let app = App::from_snapshot(data);
         let violation = self.with_log(world, |l| {
-            let violation = match app {
-                None => Some(format!("node {} {how} a snapshot it cannot read", host + 1)),
-                Some(app) if app.next != upto => Some(format!(
-                    "node {} {how} a snapshot claiming {upto} slots that holds {}",
-                    host + 1,
-                    app.next
-                )),
-                Some(app) => match l.chosen.prefix_hash(upto) {
-                    Err(slot) => Some(format!(
-                        "node {} {how} a snapshot of {upto} slots covering slot {slot}, which no replica applied",
-                        host + 1
-                    )),
-                    Ok(hash) if hash != app.hash => Some(format!(
-                        "node {} {how} a snapshot of {upto} slots that differs from the chosen prefix",
-                        host + 1
-                    )),
-                    Ok(_) => None,
-                },
-            };
+            let violation = snapshot_violation(app, upto, |n| l.chosen.prefix_hash(n), host, how);
             if let Some(app) = app {
                 l.stores[host].app = app;
             }
