@@ -115,6 +115,37 @@ impl Chosen {
         self.0[at] = Some(value);
     }
 
+    /// `host`'s application `app` applies `slot`: it must be the next slot it expects,
+    /// and hold the value any replica delivered there before (recorded if none did).
+    pub(super) fn deliver(
+        &mut self,
+        app: &mut App,
+        host: usize,
+        slot: Slot,
+        value: &Value,
+    ) -> Option<String> {
+        let out_of_order = (slot != app.next).then(|| {
+            format!(
+                "node {} delivered slot {slot} when slot {} was next",
+                host + 1,
+                app.next
+            )
+        });
+        app.apply(value);
+        app.next = slot + 1;
+        match self.get(&slot) {
+            Some(had) if had != value => Some(format!(
+                "slot {slot}: node {} delivered {value:?}, another {had:?}",
+                host + 1
+            )),
+            Some(_) => out_of_order,
+            None => {
+                self.insert(slot, value.clone());
+                out_of_order
+            }
+        }
+    }
+
     /// The application state after the first `upto` chosen slots, or the first slot in
     /// it that was never delivered.
     pub(super) fn prefix_hash(&self, upto: Slot) -> Result<u64, Slot> {
@@ -465,28 +496,9 @@ impl Sim<'_> {
         let mut violation = None;
         match event {
             LogEvent::Chosen { slot, value } => {
-                let app = r.apps.get(host, epoch);
-                if *slot != app.next {
-                    violation = Some(format!(
-                        "node {} delivered slot {slot} when slot {} was next",
-                        host + 1,
-                        app.next
-                    ));
-                }
-                app.apply(value);
-                app.next = slot + 1;
-                match r.chosen.get(slot) {
-                    Some(had) if had != value => {
-                        violation = Some(format!(
-                            "slot {slot}: node {} delivered {value:?}, another {had:?}",
-                            host + 1
-                        ));
-                    }
-                    Some(_) => {}
-                    None => {
-                        r.chosen.insert(*slot, value.clone());
-                    }
-                }
+                violation = r
+                    .chosen
+                    .deliver(r.apps.get(host, epoch), host, *slot, value);
             }
             LogEvent::InstallSnapshot { upto, data } => {
                 let (upto, data) = (*upto, data.clone());

@@ -120,11 +120,8 @@ impl Context {
             Action::Sync(h) => self.sync(world, h),
             Action::Append(h) => {
                 let restarts = world.restarts[h];
-                let (value, left) = self.with_log(world, |l| {
-                    l.appends -= 1;
-                    l.next_value += 1;
-                    (format!("v{}", l.next_value), l.appends)
-                });
+                let next = world.log.as_deref().map_or(0, |l| l.next_value) + 1;
+                let value = format!("v{next}");
                 let local = self.local(world, h);
                 let lease = self.lease.clone();
                 let result = self
@@ -135,19 +132,17 @@ impl Context {
                         .notes
                         .push(format!("  node {} appends {value}: {result:?}", h + 1));
                 }
-                match result {
-                    Some(Ok(slot)) => self.with_log(world, |l| {
+                // Refused: nothing happened but the client's attempt, which costs nothing.
+                if let Some(Ok(slot)) = result {
+                    self.with_log(world, |l| {
+                        l.appends -= 1;
+                        l.next_value = next;
                         let entry = (h, restarts, slot, Value::Data(value.as_bytes().into()));
                         let at = l
                             .pending
                             .partition_point(|p| (p.0, p.1, p.2) < (h, restarts, slot));
                         l.pending.insert(at, entry);
-                    }),
-                    // Refused: nothing happened but the client's attempt.
-                    _ => self.with_log(world, |l| {
-                        l.appends = left + 1;
-                        l.next_value -= 1;
-                    }),
+                    });
                 }
             }
             Action::Ask(h) => {
@@ -280,33 +275,16 @@ impl Context {
         let restarts = world.restarts[host];
         let mut note = None;
         let violation = match event {
-            LogEvent::Chosen { slot, value } => self.with_log(world, |l| {
-                let app = &mut l.stores[host].app;
-                let mut violation = (*slot != app.next).then(|| {
-                    format!(
-                        "node {} delivered slot {slot} when slot {} was next",
-                        host + 1,
-                        app.next
-                    )
-                });
-                app.apply(value);
-                app.next = slot + 1;
-                match l.chosen.get(slot) {
-                    Some(had) if had != value => {
-                        violation.get_or_insert(format!(
-                            "slot {slot}: node {} delivered {value:?}, another {had:?}",
-                            host + 1
-                        ));
-                    }
-                    Some(_) => {}
-                    None => l.chosen.insert(*slot, value.clone()),
-                }
+            LogEvent::Chosen { slot, value } => {
                 note = Some(format!(
                     "  node {} applies slot {slot}: {value:?}",
                     host + 1
                 ));
-                violation
-            }),
+                self.with_log(world, |l| {
+                    l.chosen
+                        .deliver(&mut l.stores[host].app, host, *slot, value)
+                })
+            }
             LogEvent::InstallSnapshot { upto, data } => {
                 self.install(world, host, *upto, data, "installed");
                 None
