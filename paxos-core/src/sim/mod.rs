@@ -34,6 +34,7 @@
 
 pub mod check;
 mod checker;
+mod chosen;
 mod faults;
 mod host;
 mod network;

@@ -19,7 +19,7 @@ use crate::durable::Record;
 use crate::id::LeaseName;
 use crate::log::{LogEvent, Slot, Value};
 use crate::node::Node;
-use crate::sim::replica::{App, Chosen, snapshot_violation};
+use crate::sim::chosen::{App, Chosen, snapshot_violation};
 
 use super::world::{Action, Context, World};
 
