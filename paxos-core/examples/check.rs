@@ -27,7 +27,7 @@ fn usage() -> String {
     format!(
         "usage: check [--nodes N] [--depth D] [--unsafe RULE] [--crashes K] [--duplicates K]\n\
          \x20            [--ticks K] [--resigns K] [--fires K] [--tick-ms MS] [--retransmit-ms MS] [--lease-ms MS]\n\
-         \x20            [--rho R] [--clocks U,U,.. | --clock U1,U2,..] [--priorities P,P,..] [--link-capacity K] [--cut A-B,..] [--max-states N] [--test-name NAME] [--deepen] [--no-token-order]\n\
+         \x20            [--rho R] [--clocks U,U,.. | --clock U1,U2,..] [--priorities P,P,..] [--link-capacity K] [--cut A-B,..] [--opening 'STEP;STEP;..'] [--max-states N] [--test-name NAME] [--deepen] [--no-token-order]\n\
          \x20            [--log [--appends K] [--asks K] [--compactions K] [--instant-sync]]\n\
          RULE is one of: {}\n\
          --clocks: each host's clock runs at 1 + rho*U for every U listed, in every combination (default -1,1)\n\
@@ -35,6 +35,8 @@ fn usage() -> String {
          --clock: one initial state, host i's clock at 1 + rho*Ui\n\
          --no-token-order: check only exclusivity and quorum backing (look past token regressions)\n\
          --cut: links that are down, such as 1-2,2-3: every message on them is lost (hellos pass)\n\
+         --opening: the history starts with these steps, each the first enabled one whose trace line contains the text\n\
+         \x20 (such as 'node 1 timer fires;deliver node 1 -> node 2'); --depth counts the steps after them\n\
          --link-capacity: each link keeps its newest K messages in flight, older ones are lost (default: unbounded)\n\
          --log: the replicated log on the lease and ask on key-0, with disks, client steps and the log's properties\n\
          \x20 (budgets: --appends 1, --asks 0, --compactions 0; --instant-sync: writes are synced in the step that made them)\n\
@@ -134,6 +136,7 @@ fn parse() -> Result<Args, String> {
                     c.cut.push((a, b));
                 }
             }
+            "--opening" => c.opening = v.split(';').map(str::to_string).collect(),
             "--max-states" => c.max_states = Some(number("--max-states", &v)?),
             "--test-name" => name = v,
             "--clocks" => {
@@ -238,6 +241,9 @@ fn main() -> ExitCode {
     );
     let violations = u32::from(report.counterexample.is_some());
     if let Some(cx) = &report.counterexample {
+        if cx.trace.is_empty() {
+            println!("{}", cx.violation);
+        }
         println!("counterexample ({} steps):", cx.actions.len());
         for line in &cx.trace {
             println!("  {line}");

@@ -50,6 +50,7 @@
 mod describe;
 mod fingerprint;
 mod log;
+mod opening;
 mod properties;
 mod search;
 mod visited;
@@ -113,6 +114,13 @@ pub struct CheckConfig {
     /// Check the fencing-token order (on by default). Off, only exclusivity and quorum
     /// backing are checked: a search then looks past token regressions for two masters.
     pub token_order: bool,
+    /// The history starts with these steps, each the first enabled step whose one-line
+    /// description (as a trace prints it, such as `node 1 timer fires` or `deliver node 2
+    /// -> node 1: Log`) contains the text; the search is exhaustive from the state they
+    /// reach, and [`CheckConfig::depth`] counts the steps after them. An opening narrows
+    /// the search as a cut does: a violation found with one is real, a clean result
+    /// holds for the histories that start with it.
+    pub opening: Vec<String>,
     /// Stop after this many distinct states (`None`: when the bound is exhausted).
     pub max_states: Option<u64>,
     /// Run the replicated log on the lease and `ask` on `key-0`, with storage per host,
@@ -156,6 +164,7 @@ impl CheckConfig {
             token_order: true,
             link_capacity: None,
             cut: Vec::new(),
+            opening: Vec::new(),
             max_states: None,
             log: false,
             appends: 1,

@@ -219,14 +219,33 @@ fn search(
     visited: &mut Visited,
     report: &mut CheckReport,
 ) -> bool {
-    let root = ctx.initial();
+    let mut root = ctx.initial();
+    let opening = match ctx.open(&mut root, &config.opening) {
+        Ok(steps) => steps,
+        Err(_) => {
+            // Again with notes, to say what each step led to.
+            let mut tracing = ctx.clone();
+            tracing.tracing = true;
+            let e = tracing
+                .open(&mut tracing.initial(), &config.opening)
+                .err()
+                .unwrap_or_default();
+            report.complete = false;
+            report.counterexample = Some(Counterexample {
+                violation: format!("bad opening: {e}"),
+                clock: ctx.clock.clone(),
+                actions: Vec::new(),
+                trace: Vec::new(),
+            });
+            return false;
+        }
+    };
     let bound = config.depth;
     if let Some(v) = root.violation.clone() {
-        report.counterexample = Some(counterexample(config, ctx, v, &[]));
+        report.counterexample = Some(counterexample(config, ctx, v, &opening));
         report.complete = false;
         return false;
     }
-    let mut root = root;
     let fp = ctx.fingerprint(&mut root);
     match visited.record(fp, bound) {
         Some(left) if left >= bound => return true,
@@ -256,7 +275,8 @@ fn search(
         let depth = stack.len() as u32;
         report.depth = report.depth.max(depth);
         if let Some(v) = world.violation.take() {
-            let mut path: Vec<Action> = stack.iter().filter_map(|f| f.via).collect();
+            let mut path = opening.clone();
+            path.extend(stack.iter().filter_map(|f| f.via));
             path.push(action);
             report.counterexample = Some(counterexample(config, ctx, v, &path));
             report.complete = false;
