@@ -242,13 +242,15 @@ fn main() -> ExitCode {
     let violations = u32::from(report.counterexample.is_some());
     if let Some(cx) = &report.counterexample {
         if cx.trace.is_empty() {
+            // Refused before any step (a bad configuration or opening): nothing to replay.
             println!("{}", cx.violation);
+        } else {
+            println!("counterexample ({} steps):", cx.actions.len());
+            for line in &cx.trace {
+                println!("  {line}");
+            }
+            println!("\nreplay it as a test:\n\n{}", cx.as_test(&config, &name));
         }
-        println!("counterexample ({} steps):", cx.actions.len());
-        for line in &cx.trace {
-            println!("  {line}");
-        }
-        println!("\nreplay it as a test:\n\n{}", cx.as_test(&config, &name));
     }
     println!(
         "states={} depth={} violations={violations}",

@@ -195,6 +195,21 @@ fn the_printed_test_sets_the_log_up() {
     }
 }
 
+/// An opening for node 1 the only candidate (with node 2): node 1 wins the lease and
+/// recovers its log, ready to append.
+const MASTER_WITH_LOG_READY: [&str; 10] = [
+    "node 1 timer",
+    "deliver node 1 -> node 2",
+    "deliver node 2 -> node 1",
+    "deliver node 1 -> node 2",
+    "deliver node 2 -> node 1",
+    "node 1 syncs",
+    "deliver node 1 -> node 2: Log",
+    "node 2 syncs",
+    "deliver node 2 -> node 1: Log",
+    "node 1 syncs",
+];
+
 /// Node 1 the only candidate, syncs as steps, 1 crash, 1 duplicate, at most 2 firings,
 /// retransmission every 1 s, each link keeping its newest message in flight, and the
 /// opening that makes node 1 master with its log ready (the search in
@@ -208,20 +223,7 @@ fn count_duplicate_accepts_bound(rule: Option<&str>) -> CheckConfig {
     c.duplicates = 1;
     c.fires = Some(2);
     c.link_capacity = Some(1);
-    c.opening = [
-        "node 1 timer",
-        "deliver node 1 -> node 2",
-        "deliver node 2 -> node 1",
-        "deliver node 1 -> node 2",
-        "deliver node 2 -> node 1",
-        "node 1 syncs",
-        "deliver node 1 -> node 2: Log",
-        "node 2 syncs",
-        "deliver node 2 -> node 1: Log",
-        "node 1 syncs",
-    ]
-    .map(String::from)
-    .to_vec();
+    c.opening = MASTER_WITH_LOG_READY.map(String::from).to_vec();
     c
 }
 
@@ -321,4 +323,166 @@ fn the_safe_log_survives_a_crash_mid_append_between_two_nodes() {
     let r = check(&c);
     assert!(r.counterexample.is_none(), "{:?}", r.counterexample);
     assert!(r.complete, "the bound is explored to the end");
+}
+
+/// As [`node_3_cut_off`] but only the link between nodes 2 and 3 is down, each link
+/// keeps its newest two messages in flight, and every history starts with node 1 master
+/// with its log ready, appending v1, which reaches node 3 only, and crashing before its own
+/// write is synced (15 steps).
+fn crash_mid_append(rule: Option<&str>) -> CheckConfig {
+    let mut c = node_3_cut_off(rule);
+    c.cut = vec![(2, 3)];
+    c.link_capacity = Some(2);
+    c.opening = MASTER_WITH_LOG_READY
+        .into_iter()
+        .chain([
+            "node 1 appends",
+            "deliver node 1 -> node 3: Log(Accept",
+            "node 3 syncs",
+            "node 1 crashes",
+            "node 1 restarts",
+        ])
+        .map(String::from)
+        .collect();
+    c
+}
+
+#[test]
+fn apply_unchosen_counterexample_needs_the_rule() {
+    // Found by `check` with `crash_mid_append` at depth 16 after the opening (477,754
+    // states, 15 s in a release build): node 1 wins again with node 2 and appends v2 at
+    // slot 0; the commit reaches node 3, which applies the v1 it accepted under the first
+    // ballot.
+    let steps = [
+        Fire(0),
+        Deliver(0),
+        Deliver(0),
+        Deliver(0),
+        Deliver(0),
+        Sync(0),
+        Deliver(1),
+        Sync(1),
+        Deliver(0),
+        Sync(0),
+        Append(0),
+        Deliver(3),
+        Sync(2),
+        Crash(0),
+        Restart(0),
+        Fire(0),
+        Deliver(2),
+        Deliver(0),
+        Deliver(2),
+        Deliver(0),
+        Sync(0),
+        Deliver(1),
+        Sync(0),
+        Sync(1),
+        Deliver(0),
+        Append(0),
+        Deliver(1),
+        Sync(0),
+        Sync(1),
+        Deliver(0),
+        Deliver(3),
+    ];
+    replays_only_when_broken(
+        crash_mid_append(Some("apply-unchosen")),
+        &steps,
+        "slot 0: node 3 delivered",
+    );
+}
+
+/// As [`crash_mid_append`] with a second crash and a third firing, and a longer opening:
+/// node 1 also wins again with node 2 and has v2 chosen and acknowledged at slot 0
+/// (30 steps), while node 3 alone still holds v1 under the first ballot.
+fn v2_chosen_v1_at_node_3(rule: Option<&str>) -> CheckConfig {
+    let mut c = crash_mid_append(rule);
+    c.crashes = 2;
+    c.fires = Some(3);
+    c.opening.extend(
+        [
+            "node 1 timer",
+            "deliver node 1 -> node 2: Prepare",
+            "deliver node 2 -> node 1: Promise",
+            "deliver node 1 -> node 2: Accept {",
+            "deliver node 2 -> node 1: Accepted",
+            "node 1 syncs",
+            "deliver node 1 -> node 2: Log(Prepare",
+            "node 2 syncs",
+            "deliver node 2 -> node 1: Log",
+            "node 1 syncs",
+            "node 1 appends",
+            "deliver node 1 -> node 2: Log(Accept",
+            "node 2 syncs",
+            "deliver node 2 -> node 1: Log",
+            "node 1 syncs",
+        ]
+        .map(String::from),
+    );
+    c
+}
+
+#[test]
+fn repair_any_value_counterexample_needs_the_rule() {
+    // Found by `check` with `v2_chosen_v1_at_node_3` at depth 16 after the opening
+    // (862,360 states, 26 s in a release build): node 1 crashes again, wins with node 3,
+    // and its recovery hears v2 (ballot 2) from its own acceptor and v1 (ballot 1) from
+    // node 3; keeping the lower ballot's value, it has v1 chosen at slot 0 with node 2.
+    let steps = [
+        Fire(0),
+        Deliver(0),
+        Deliver(0),
+        Deliver(0),
+        Deliver(0),
+        Sync(0),
+        Deliver(1),
+        Sync(1),
+        Deliver(0),
+        Sync(0),
+        Append(0),
+        Deliver(3),
+        Sync(2),
+        Crash(0),
+        Restart(0),
+        Fire(0),
+        Deliver(2),
+        Deliver(0),
+        Deliver(2),
+        Deliver(0),
+        Sync(0),
+        Deliver(1),
+        Sync(1),
+        Deliver(0),
+        Sync(0),
+        Append(0),
+        Deliver(1),
+        Sync(1),
+        Deliver(0),
+        Sync(0),
+        Crash(0),
+        Restart(0),
+        Fire(0),
+        Deliver(4),
+        Deliver(1),
+        Deliver(4),
+        Deliver(1),
+        Sync(0),
+        Deliver(3),
+        Sync(0),
+        Sync(2),
+        Deliver(1),
+        Deliver(2),
+        Sync(0),
+        Sync(1),
+        Deliver(0),
+    ];
+    let c = v2_chosen_v1_at_node_3(Some("repair-any-value"));
+    replays_only_when_broken(c.clone(), &steps, "slot 0: node 1 delivered");
+    // The opening names real steps: at depth 0 the search visits the one state they reach.
+    let mut at_opening = c;
+    at_opening.depth = 0;
+    let r = check(&at_opening);
+    assert!(r.counterexample.is_none(), "{:?}", r.counterexample);
+    assert_eq!(r.states, 1);
 }

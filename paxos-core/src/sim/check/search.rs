@@ -45,6 +45,16 @@ pub struct Counterexample {
 }
 
 impl Counterexample {
+    /// A run refused before its first step (a bad configuration or opening): no history.
+    fn refused(violation: String, clock: Vec<f64>) -> Counterexample {
+        Counterexample {
+            violation,
+            clock,
+            actions: Vec::new(),
+            trace: Vec::new(),
+        }
+    }
+
     /// A test that replays this history with [`replay`] and asserts its violation.
     pub fn as_test(&self, config: &CheckConfig, name: &str) -> String {
         let mut setup = vec![format!(
@@ -174,12 +184,10 @@ pub fn check(config: &CheckConfig) -> CheckReport {
             Ok(ctx) => ctx,
             Err(e) => {
                 report.complete = false;
-                report.counterexample = Some(Counterexample {
-                    violation: format!("bad configuration: {e}"),
+                report.counterexample = Some(Counterexample::refused(
+                    format!("bad configuration: {e}"),
                     clock,
-                    actions: Vec::new(),
-                    trace: Vec::new(),
-                });
+                ));
                 return report;
             }
         };
@@ -231,12 +239,10 @@ fn search(
                 .err()
                 .unwrap_or_default();
             report.complete = false;
-            report.counterexample = Some(Counterexample {
-                violation: format!("bad opening: {e}"),
-                clock: ctx.clock.clone(),
-                actions: Vec::new(),
-                trace: Vec::new(),
-            });
+            report.counterexample = Some(Counterexample::refused(
+                format!("bad opening: {e}"),
+                ctx.clock.clone(),
+            ));
             return false;
         }
     };
