@@ -315,7 +315,7 @@ fn search_finds_reuse_log_ballot() {
     assert!(cx.actions.iter().any(|a| matches!(a, Crash(_))));
 }
 
-/// The same bound with every rule intact is explored to the end with no violation.
+/// Every history within the same bound, with every rule intact, is explored: no violation.
 #[test]
 fn the_safe_log_survives_a_crash_mid_append_between_two_nodes() {
     let mut c = node_3_cut_off(None);
