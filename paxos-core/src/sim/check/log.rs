@@ -12,7 +12,7 @@
 //!   every host whose node says a read may be served there (`Node::is_ready`);
 //! - `ask` answers agree per instance.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::ask::{AskEvent, AskValue, Instance};
 use crate::durable::Record;
@@ -180,7 +180,7 @@ impl Context {
 
     fn with_log<T>(&self, world: &mut World, f: impl FnOnce(&mut LogWorld) -> T) -> T {
         let log = world.log.as_mut().expect("the log is on");
-        f(Rc::make_mut(log))
+        f(Arc::make_mut(log))
     }
 
     /// Syncs everything `host` wrote: onto its disk, and its node hears so.
@@ -202,10 +202,15 @@ impl Context {
     }
 
     /// Takes `node`'s writes (not synced yet). Returns whether there were any.
-    pub(super) fn take_writes(&self, log: &mut Rc<LogWorld>, host: usize, node: &mut Node) -> bool {
+    pub(super) fn take_writes(
+        &self,
+        log: &mut Arc<LogWorld>,
+        host: usize,
+        node: &mut Node,
+    ) -> bool {
         let mut any = false;
         while let Some(req) = node.poll_persist() {
-            Rc::make_mut(log).stores[host]
+            Arc::make_mut(log).stores[host]
                 .unsynced
                 .push((req.token, req.records));
             any = true;

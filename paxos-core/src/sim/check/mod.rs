@@ -48,6 +48,7 @@
 //! ```
 
 mod describe;
+mod explorer;
 mod fingerprint;
 mod log;
 mod opening;
@@ -58,6 +59,7 @@ mod world;
 
 use std::time::Duration;
 
+pub use explorer::{Explorer, ExplorerState};
 pub use search::{CheckReport, Counterexample, check};
 pub use world::Action;
 

@@ -2,7 +2,7 @@
 //! properties remember; the steps ([`Action`]) and how each one changes it.
 
 use std::hash::{Hash, Hasher};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ballot::Ballot;
@@ -90,7 +90,7 @@ pub(super) struct World {
     pub(super) now: u64,
     /// Each host's node; `None` while crashed. Shared between a state and the states
     /// after it until a step changes it (a step changes one node, mostly).
-    pub(super) nodes: Vec<Option<Rc<Node>>>,
+    pub(super) nodes: Vec<Option<Arc<Node>>>,
     /// Each node's fingerprint, 0 when it changed since it was last taken.
     pub(super) node_fps: Vec<u128>,
     /// Each host's restarts so far (its incarnation follows).
@@ -111,7 +111,7 @@ pub(super) struct World {
     /// Timer firings left (`u8::MAX`: no budget).
     pub(super) fires: u8,
     /// The replicated log's storage, applications and checks (with the log on).
-    pub(super) log: Option<Rc<LogWorld>>,
+    pub(super) log: Option<Arc<LogWorld>>,
     /// The property this state violates, if any (the history ends here).
     pub(super) violation: Option<String>,
     /// What happened in the last step, when tracing.
@@ -238,7 +238,7 @@ impl Context {
             resigns: self.cfg.resigns,
             fires: self.cfg.fires.unwrap_or(u8::MAX),
             log: self.cfg.log.then(|| {
-                Rc::new(LogWorld::new(
+                Arc::new(LogWorld::new(
                     n,
                     self.cfg.appends,
                     self.cfg.asks,
@@ -392,7 +392,7 @@ impl Context {
     /// and the runtime do.
     pub(super) fn node_mut<'w>(&self, world: &'w mut World, host: usize) -> Option<&'w mut Node> {
         let wall = WALL_EPOCH_MS + world.now / 1_000_000;
-        let node = Rc::make_mut(world.nodes[host].as_mut()?);
+        let node = Arc::make_mut(world.nodes[host].as_mut()?);
         world.node_fps[host] = 0;
         if self.naive_wall {
             node.observe_wall_clock(wall);
@@ -460,7 +460,7 @@ impl Context {
             world.violation = Some(format!("node {id} could not join: {e}"));
             return;
         }
-        world.nodes[host] = Some(Rc::new(node));
+        world.nodes[host] = Some(Arc::new(node));
         world.node_fps[host] = 0;
         if self.tracing {
             world
@@ -475,7 +475,7 @@ impl Context {
     pub(super) fn pump(&self, world: &mut World, host: usize) {
         let mut work = vec![host];
         while let Some(h) = work.pop() {
-            let Some(node) = world.nodes[h].as_mut().map(Rc::make_mut) else {
+            let Some(node) = world.nodes[h].as_mut().map(Arc::make_mut) else {
                 continue;
             };
             world.node_fps[h] = 0;
