@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use gen_paxos_core::UnsafeRule;
-use gen_paxos_core::sim::check::{Action, Action::*, CheckConfig, Counterexample, check, replay};
+use gen_paxos_core::sim::check::{
+    Action, Action::*, CheckConfig, CheckReport, Counterexample, check, replay,
+};
 
 /// Three voters with the log on, nominal clocks, no client step, crash, duplicate, tick
 /// or resignation unless a test adds them.
@@ -61,6 +63,14 @@ fn finds(c: CheckConfig, what: &str) -> Counterexample {
     cx
 }
 
+/// Searches `c`, which must show no violation and be explored to its bound.
+fn explores_clean(c: &CheckConfig) -> CheckReport {
+    let r = check(c);
+    assert!(r.counterexample.is_none(), "{:#?}", r.counterexample);
+    assert!(r.complete, "the bound is explored to the end");
+    r
+}
+
 fn replays_only_when_broken(mut c: CheckConfig, steps: &[Action], what: &str) {
     let clock = c.clock.clone().unwrap_or_else(|| vec![0.0; c.voters]);
     let violation = replay(&c, &clock, steps)
@@ -78,9 +88,7 @@ fn replays_only_when_broken(mut c: CheckConfig, steps: &[Action], what: &str) {
 fn two_asks_agree_within_fourteen_steps() {
     let mut c = asks_only(None);
     c.depth = 14;
-    let r = check(&c);
-    assert!(r.counterexample.is_none(), "{:#?}", r.counterexample);
-    assert!(r.complete);
+    let r = explores_clean(&c);
     assert!(r.states > 100_000, "{} states", r.states);
 }
 
@@ -102,9 +110,7 @@ fn the_safe_log_has_no_violation_within_eleven_steps() {
     c.crashes = 1;
     c.fires = Some(2);
     c.depth = 11;
-    let r = check(&c);
-    assert!(r.counterexample.is_none(), "{:#?}", r.counterexample);
-    assert!(r.complete);
+    explores_clean(&c);
 }
 
 #[test]
@@ -210,18 +216,24 @@ const MASTER_WITH_LOG_READY: [&str; 10] = [
     "node 1 syncs",
 ];
 
-/// Node 1 the only candidate, syncs as steps, 1 crash, 1 duplicate, at most 2 firings,
-/// retransmission every 1 s, each link keeping its newest message in flight, and the
-/// opening that makes node 1 master with its log ready (the search in
-/// docs/model-checking.md; 846,431 states, 19 s in a release build).
-fn count_duplicate_accepts_bound(rule: Option<&str>) -> CheckConfig {
+/// Node 1 the only candidate, syncs as steps, 1 crash, at most 2 timer firings,
+/// retransmission every 1 s: room for a term, a crash and a second term.
+fn node_1_alone(rule: Option<&str>) -> CheckConfig {
     let mut c = log_on(rule);
     c.priorities = vec![Some(0), None, None];
     c.retransmit = Duration::from_secs(1);
-    c.appends = 1;
     c.crashes = 1;
-    c.duplicates = 1;
     c.fires = Some(2);
+    c
+}
+
+/// As [`node_1_alone`] with 1 append, 1 duplicate, each link keeping its newest message
+/// in flight, and the opening that makes node 1 master with its log ready (the search in
+/// docs/model-checking.md; 846,431 states, 19 s in a release build).
+fn count_duplicate_accepts_bound(rule: Option<&str>) -> CheckConfig {
+    let mut c = node_1_alone(rule);
+    c.appends = 1;
+    c.duplicates = 1;
     c.link_capacity = Some(1);
     c.opening = MASTER_WITH_LOG_READY.map(String::from).to_vec();
     c
@@ -275,9 +287,7 @@ fn an_opening_starts_the_search_where_it_leads() {
     // visits the one state they reach, and a violation found later replays from the start.
     let mut c = count_duplicate_accepts_bound(None);
     c.depth = 0;
-    let r = check(&c);
-    assert!(r.counterexample.is_none(), "{:?}", r.counterexample);
-    assert_eq!(r.states, 1);
+    assert_eq!(explores_clean(&c).states, 1);
     // A step the opening names that is not enabled is reported with what is.
     c.opening.push("node 3 appends".into());
     let cx = check(&c).counterexample.expect("a bad opening is reported");
@@ -289,16 +299,11 @@ fn an_opening_starts_the_search_where_it_leads() {
     assert!(cx.violation.contains("node 1 appends"), "{}", cx.violation);
 }
 
-/// Node 1 the only candidate, syncs as steps, 2 appends, 1 crash, at most 2 firings,
-/// retransmission every 1 s, and node 3 cut off from both others (nodes 1 and 2 are a
-/// majority by themselves).
+/// As [`node_1_alone`] with 2 appends and node 3 cut off from both others (nodes 1 and
+/// 2 are a majority by themselves).
 fn node_3_cut_off(rule: Option<&str>) -> CheckConfig {
-    let mut c = log_on(rule);
-    c.priorities = vec![Some(0), None, None];
-    c.retransmit = Duration::from_secs(1);
+    let mut c = node_1_alone(rule);
     c.appends = 2;
-    c.crashes = 1;
-    c.fires = Some(2);
     c.cut = vec![(1, 3), (2, 3)];
     c
 }
@@ -320,9 +325,7 @@ fn search_finds_reuse_log_ballot() {
 fn the_safe_log_survives_a_crash_mid_append_between_two_nodes() {
     let mut c = node_3_cut_off(None);
     c.depth = 27;
-    let r = check(&c);
-    assert!(r.counterexample.is_none(), "{:?}", r.counterexample);
-    assert!(r.complete, "the bound is explored to the end");
+    explores_clean(&c);
 }
 
 /// As [`node_3_cut_off`] but only the link between nodes 2 and 3 is down, each link
@@ -366,6 +369,18 @@ const CRASH_MID_APPEND_STEPS: [Action; 15] = [
     Restart(0),
 ];
 
+/// After [`CRASH_MID_APPEND_STEPS`]: node 1's timer fires after its quarantine, it wins
+/// the lease again with node 2 and sends node 2 its log's Prepare.
+const WINS_AGAIN_WITH_NODE_2: [Action; 7] = [
+    Fire(0),
+    Deliver(2),
+    Deliver(0),
+    Deliver(2),
+    Deliver(0),
+    Sync(0),
+    Deliver(1),
+];
+
 #[test]
 fn apply_unchosen_counterexample_needs_the_rule() {
     // Found by `check` with `crash_mid_append` at depth 16 after the opening (477,754
@@ -374,14 +389,8 @@ fn apply_unchosen_counterexample_needs_the_rule() {
     // ballot.
     let steps = [
         CRASH_MID_APPEND_STEPS.as_slice(),
+        WINS_AGAIN_WITH_NODE_2.as_slice(),
         &[
-            Fire(0),
-            Deliver(2),
-            Deliver(0),
-            Deliver(2),
-            Deliver(0),
-            Sync(0),
-            Deliver(1),
             Sync(0),
             Sync(1),
             Deliver(0),
@@ -439,14 +448,8 @@ fn repair_any_value_counterexample_needs_the_rule() {
     // node 3; keeping the lower ballot's value, it has v1 chosen at slot 0 with node 2.
     let steps = [
         CRASH_MID_APPEND_STEPS.as_slice(),
+        WINS_AGAIN_WITH_NODE_2.as_slice(),
         &[
-            Fire(0),
-            Deliver(2),
-            Deliver(0),
-            Deliver(2),
-            Deliver(0),
-            Sync(0),
-            Deliver(1),
             Sync(1),
             Deliver(0),
             Sync(0),
@@ -479,7 +482,5 @@ fn repair_any_value_counterexample_needs_the_rule() {
     // The opening names real steps: at depth 0 the search visits the one state they reach.
     let mut at_opening = c;
     at_opening.depth = 0;
-    let r = check(&at_opening);
-    assert!(r.counterexample.is_none(), "{:?}", r.counterexample);
-    assert_eq!(r.states, 1);
+    assert_eq!(explores_clean(&at_opening).states, 1);
 }
