@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use procs::{Proc, free_addr, make_certs, serial, temp_dir, within};
+use procs::{Proc, free_addr, make_certs, serial, status, temp_dir, within};
 
 /// `GET path` on `addr`: (status code, body). The request is the smallest HTTP/1.1 one.
 fn get(addr: &str, path: &str) -> Option<(u16, String)> {
@@ -167,5 +167,55 @@ fn metrics_health_and_readiness_follow_the_cluster() {
         )] > 0.0
     );
     assert_eq!(get(&http[last], "/nope").map(|(c, _)| c), Some(404));
+    let _ = std::fs::remove_dir_all(&certs);
+}
+
+/// `--quiet-renewals`: the node prints its election but no `renewed` line, and the
+/// renewals are still counted on /metrics; without the flag the same node prints them.
+#[test]
+fn quiet_renewals_leave_renewed_lines_out_and_count_them_on_metrics() {
+    let _serial = serial();
+    let certs = temp_dir("quiet-renewals");
+    make_certs(&certs, "1");
+    for quiet in [true, false] {
+        let http = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("tcp port")
+            .to_string();
+        let mut args = vec![
+            "--single-node".to_string(),
+            "--lease-duration".to_string(),
+            "300ms".to_string(),
+            "--metrics".to_string(),
+            http.clone(),
+        ];
+        if quiet {
+            args.push("--quiet-renewals".to_string());
+        }
+        let node = Proc::start(1, &free_addr(), &certs, &args);
+        assert!(within(Duration::from_secs(10), || {
+            get(&http, "/metrics").is_some()
+                && scrape(&http)[&("gen_paxos_renewals_total".to_string(), vec![])] >= 5.0
+        }));
+        assert_eq!(node.events("elected").len(), 1, "quiet {quiet}");
+        // Status reports what the node holds and holds back (nothing is waiting here).
+        let load = &status(&certs, &node).expect("status")["load"];
+        assert_eq!(load["held"], 1, "{load}");
+        assert_eq!(load["deferred"], 0, "{load}");
+        assert_eq!(load["attempt_rate_cuts"], 0, "{load}");
+        assert!(
+            load["attempt_rate"].as_u64().is_some_and(|r| r > 0),
+            "{load}"
+        );
+        let printed = node.events("renewed").len();
+        if quiet {
+            assert_eq!(printed, 0, "no renewed line with --quiet-renewals");
+        } else {
+            assert!(
+                within(Duration::from_secs(5), || node.events("renewed").len() >= 5),
+                "renewed lines without the flag"
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(&certs);
 }

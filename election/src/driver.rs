@@ -30,6 +30,7 @@ use crate::wire::{Frame, Wire};
 mod apply;
 mod commands;
 mod frames;
+mod overload;
 pub(crate) mod persist;
 pub(crate) mod replication;
 
@@ -135,6 +136,7 @@ pub(crate) struct Driver<T> {
     next_call_id: u64,
     last_heard: HashMap<NodeId, Instant>,
     next_heartbeat: Instant,
+    overload: overload::OverloadReport,
     supervisors: Vec<JoinHandle<()>>,
     /// The clock as read for the input being handled (once per input).
     now: Instant,
@@ -179,6 +181,7 @@ impl<T: Transport<Wire>> Driver<T> {
             core: parts.core,
             transport: parts.transport,
             next_heartbeat: parts.epoch,
+            overload: overload::OverloadReport::default(),
             config: parts.config,
             epoch: parts.epoch,
             wall_at_epoch: parts.wall_at_epoch,
@@ -334,8 +337,10 @@ impl<T: Transport<Wire>> Driver<T> {
     fn heartbeat(&mut self, now: Instant) {
         self.next_heartbeat = now + self.config.heartbeat_interval();
         // What the metrics read: copied here, a few times a lease, not at every input.
+        let stats = self.core.stats();
+        self.overload.check(now, &stats);
         self.node
-            .set_core_stats(self.core.stats(), self.core.acceptor_entries());
+            .set_core_stats(stats, self.core.acceptor_entries());
         let timeout = self.config.peer_timeout();
         let mut newly_down = Vec::new();
         for (&peer, &heard) in &self.last_heard {

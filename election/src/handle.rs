@@ -438,6 +438,7 @@ impl Election {
             fingerprint: self.fingerprint().digest(),
             in_conflict: self.in_conflict(),
             peers: self.peer_configs(),
+            load: crate::status::Load::of(&self.inner.shared),
         }
     }
 

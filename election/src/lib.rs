@@ -170,7 +170,7 @@ pub use leader::{Leader, LeaseInfo, NoCallbacks, SurrenderInfo};
 pub use metrics::{ElectionMetrics, Health, Readiness};
 pub use peer_configs::PeerConfig;
 pub use replicated::{AppendError, AskError, ReadError, ReplicatedLease, StateMachine};
-pub use status::{LeaseStatus, StatusReply, StatusRequest};
+pub use status::{LeaseStatus, Load, StatusReply, StatusRequest};
 pub use transport::{Delivery, Incoming, Transport};
 pub use view::{LeaseGuard, MasterInfo};
 pub use wire::Wire;

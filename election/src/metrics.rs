@@ -11,7 +11,8 @@
 //! `leader_election_master_status`), `gen_paxos_lease_master_known`,
 //! `gen_paxos_lease_elections_total` (won here), `gen_paxos_lease_master_changes_total`,
 //! `gen_paxos_lease_no_master_seconds_total`. Per node: leases joined, held and without a
-//! master; renewals and failed renewals; attempts; elections; surrenders by `reason`;
+//! master; renewals and failed renewals; attempts, retransmissions, the fresh-acquisition
+//! rate in force, its cuts and the acquisitions it defers (overload); elections; surrenders by `reason`;
 //! protocol messages received, sent and dropped by `cause`; acceptor entries and pruned
 //! entries; voters alive; whether the node is in conflict; peers whose configuration
 //! differs and the frames refused from them.
@@ -291,6 +292,30 @@ impl Collector for ElectionMetrics {
             "gen_paxos_attempts",
             "Attempts started (acquisitions and renewals)",
             s.attempts,
+        )?;
+        gauge(
+            &mut e,
+            "gen_paxos_attempt_rate",
+            "Fresh acquisitions allowed per second now (cut while attempts are answered late)",
+            i64::try_from(s.attempt_rate).unwrap_or(i64::MAX),
+        )?;
+        counter(
+            &mut e,
+            "gen_paxos_attempt_rate_cuts",
+            "Times the fresh-acquisition rate was halved because attempts were answered late",
+            s.attempt_rate_cuts,
+        )?;
+        gauge(
+            &mut e,
+            "gen_paxos_acquisitions_deferred",
+            "Leases whose fresh acquisition waits for its paced start slot",
+            i64::try_from(s.deferred_acquisitions).unwrap_or(i64::MAX),
+        )?;
+        counter(
+            &mut e,
+            "gen_paxos_retransmissions",
+            "Times an attempt sent Prepare or Accept again to voters that had not answered",
+            s.retransmissions,
         )?;
         counter(
             &mut e,

@@ -49,6 +49,47 @@ pub struct StatusReply {
     pub in_conflict: bool,
     /// Every member, and every other node that contacted it, with its fingerprint.
     pub peers: Vec<PeerConfig>,
+    /// What the node holds and what it holds back (overload).
+    pub load: Load,
+}
+
+/// What a node holds, and what it holds back when its attempts are answered late
+/// (docs/PROTOCOL.md, "Overload: renewals first").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Load {
+    /// Leases this node is master of now.
+    pub held: u64,
+    /// Fresh acquisitions waiting for their turn.
+    pub deferred: u64,
+    /// Fresh acquisitions allowed per second now (the configured `attempt_rate` unless
+    /// attempts were answered late).
+    pub attempt_rate: u64,
+    /// Times that rate was halved because attempts were answered late.
+    pub attempt_rate_cuts: u64,
+    /// Times an attempt sent Prepare or Accept again to voters that had not answered.
+    pub retransmissions: u64,
+}
+
+impl Load {
+    /// The node's load now: the leases it holds (from the views, live) and the core's
+    /// counters (as of the driver's last heartbeat).
+    pub(crate) fn of(node: &crate::shared::NodeShared) -> Load {
+        let now = tokio::time::Instant::now();
+        let held = node
+            .lease_list()
+            .iter()
+            .filter(|l| l.view().held.is_some_and(|h| now < h.deadline))
+            .count();
+        let (s, _) = node.core_stats();
+        Load {
+            held: held as u64,
+            deferred: s.deferred_acquisitions,
+            attempt_rate: s.attempt_rate,
+            attempt_rate_cuts: s.attempt_rate_cuts,
+            retransmissions: s.retransmissions,
+        }
+    }
 }
 
 /// One lease as a node sees it.

@@ -32,6 +32,19 @@ pub(crate) struct Attempt {
     pub(crate) responses: usize,
     pub(crate) started: Timestamp,
     pub(crate) next_retransmit: Timestamp,
+    /// Retransmissions in the current phase: each waits twice as long as the one before,
+    /// up to [`MAX_BACKOFF`] intervals.
+    pub(crate) retransmits: u32,
+}
+
+/// The longest wait between two retransmissions of a phase, in retransmission intervals.
+pub(crate) const MAX_BACKOFF: u32 = 4;
+
+impl Attempt {
+    /// The wait before the next retransmission, after `self.retransmits` of them.
+    pub(crate) fn backoff(&self, interval: Duration) -> Duration {
+        interval * (1u32 << self.retransmits.min(MAX_BACKOFF.trailing_zeros()))
+    }
 }
 
 impl Attempt {

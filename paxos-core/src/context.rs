@@ -11,6 +11,7 @@ use crate::event::{Event, SurrenderReason};
 use crate::id::{Incarnation, LeaseName, NodeId, Owner};
 use crate::message::{Envelope, Message};
 use crate::outbox::Outbox;
+use crate::pacing::Pacer;
 use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::unsafe_rules::{Rules, UnsafeRule};
@@ -62,6 +63,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) events: &'a mut VecDeque<Event>,
     pub(crate) stats: &'a mut Stats,
     pub(crate) rng: &'a mut Rng,
+    /// The pacing of fresh attempts, and what it learns from every attempt's round trip.
+    pub(crate) pacer: &'a mut Pacer,
     /// The wall-clock floor of ballot counters (T4).
     pub(crate) floor: u64,
     /// The highest ballot counter this node takes from anyone (B1).

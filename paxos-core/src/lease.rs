@@ -9,7 +9,6 @@ use crate::event::Master;
 use crate::id::LeaseName;
 use crate::learner::Learner;
 use crate::message::LiveLease;
-use crate::pacing::Pacer;
 use crate::proposer::{Hold, Proposer, Step};
 use crate::time::Timestamp;
 
@@ -157,16 +156,10 @@ impl LeaseState {
     }
 
     /// Timer work for this lease, each deadline compared with stored state.
-    pub(crate) fn handle_timeout(
-        &mut self,
-        cx: &mut Cx<'_>,
-        now: Timestamp,
-        hold: Hold,
-        pacer: &mut Pacer,
-    ) {
+    pub(crate) fn handle_timeout(&mut self, cx: &mut Cx<'_>, now: Timestamp, hold: Hold) {
         let expires = self.learner.master_expires();
         self.proposer
-            .handle_timeout(cx, &self.name, now, hold, pacer, expires);
+            .handle_timeout(cx, &self.name, now, hold, expires);
         self.learner.handle_timeout(cx, &self.name, now);
         self.proposer.retransmit(cx, &self.name, now);
     }

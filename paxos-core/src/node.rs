@@ -26,6 +26,7 @@ use crate::time::Timestamp;
 use crate::timers::Timers;
 use crate::unsafe_rules::{Rules, UnsafeRule};
 
+mod admission;
 #[cfg(test)]
 mod checkpoint_tests;
 mod replication;
@@ -52,6 +53,9 @@ pub struct Node {
     acceptors: Acceptors,
     leases: Vec<LeaseState>,
     by_name: HashMap<LeaseName, usize>,
+    /// Leases whose fresh acquisition waits for its turn (pacing), first come first served;
+    /// an entry whose lease has since planned something else is skipped.
+    waiting: VecDeque<usize>,
     timers: Timers,
     outbox: Outbox,
     events: VecDeque<Event>,
@@ -119,7 +123,7 @@ impl Node {
             rules,
         };
         Ok(Node {
-            pacer: Pacer::new(config.attempt_rate, config.attempt_burst),
+            pacer: Pacer::new(config.attempt_rate, config.attempt_burst, timing.retransmit),
             floor: ballot_floor,
             wall: ballot_floor,
             quarantine_until,
@@ -133,6 +137,7 @@ impl Node {
             ),
             leases: Vec::new(),
             by_name: HashMap::new(),
+            waiting: VecDeque::new(),
             timers: Timers::default(),
             outbox: Outbox::new(config.node, members.clone(), config.max_batch),
             events: VecDeque::new(),
@@ -190,6 +195,9 @@ impl Node {
     pub fn stats(&self) -> Stats {
         Stats {
             messages_sent: self.outbox.sent,
+            attempt_rate: u64::from(self.pacer.rate()),
+            deferred_acquisitions: self.leases.iter().filter(|l| l.proposer.deferred()).count()
+                as u64,
             ..self.stats
         }
     }
@@ -289,7 +297,7 @@ impl Node {
             .by_name
             .get(lease)
             .ok_or_else(|| Error::UnknownLease(lease.clone()))?;
-        let (l, mut cx, _) = self.parts(idx);
+        let (l, mut cx) = self.parts(idx);
         let was_master = l.proposer.resign(&mut cx, &l.name, now);
         self.schedule(idx);
         self.flush_local(now);
@@ -301,7 +309,7 @@ impl Node {
     pub fn shutdown(&mut self, now: Timestamp) {
         self.shutting_down = true;
         for idx in 0..self.leases.len() {
-            let (l, mut cx, _) = self.parts(idx);
+            let (l, mut cx) = self.parts(idx);
             l.proposer.shut_down(&mut cx, &l.name);
             self.schedule(idx);
         }
@@ -389,10 +397,9 @@ impl Node {
                 break;
             }
             self.timers.set(idx, Timestamp::MAX);
-            let (l, mut cx, pacer) = self.parts(idx);
-            l.handle_timeout(&mut cx, now, hold, pacer);
-            self.schedule(idx);
+            self.lease_timeout(idx, now, hold);
         }
+        self.admit_waiting(now, hold);
         self.peers.probe(now);
         self.handle_replication_timeout(now);
         self.sweep(now);
@@ -400,12 +407,20 @@ impl Node {
     }
 
     /// The next local time at which [`Node::handle_timeout`] has work, if any: a lease's
-    /// timer, or the next probe of a member whose fingerprint is not known yet.
+    /// timer, the turn of a waiting acquisition, or the next probe of a member whose
+    /// fingerprint is not known yet.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let lease = match (self.timers.peek(), self.peers.next_probe()) {
             (Some((at, _)), Some(probe)) => Some(at.min(probe)),
             (Some((at, _)), None) => Some(at),
             (None, probe) => probe,
+        };
+        // Waiting acquisitions are admitted on the same grid as renewals (one batch).
+        let turn = (!self.waiting.is_empty())
+            .then(|| self.pacer.next_free().round_up(self.setup.timing.jitter));
+        let lease = match (lease, turn) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         match (lease, self.replication_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -452,7 +467,7 @@ impl Node {
     // ---- routing --------------------------------------------------------------------------
 
     /// The lease at `idx`, a [`Cx`] around it, and the pacing of fresh attempts.
-    fn parts(&mut self, idx: usize) -> (&mut LeaseState, Cx<'_>, &mut Pacer) {
+    fn parts(&mut self, idx: usize) -> (&mut LeaseState, Cx<'_>) {
         let ballot_limit = self.ballot_limit();
         let cx = Cx {
             setup: &self.setup,
@@ -460,10 +475,11 @@ impl Node {
             events: &mut self.events,
             stats: &mut self.stats,
             rng: &mut self.rng,
+            pacer: &mut self.pacer,
             floor: self.floor,
             ballot_limit,
         };
-        (&mut self.leases[idx], cx, &mut self.pacer)
+        (&mut self.leases[idx], cx)
     }
 
     // ---- fingerprints (F1-F3) -------------------------------------------------------------
@@ -493,7 +509,7 @@ impl Node {
     fn enter_conflict(&mut self) {
         self.stats.conflicts += 1;
         for idx in 0..self.leases.len() {
-            let (l, mut cx, _) = self.parts(idx);
+            let (l, mut cx) = self.parts(idx);
             l.proposer.enter_conflict(&mut cx, &l.name);
             self.schedule(idx);
         }
@@ -502,7 +518,7 @@ impl Node {
     /// Every voter heard from matches again: candidates try again after a random wait.
     fn leave_conflict(&mut self, now: Timestamp) {
         for idx in 0..self.leases.len() {
-            let (l, mut cx, _) = self.parts(idx);
+            let (l, mut cx) = self.parts(idx);
             l.proposer.leave_conflict(&mut cx, now);
             self.schedule(idx);
         }
@@ -555,6 +571,7 @@ impl std::hash::Hash for Node {
         self.acceptors.hash(state);
         self.leases.hash(state);
         self.by_name.len().hash(state);
+        self.waiting.hash(state);
         self.timers.hash(state);
         self.outbox.hash(state);
         self.events.hash(state);

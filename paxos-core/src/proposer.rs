@@ -11,7 +11,6 @@ use crate::context::{Cx, Setup};
 use crate::event::{Event, SurrenderReason};
 use crate::id::LeaseName;
 use crate::message::{LiveLease, Message};
-use crate::pacing::Pacer;
 use crate::succession::{candidate_wait, priority_wait, succession_wait};
 use crate::time::Timestamp;
 use crate::unsafe_rules::UnsafeRule;
@@ -50,9 +49,12 @@ pub(crate) struct Proposer {
     pub(crate) active: Option<Active>,
     /// When to start the next attempt (a fresh acquisition, or a renewal while active).
     pub(crate) next_attempt: Timestamp,
-    /// A start slot the node's pacing reserved for this lease's next fresh attempt: when
-    /// `next_attempt` still equals it, the attempt starts without asking again.
-    pub(crate) paced_slot: Option<Timestamp>,
+    /// In the node's queue of fresh acquisitions waiting for their turn (the pacing
+    /// refused one; its timer is off meanwhile). The node clears it.
+    pub(crate) queued: bool,
+    /// Set by the node when this lease's turn in the queue came: the next fresh attempt
+    /// starts without asking the pacing again.
+    pub(crate) admitted: bool,
 }
 
 impl Proposer {
@@ -63,13 +65,24 @@ impl Proposer {
             attempt: None,
             active: None,
             next_attempt: Timestamp::MAX,
-            paced_slot: None,
+            queued: false,
+            admitted: false,
         }
     }
 
     /// Whether this lease would start attempts on its own.
     pub(crate) fn stands(&self) -> bool {
         self.active.is_some() || self.priority.is_some()
+    }
+
+    /// Whether a fresh acquisition of this lease waits in the node's queue for its turn:
+    /// queued, and nothing else planned for it since.
+    pub(crate) fn deferred(&self) -> bool {
+        self.queued
+            && self.attempt.is_none()
+            && self.active.is_none()
+            && self.priority.is_some()
+            && self.next_attempt == Timestamp::MAX
     }
 
     /// Whether this node is idle for the lease: no attempt, no lease.
@@ -168,6 +181,7 @@ impl Proposer {
             responses: 0,
             started: now,
             next_retransmit: now + setup.timing.retransmit,
+            retransmits: 0,
         });
         self.next_attempt = Timestamp::MAX;
         cx.send_to_voters(lease, &Message::Prepare { ballot });
@@ -218,6 +232,7 @@ impl Proposer {
         if now < att.deadline {
             att.accepting = true;
             att.responses = 0;
+            att.retransmits = 0;
             att.next_retransmit = now + setup.timing.retransmit;
             let accept = att.message(setup.timing.lease);
             cx.send_to_voters(lease, &accept);
@@ -292,7 +307,23 @@ impl Proposer {
             return false;
         };
         let setup = cx.setup;
+        // Renewals start on a grid of one jitter step, so those due within a step leave
+        // together in one batch per peer instead of a datagram each (a lease table
+        // renewed evenly over time otherwise costs a wake-up and a send per renewal);
+        // never later than the surrender point allows.
         let renew_at = att.started + setup.timing.renew_after;
+        let surrender_at = att.deadline.saturating_sub(setup.timing.margin);
+        let renew_at = Some(renew_at.round_up(setup.timing.jitter))
+            .filter(|&t| t < surrender_at)
+            .unwrap_or(renew_at);
+        // How long the majority took tells the pacing of fresh attempts how busy the
+        // cluster is (renewals first under overload).
+        if cx
+            .pacer
+            .observe(now, now.saturating_duration_since(att.started))
+        {
+            cx.stats.attempt_rate_cuts += 1;
+        }
         let active = Active {
             ballot: att.ballot,
             deadline: att.deadline,
@@ -404,7 +435,6 @@ impl Proposer {
         lease: &LeaseName,
         now: Timestamp,
         hold: Hold,
-        pacer: &mut Pacer,
         master_expires: Option<Timestamp>,
     ) {
         let setup = cx.setup;
@@ -446,22 +476,17 @@ impl Proposer {
             && !hold.shutting_down
         {
             let base = self.active.map(|a| a.ballot);
-            let reserved = self.paced_slot == Some(self.next_attempt);
-            self.paced_slot = None;
-            let slot = if base.is_none() && !reserved {
-                pacer.slot(now)
+            let admitted = std::mem::take(&mut self.admitted);
+            // Renewals and admitted leases go now; other fresh attempts over the rate wait
+            // in the node's queue (the node sees `queued` set and not yet counted).
+            if base.is_some() || admitted || cx.pacer.try_take(now) {
+                self.start_attempt(cx, lease, now, base);
             } else {
-                None
-            };
-            match slot {
-                // Renewals and reserved slots go now; other fresh attempts over the rate
-                // wait for the slot reserved for them.
-                Some(slot) => {
-                    self.next_attempt = slot;
-                    self.paced_slot = Some(slot);
+                self.next_attempt = Timestamp::MAX;
+                if !self.queued {
+                    self.queued = true;
                     cx.stats.paced_attempts += 1;
                 }
-                None => self.start_attempt(cx, lease, now, base),
             }
         }
     }
@@ -472,7 +497,17 @@ impl Proposer {
         let Some(att) = self.attempt.as_mut().filter(|a| now >= a.next_retransmit) else {
             return;
         };
-        att.next_retransmit = now + interval;
+        // Backing off: under overload, answers are late rather than lost, and every
+        // retransmission only adds to the queues.
+        att.retransmits = att.retransmits.saturating_add(1);
+        att.next_retransmit = now + att.backoff(interval);
+        if cx
+            .pacer
+            .observe(now, now.saturating_duration_since(att.started))
+        {
+            cx.stats.attempt_rate_cuts += 1;
+        }
+        cx.stats.retransmissions += 1;
         self.resend_to(cx, lease, |att| {
             !if att.accepting {
                 att.accepted

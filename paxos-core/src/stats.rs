@@ -36,6 +36,18 @@ pub struct Stats {
     pub attempts: u64,
     /// Fresh attempts postponed by the attempt rate ([`crate::Config::attempt_rate`]).
     pub paced_attempts: u64,
+    /// Fresh acquisitions allowed per second now: [`crate::Config::attempt_rate`] while
+    /// this node's attempts are answered quickly, down to a hundredth of it while they
+    /// are not (overload: the renewals of held leases go first).
+    pub attempt_rate: u64,
+    /// Times the attempt rate was halved because an attempt took longer than the
+    /// retransmission interval to reach its majority, or had to retransmit.
+    pub attempt_rate_cuts: u64,
+    /// Leases waiting now for their paced start slot (fresh acquisitions deferred).
+    pub deferred_acquisitions: u64,
+    /// Times an attempt sent its Prepare or Accept again to the voters that had not
+    /// answered (each waits twice as long as the one before, up to four intervals).
+    pub retransmissions: u64,
     /// Times this node became master.
     pub elections: u64,
     /// Successful renewals.

@@ -54,6 +54,17 @@ impl Timestamp {
     pub fn saturating_sub(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_sub(nanos(d)))
     }
+
+    /// The first multiple of `tick` since the epoch at or after `self` (`self` for a zero
+    /// tick; saturating): timers rounded so are due together and their messages leave in
+    /// one batch.
+    pub(crate) fn round_up(self, tick: Duration) -> Timestamp {
+        let t = nanos(tick);
+        if t == 0 {
+            return self;
+        }
+        Timestamp(self.0.div_ceil(t).saturating_mul(t))
+    }
 }
 
 impl Add<Duration> for Timestamp {
@@ -67,4 +78,21 @@ impl Add<Duration> for Timestamp {
 
 pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_up_goes_to_the_next_multiple_of_the_tick() {
+        let ms = Duration::from_millis(1);
+        let t = Timestamp::from_nanos;
+        assert_eq!(t(0).round_up(10 * ms), t(0));
+        assert_eq!(t(1).round_up(10 * ms), t(10_000_000));
+        assert_eq!(t(10_000_000).round_up(10 * ms), t(10_000_000));
+        assert_eq!(t(10_000_001).round_up(10 * ms), t(20_000_000));
+        assert_eq!(t(7).round_up(Duration::ZERO), t(7));
+        assert_eq!(Timestamp::MAX.round_up(10 * ms), Timestamp::MAX);
+    }
 }

@@ -668,10 +668,11 @@ fn acceptance_log_is_kept_only_when_the_simulator_asks() {
     assert!(c.node(3).take_accept_log().is_empty(), "taken once");
 }
 
-/// Fresh attempts are paced: a burst of `attempt_burst` starts at once, the rest at
-/// `attempt_rate`, each in a slot reserved for it (so a lease is postponed once, not again
-/// and again). Without this, 100,000 leases started together never got one master: every
-/// attempt timed out in the queues and retried.
+/// Fresh attempts are paced: a burst starts at once, the rest wait in the node's queue
+/// (postponed once, not again and again) and start at the rate in force, which begins at a
+/// tenth of `attempt_rate` (slow start) and is cut while attempts go unanswered. Without
+/// pacing, 100,000 leases started together never got one master: every attempt timed out
+/// in the queues and retried.
 #[test]
 fn fresh_attempts_beyond_the_burst_are_paced() {
     let mut c = Cluster::new(3, None);
@@ -684,15 +685,29 @@ fn fresh_attempts_beyond_the_burst_are_paced() {
     }
     c.timeout(1, now);
     let s = c.node(1).stats();
-    assert_eq!((s.attempts, s.paced_attempts), (1_000, 2_000));
-    // The next slot is one gap (100 us) later; after 2,000 gaps every lease has started.
+    // Slow start: 1,000 per second after a burst of 100.
+    assert_eq!(s.attempt_rate, 1_000);
+    assert_eq!((s.attempts, s.paced_attempts), (100, 2_900));
+    assert_eq!(s.deferred_acquisitions, 2_900);
+    // The next turn is one gap (1 ms) later.
     assert_eq!(
         c.node(1).poll_timeout(),
-        Some(now + Duration::from_micros(100))
+        Some(now + Duration::from_millis(1))
     );
-    c.timeout(1, now + Duration::from_millis(100));
-    assert_eq!(c.node(1).stats().attempts, 2_000);
-    c.timeout(1, now + Duration::from_millis(200));
+    // 40 ms later (before the first retransmission): one more per gap.
+    c.timeout(1, now + Duration::from_millis(40));
     let s = c.node(1).stats();
-    assert_eq!((s.attempts, s.paced_attempts), (3_000, 2_000));
+    assert_eq!(s.attempts, 140, "one per gap {s:?}");
+    assert_eq!((s.paced_attempts, s.deferred_acquisitions), (2_900, 2_860));
+    // Nobody answers (nothing is delivered): retransmissions, and the rate is cut.
+    let mut at = now + Duration::from_millis(40);
+    while at < now + Duration::from_secs(1) {
+        at = at + Duration::from_millis(10);
+        c.timeout(1, at);
+    }
+    let s = c.node(1).stats();
+    assert!(s.retransmissions > 0, "{s:?}");
+    assert!(s.attempt_rate_cuts >= 1 && s.attempt_rate < 1_000, "{s:?}");
+    assert_eq!(s.paced_attempts, 2_900, "each lease queued once");
+    assert_eq!(s.deferred_acquisitions, 3_000 - s.attempts, "{s:?}");
 }

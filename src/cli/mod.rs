@@ -14,6 +14,7 @@ pub mod common;
 pub mod control;
 pub mod demo;
 pub mod demo_ledger;
+pub mod event_output;
 pub mod http;
 pub mod kv;
 pub mod kv_bench;

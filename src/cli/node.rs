@@ -1,7 +1,6 @@
 //! `gen-paxos node`: one node of a real cluster over QUIC, printing its events as JSON lines.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,18 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use async_trait::async_trait;
 use clap::Args;
-use gen_paxos_election::{
-    Candidacy, Election, ElectionEvent, Leader, LeaseInfo, NodeId, SurrenderInfo, Wire,
-};
+use gen_paxos_election::{Candidacy, Election, Leader, LeaseInfo, NodeId, SurrenderInfo, Wire};
 use gen_paxos_quic::{PeerAddr, QuicTransport, Settings};
 use serde::Deserialize;
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::broadcast::error::RecvError;
-use tracing::{debug, info, warn};
+use tracing::info;
 
-use super::common::{
-    complain, event_json, load_identity, missing, notice, parse_duration, parse_peer,
-};
+use super::common::{complain, load_identity, missing, notice, parse_duration, parse_peer};
 
 /// Arguments of `gen-paxos node`. Every setting may also come from `--config FILE` (TOML,
 /// same names with underscores; flags win).
@@ -92,6 +86,11 @@ pub struct NodeArgs {
     /// with --kv, 4 without).
     #[arg(long)]
     pub max_clients: Option<usize>,
+    /// Print no `renewed` line per renewal (the other events still print; renewals are
+    /// counted as `gen_paxos_renewals` on --metrics). For nodes holding thousands of
+    /// leases, where a line per renewal costs more than the renewal.
+    #[arg(long)]
+    pub quiet_renewals: bool,
     /// Test-only: scale this node's local clock rate (e.g. 1.0005), to emulate clock-rate
     /// error in fault tests. Beyond `rho` (0.1%) the lease guarantee is void.
     #[arg(long, hide = true)]
@@ -123,6 +122,8 @@ struct NodeFile {
     #[serde(default)]
     kv: bool,
     max_clients: Option<usize>,
+    #[serde(default)]
+    quiet_renewals: bool,
 }
 
 /// The settings of one node, from flags and file.
@@ -143,6 +144,7 @@ struct Settled {
     data_dir: Option<PathBuf>,
     kv: bool,
     max_clients: Option<usize>,
+    quiet_renewals: bool,
 }
 
 fn settle(args: &NodeArgs) -> Result<Settled> {
@@ -219,6 +221,7 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
         data_dir: args.data_dir.clone().or(file.data_dir),
         kv: args.kv || file.kv,
         max_clients,
+        quiet_renewals: args.quiet_renewals || file.quiet_renewals,
     })
 }
 
@@ -394,7 +397,11 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
     if let Some(addr) = s.metrics {
         super::http::serve(addr, election.clone(), transport_stats)?;
     }
-    let printer = tokio::spawn(print_events(s.id, election.events()));
+    let printer = tokio::spawn(super::event_output::print_events(
+        s.id,
+        election.events(),
+        !s.quiet_renewals,
+    ));
     Ok(Started {
         election,
         id: s.id,
@@ -544,44 +551,5 @@ async fn command(resigner: &dyn Resign, leases: &[String], line: &str) {
             }
         }
         _ => complain(&format!("unknown command {line:?} (try: resign [NAME])")),
-    }
-}
-
-/// Writes each event as one JSON line on stdout. Lines are buffered while more events are
-/// already waiting and flushed as soon as none is: every line is out before the printer
-/// waits again, without a write call per line in a burst of thousands of renewals.
-async fn print_events(node: NodeId, mut events: tokio::sync::broadcast::Receiver<ElectionEvent>) {
-    use tokio::sync::broadcast::error::TryRecvError;
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-    let mut next = events.recv().await;
-    loop {
-        match next {
-            Ok(ElectionEvent::Stopped) | Err(RecvError::Closed) => {
-                let _ = out.flush();
-                return;
-            }
-            Ok(event) => match event_json(node, &event) {
-                Some(line) => {
-                    if writeln!(out, "{line}").is_err() {
-                        return;
-                    }
-                }
-                None => debug!(?event, "event"),
-            },
-            Err(RecvError::Lagged(missed)) => {
-                warn!(missed, "event output fell behind; events were skipped")
-            }
-        }
-        next = match events.try_recv() {
-            Ok(event) => Ok(event),
-            Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
-            Err(TryRecvError::Closed) => Err(RecvError::Closed),
-            Err(TryRecvError::Empty) => {
-                if out.flush().is_err() {
-                    return;
-                }
-                events.recv().await
-            }
-        };
     }
 }

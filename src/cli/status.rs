@@ -82,6 +82,12 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
                 "node": answer.node.0, "alive": alive, "down": down, "leases": leases,
                 "fingerprint": format!("{:016x}", answer.fingerprint),
                 "in_conflict": answer.in_conflict, "mismatched_peers": refused,
+                "load": {
+                    "held": answer.load.held, "deferred": answer.load.deferred,
+                    "attempt_rate": answer.load.attempt_rate,
+                    "attempt_rate_cuts": answer.load.attempt_rate_cuts,
+                    "retransmissions": answer.load.retransmissions,
+                },
             })
         );
     } else {
@@ -96,6 +102,15 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
             answer.node,
             ids(&answer.alive),
             ids(&answer.down)
+        );
+        let load = &answer.load;
+        outln!(
+            "  holds {} lease(s); fresh acquisitions: {} waiting, {}/s allowed now (cut {} times: attempts answered late); {} retransmissions",
+            load.held,
+            load.deferred,
+            load.attempt_rate,
+            load.attempt_rate_cuts,
+            load.retransmissions
         );
         if answer.in_conflict {
             outln!(

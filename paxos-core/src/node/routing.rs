@@ -101,7 +101,7 @@ impl Node {
                 self.acceptors
                     .handle_release(&mut self.stats, at, &lease, ballot);
                 if let Some(&idx) = self.by_name.get(&lease) {
-                    let (l, mut cx, _) = self.parts(idx);
+                    let (l, mut cx) = self.parts(idx);
                     l.handle_release(&mut cx, now, ballot);
                     self.schedule(idx);
                 }
@@ -112,7 +112,7 @@ impl Node {
                     return;
                 }
                 if let Some(&idx) = self.by_name.get(&lease) {
-                    let (l, mut cx, _) = self.parts(idx);
+                    let (l, mut cx) = self.parts(idx);
                     l.handle_learn(&mut cx, now, ballot, remaining);
                     self.schedule(idx);
                 }
@@ -122,14 +122,14 @@ impl Node {
                 lease: live,
             } => {
                 if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
-                    let (l, mut cx, _) = self.parts(idx);
+                    let (l, mut cx) = self.parts(idx);
                     l.handle_promise(&mut cx, now, voter, ballot, live);
                     self.schedule(idx);
                 }
             }
             Message::Accepted { ballot } => {
                 if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
-                    let (l, mut cx, _) = self.parts(idx);
+                    let (l, mut cx) = self.parts(idx);
                     l.handle_accepted(&mut cx, now, voter, ballot);
                     self.schedule(idx);
                 }
@@ -138,7 +138,7 @@ impl Node {
                 // T4: never propose at or below a ballot seen in a rejection again.
                 self.raise_counter(&lease, promised.counter);
                 if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
-                    let (l, mut cx, _) = self.parts(idx);
+                    let (l, mut cx) = self.parts(idx);
                     l.handle_reject(&mut cx, now, voter, ballot, promised);
                     self.schedule(idx);
                 }

@@ -56,7 +56,6 @@ impl Proposer {
     pub(crate) fn enter_conflict(&mut self, cx: &mut Cx<'_>, lease: &LeaseName) {
         self.give_up(cx, lease, SurrenderReason::ConfigMismatch);
         self.next_attempt = Timestamp::MAX;
-        self.paced_slot = None;
     }
 
     /// Every voter heard from matches again: a candidate tries again after a random wait.

@@ -201,6 +201,7 @@ fn gp_side(
         priority: None,
         config: None,
         kv: true,
+        metrics: false,
     };
     let mut cluster = gp::Cluster::new(setup, &work.join("kv"), false)?;
     cluster.start_all()?;

@@ -92,8 +92,8 @@ struct Args {
     /// 100,000-lease run; writes target/bench/BENCHMARKS-quick.md unless --out is given.
     #[arg(long)]
     quick: bool,
-    /// Sections to skip (comma separated): gen-paxos, priority, acquire, scale, big,
-    /// etcd, etcd-scale, core, kv, etcd-kv (etcd's side of the kv section), short.
+    /// Sections to skip (comma separated): gen-paxos, priority, acquire, scale, big
+    /// (or one of its runs: big-2s, big-10s), etcd, etcd-scale, core, kv, etcd-kv (etcd's side of the kv section), short.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
     /// Do not apt-get install etcd if it is missing (its sections are then skipped).
@@ -261,6 +261,7 @@ fn run(mut args: Args) -> Result<()> {
                 priority,
                 config: None,
                 kv: false,
+                metrics: false,
             };
             let dir = work.join(format!("gp-{}", priority.unwrap_or(3)));
             let mut run = GpRun {
@@ -311,8 +312,12 @@ fn run(mut args: Args) -> Result<()> {
         if args.big_leases > 0 && !skip("big") {
             // At lease 2 s, "what happens"; at 10 s, the same leases with a fifth of the
             // renewal load.
-            runs.push((args.big_leases, args.big_secs, 60, 2));
-            runs.push((args.big_leases, args.big_secs, 60, 10));
+            if !skip("big-2s") {
+                runs.push((args.big_leases, args.big_secs, 60, 2));
+            }
+            if !skip("big-10s") {
+                runs.push((args.big_leases, args.big_secs, 60, 10));
+            }
         }
         for (n, secs, acquire_limit, lease_secs) in runs {
             eprintln!("bench: {n} leases, lease {lease_secs} s, window {secs} s");
@@ -455,6 +460,7 @@ fn scale_run(
         priority: None,
         config: Some(config),
         kv: false,
+        metrics: true,
     };
     let mut cluster = gp::Cluster::new(setup, &dir, true)?;
     cluster.scale(

@@ -95,6 +95,7 @@ fn trials_at(
         priority: None,
         config: None,
         kv: false,
+        metrics: false,
     };
     let dir = work.join(format!("short-{}ms", lease.as_millis()));
     let mut cluster = gp::Cluster::new(setup, &dir, false)?;

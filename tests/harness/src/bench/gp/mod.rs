@@ -12,6 +12,7 @@ use rustix::process::Signal;
 
 mod events;
 mod kv;
+mod metrics;
 mod scale;
 
 pub use events::{Counts, Ev, Kind};
@@ -19,7 +20,7 @@ use events::{Log, Sink};
 pub use kv::KvFailover;
 pub use scale::{NodeUse, ScaleResult, lease_config};
 
-use super::util::{Proc, free_udp_port, random_wait, wall_ms};
+use super::util::{Proc, free_tcp_port, free_udp_port, random_wait, wall_ms};
 
 /// Settings of a process cluster.
 #[derive(Debug, Clone)]
@@ -31,6 +32,9 @@ pub struct Setup {
     pub config: Option<PathBuf>,
     /// Run the key-value store (`--kv`), each node with its data directory.
     pub kv: bool,
+    /// Serve `/metrics` (`--metrics`) on a port of each node's own, read by
+    /// [`Cluster::scrape`].
+    pub metrics: bool,
 }
 
 /// Three `gen-paxos node` processes.
@@ -40,6 +44,8 @@ pub struct Cluster {
     dir: PathBuf,
     certs: PathBuf,
     addrs: Vec<(u64, String)>,
+    /// Each node's `/metrics` address, with [`Setup::metrics`].
+    metrics: Vec<String>,
     nodes: BTreeMap<u64, Proc>,
     started: BTreeMap<u64, Instant>,
     sink: Sink,
@@ -69,6 +75,13 @@ impl Cluster {
         let addrs = (1..=3)
             .map(|i| Ok((i, format!("127.0.0.1:{}", free_udp_port()?))))
             .collect::<Result<Vec<_>>>()?;
+        let metrics = if setup.metrics {
+            (1..=3)
+                .map(|_| Ok(format!("127.0.0.1:{}", free_tcp_port()?)))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
         let log = Arc::new(Log::default());
         let counts = Arc::new(Counts::default());
         let sink = if counting {
@@ -81,6 +94,7 @@ impl Cluster {
             dir: dir.to_path_buf(),
             certs,
             addrs,
+            metrics,
             nodes: BTreeMap::new(),
             started: BTreeMap::new(),
             sink,
@@ -114,6 +128,9 @@ impl Cluster {
         }
         if let Some(config) = &self.setup.config {
             cmd.arg("--config").arg(config);
+        }
+        if let Some(addr) = self.metrics.get((id - 1) as usize) {
+            cmd.args(["--metrics", addr]);
         }
         if self.setup.kv {
             let data = self.dir.join(format!("data-{id}"));

@@ -7,7 +7,12 @@ use super::{Report, Views, met, ms, per_node_use, ratio};
 use crate::bench::util::summarize;
 
 /// The whole page, section by section.
-pub(super) fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> String {
+pub(super) fn markdown(
+    r: &Report,
+    failover_svg: &str,
+    handover_svg: &str,
+    held_svg: Option<&str>,
+) -> String {
     let mut m = String::new();
     let d_a = r.d_a_ms;
     let w = &mut m;
@@ -40,6 +45,7 @@ pub(super) fn markdown(r: &Report, failover_svg: &str, handover_svg: &str) -> St
         etcd_rel: etcd.and_then(|e| summarize(&e.release)),
         failover_svg,
         handover_svg,
+        held_svg,
     };
     headline(w, r, v);
     targets(w, r, v);

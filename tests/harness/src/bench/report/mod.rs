@@ -14,6 +14,7 @@ use super::short::ShortRun;
 use super::util::{Summary, summarize};
 
 mod analysis;
+mod held_chart;
 mod kv;
 mod markdown;
 mod model_check;
@@ -263,9 +264,47 @@ pub fn write(r: &Report, out: &Path) -> Result<Vec<PathBuf>> {
         ),
     )?;
 
-    let md = markdown::markdown(r, &rel(&failover_svg), &rel(&handover_svg));
+    // Leases held over time, for the runs that read it from /metrics.
+    let held_path = charts.join(if quick_layout {
+        "bench-held-quick.svg"
+    } else {
+        "bench-held.svg"
+    });
+    let held_lines: Vec<held_chart::HeldLine<'_>> = r
+        .scale
+        .iter()
+        .filter_map(|(n, res)| res.as_ref().ok().map(|s| (n, s)))
+        .enumerate()
+        .map(|(i, (n, s))| held_chart::HeldLine {
+            label: format!("{n} leases, lease {} s", s.lease_ms as f64 / 1000.0),
+            color: ["#1f77b4", "#2ca02c", "#d62728", "#9467bd"][i % 4],
+            samples: &s.held,
+        })
+        .collect();
+    let mut written = vec![
+        out.to_path_buf(),
+        failover_svg.clone(),
+        handover_svg.clone(),
+    ];
+    let held_svg = match held_chart::held_svg(
+        "Leases held across the three nodes (many-leases runs, section 5)",
+        &held_lines,
+    ) {
+        Some(svg) => {
+            std::fs::write(&held_path, svg)?;
+            written.push(held_path.clone());
+            Some(rel(&held_path))
+        }
+        None => None,
+    };
+    let md = markdown::markdown(
+        r,
+        &rel(&failover_svg),
+        &rel(&handover_svg),
+        held_svg.as_deref(),
+    );
     std::fs::write(out, md).with_context(|| format!("cannot write {}", out.display()))?;
-    Ok(vec![out.to_path_buf(), failover_svg, handover_svg])
+    Ok(written)
 }
 
 const COLORS: [&str; 2] = ["#1f77b4", "#2ca02c"];
@@ -281,6 +320,8 @@ struct Views<'a> {
     etcd_rel: Option<Summary>,
     failover_svg: &'a str,
     handover_svg: &'a str,
+    /// The many-leases chart, if any run had samples.
+    held_svg: Option<&'a str>,
 }
 
 /// An empirical CDF chart: one step line per series, on one time axis.
