@@ -38,7 +38,7 @@ pub(crate) struct Attempt {
 }
 
 /// The longest wait between two retransmissions of a phase, in retransmission intervals.
-pub(crate) const MAX_BACKOFF: u32 = 4;
+pub(crate) const MAX_BACKOFF: u32 = 8;
 
 impl Attempt {
     /// The wait before the next retransmission, after `self.retransmits` of them.

@@ -46,7 +46,7 @@ pub struct Stats {
     /// Leases waiting now for their paced start slot (fresh acquisitions deferred).
     pub deferred_acquisitions: u64,
     /// Times an attempt sent its Prepare or Accept again to the voters that had not
-    /// answered (each waits twice as long as the one before, up to four intervals).
+    /// answered (each waits twice as long as the one before, up to eight intervals).
     pub retransmissions: u64,
     /// Times this node became master.
     pub elections: u64,

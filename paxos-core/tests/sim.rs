@@ -287,12 +287,12 @@ fn checker_catches_every_log_mistake() {
             rule.name()
         );
     }
-    // Rare (3 seeds in 10,000: 1847, 3409, 4891): the restarted proposer usually hears a
+    // Rare (3 seeds in 10,000: 2485, 4189, 4920): the restarted proposer usually hears a
     // higher ballot before it is elected. Its shape is a deterministic scenario in
     // log_scenarios.rs; a change to the workload's draws moves these seeds.
     assert!(
-        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 3400..3500).is_some(),
-        "--unsafe reuse-log-ballot was not caught in seeds 3400..3500"
+        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 2400..2500).is_some(),
+        "--unsafe reuse-log-ballot was not caught in seeds 2400..2500"
     );
 }
 
