@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::{esc, nice_step, trim_num};
+use super::{esc, nice_step, svg_open, trim_num, x_grid};
 
 /// One run: its label, colour, and (seconds since start, leases held) samples.
 pub(super) struct HeldLine<'a> {
@@ -31,31 +31,8 @@ pub(super) fn held_svg(title: &str, lines: &[HeldLine<'_>]) -> Option<String> {
     let hymax = ((hmax.max(1) as f64) / hstep).ceil() * hstep;
     let x = |t: f64| left + t / txmax * plot_w;
     let y = |h: f64| top + (1.0 - h / hymax) * plot_h;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">"
-    );
-    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"22\" font-size=\"15\" text-anchor=\"middle\">{}</text>",
-        width / 2.0,
-        esc(title)
-    );
-    let mut t = 0.0;
-    while t <= txmax + tstep / 2.0 {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"#e0e0e0\"/><text x=\"{0:.1}\" y=\"{3:.1}\" text-anchor=\"middle\">{4}</text>",
-            x(t),
-            top,
-            top + plot_h,
-            top + plot_h + 16.0,
-            trim_num(t)
-        );
-        t += tstep;
-    }
+    let mut s = svg_open(width, height, title);
+    x_grid(&mut s, &x, (txmax, tstep), top, plot_h);
     let mut h = 0.0;
     while h <= hymax + hstep / 2.0 {
         let _ = writeln!(

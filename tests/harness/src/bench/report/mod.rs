@@ -324,6 +324,41 @@ struct Views<'a> {
     held_svg: Option<&'a str>,
 }
 
+/// The opening of a chart: the `svg` element, a white background and the title.
+fn svg_open(width: f64, height: f64, title: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let _ = writeln!(
+        s,
+        "<text x=\"{}\" y=\"22\" font-size=\"15\" text-anchor=\"middle\">{}</text>",
+        width / 2.0,
+        esc(title)
+    );
+    s
+}
+
+/// Vertical grid lines, labelled under the plot, every `step` up to `max` (plot position
+/// by `x`).
+fn x_grid(s: &mut String, x: &dyn Fn(f64) -> f64, (max, step): (f64, f64), top: f64, plot_h: f64) {
+    let mut t = 0.0;
+    while t <= max + step / 2.0 {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"#e0e0e0\"/><text x=\"{0:.1}\" y=\"{3:.1}\" text-anchor=\"middle\">{4}</text>",
+            x(t),
+            top,
+            top + plot_h,
+            top + plot_h + 16.0,
+            trim_num(t)
+        );
+        t += step;
+    }
+}
+
 /// An empirical CDF chart: one step line per series, on one time axis.
 fn ecdf_svg(title: &str, xlabel: &str, series: &[(String, &str, Vec<f64>, bool)]) -> String {
     let (width, height) = (900.0, 480.0);
@@ -341,32 +376,9 @@ fn ecdf_svg(title: &str, xlabel: &str, series: &[(String, &str, Vec<f64>, bool)]
     let xmax = (max / step).ceil() * step;
     let x = |v: f64| left + v / xmax * plot_w;
     let y = |p: f64| top + (1.0 - p) * plot_h;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">"
-    );
-    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
-    let _ = writeln!(
-        s,
-        "<text x=\"{}\" y=\"22\" font-size=\"15\" text-anchor=\"middle\">{}</text>",
-        width / 2.0,
-        esc(title)
-    );
+    let mut s = svg_open(width, height, title);
     // Grid and axes.
-    let mut t = 0.0;
-    while t <= xmax + step / 2.0 {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"#e0e0e0\"/><text x=\"{0:.1}\" y=\"{3:.1}\" text-anchor=\"middle\">{4}</text>",
-            x(t),
-            top,
-            top + plot_h,
-            top + plot_h + 16.0,
-            trim_num(t)
-        );
-        t += step;
-    }
+    x_grid(&mut s, &x, (xmax, step), top, plot_h);
     for p in [0.0, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0] {
         let _ = writeln!(
             s,
