@@ -12,8 +12,8 @@
 //! `gen_paxos_lease_elections_total` (won here), `gen_paxos_lease_master_changes_total`,
 //! `gen_paxos_lease_no_master_seconds_total`. Per node: leases joined, held and without a
 //! master; renewals and failed renewals; attempts, retransmissions, the fresh-acquisition
-//! rate in force, its cuts and the acquisitions it defers (overload); elections; surrenders by `reason`;
-//! protocol messages received, sent and dropped by `cause`; acceptor entries and pruned
+//! rate in force, its cuts and the acquisitions it defers (overload); elections;
+//! surrenders by `reason`; protocol messages received, sent and dropped by `cause`; acceptor entries and pruned
 //! entries; voters alive; whether the node is in conflict; peers whose configuration
 //! differs and the frames refused from them.
 
@@ -198,7 +198,7 @@ impl Collector for ElectionMetrics {
         let (mut held, mut without) = (0i64, 0i64);
         for (i, lease) in leases.iter().enumerate() {
             let view = lease.view();
-            let holds = view.held.is_some_and(|h| now < h.deadline);
+            let holds = view.holds(now);
             let is_known = view.master.is_some_and(|m| now < m.expires);
             held += i64::from(holds);
             without += i64::from(!is_known);
@@ -308,7 +308,7 @@ impl Collector for ElectionMetrics {
         gauge(
             &mut e,
             "gen_paxos_acquisitions_deferred",
-            "Leases whose fresh acquisition waits for its paced start slot",
+            "Leases whose fresh acquisition waits in the queue for its turn",
             i64::try_from(s.deferred_acquisitions).unwrap_or(i64::MAX),
         )?;
         counter(

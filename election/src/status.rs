@@ -79,7 +79,7 @@ impl Load {
         let held = node
             .lease_list()
             .iter()
-            .filter(|l| l.view().held.is_some_and(|h| now < h.deadline))
+            .filter(|l| l.view().holds(now))
             .count();
         let (s, _) = node.core_stats();
         Load {

@@ -51,6 +51,11 @@ pub(crate) struct LeaseView {
 }
 
 impl LeaseView {
+    /// Whether this node holds the lease at `now` (its deadline not yet reached).
+    pub(crate) fn holds(&self, now: Instant) -> bool {
+        self.held.is_some_and(|h| now < h.deadline)
+    }
+
     /// This node holds the lease with `token` until `deadline` (elected or renewed): what
     /// guards check, and this node as the master it knows.
     pub(crate) fn hold(&mut self, now: Instant, me: NodeId, token: Ballot, deadline: Instant) {

@@ -41,13 +41,12 @@ pub(crate) struct Attempt {
 pub(crate) const MAX_BACKOFF: u32 = 8;
 
 impl Attempt {
-    /// The wait before the next retransmission, after `self.retransmits` of them.
+    /// The wait before the next retransmission, after `self.retransmits` of them: 1, 2, 4
+    /// ... intervals, at most [`MAX_BACKOFF`].
     pub(crate) fn backoff(&self, interval: Duration) -> Duration {
-        interval * (1u32 << self.retransmits.min(MAX_BACKOFF.trailing_zeros()))
+        interval * 2u32.saturating_pow(self.retransmits).min(MAX_BACKOFF)
     }
-}
 
-impl Attempt {
     /// Records a promise (preparing) or an acceptance (accepting) from voter index `voter`
     /// and returns the votes so far: distinct acceptors (rule 3), or raw responses under the
     /// `count-duplicates` unsafe rule.

@@ -14,6 +14,7 @@ use crate::outbox::Outbox;
 use crate::pacing::Pacer;
 use crate::rng::Rng;
 use crate::stats::Stats;
+use crate::time::Timestamp;
 use crate::unsafe_rules::{Rules, UnsafeRule};
 
 /// Who this node is and whom it talks to; fixed at start.
@@ -72,6 +73,17 @@ pub(crate) struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// Tells the pacing how long an attempt started at `started` has taken by `now`
+    /// (reached its majority, or still waiting and retransmitting); counts a rate cut.
+    pub(crate) fn observe_round_trip(&mut self, now: Timestamp, started: Timestamp) {
+        if self
+            .pacer
+            .observe(now, now.saturating_duration_since(started))
+        {
+            self.stats.attempt_rate_cuts += 1;
+        }
+    }
+
     /// Queues `message` about `lease` for `to` (this node itself included).
     pub(crate) fn send(&mut self, to: NodeId, lease: &LeaseName, message: Message) {
         self.out.send(

@@ -410,22 +410,18 @@ impl Node {
     /// timer, the turn of a waiting acquisition, or the next probe of a member whose
     /// fingerprint is not known yet.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let lease = match (self.timers.peek(), self.peers.next_probe()) {
-            (Some((at, _)), Some(probe)) => Some(at.min(probe)),
-            (Some((at, _)), None) => Some(at),
-            (None, probe) => probe,
-        };
         // Waiting acquisitions are admitted on the same grid as renewals (one batch).
         let turn = (!self.waiting.is_empty())
             .then(|| self.pacer.next_free().round_up(self.setup.timing.jitter));
-        let lease = match (lease, turn) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        match (lease, self.replication_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.timers.peek().map(|(at, _)| at),
+            self.peers.next_probe(),
+            turn,
+            self.replication_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next hello to send: the runtime sends [`Node::fingerprint`] to `to` (a member,

@@ -318,12 +318,7 @@ impl Proposer {
             .unwrap_or(renew_at);
         // How long the majority took tells the pacing of fresh attempts how busy the
         // cluster is (renewals first under overload).
-        if cx
-            .pacer
-            .observe(now, now.saturating_duration_since(att.started))
-        {
-            cx.stats.attempt_rate_cuts += 1;
-        }
+        cx.observe_round_trip(now, att.started);
         let active = Active {
             ballot: att.ballot,
             deadline: att.deadline,
@@ -478,7 +473,7 @@ impl Proposer {
             let base = self.active.map(|a| a.ballot);
             let admitted = std::mem::take(&mut self.admitted);
             // Renewals and admitted leases go now; other fresh attempts over the rate wait
-            // in the node's queue (the node sees `queued` set and not yet counted).
+            // in the node's queue (the node queues a lease when `queued` turns true).
             if base.is_some() || admitted || cx.pacer.try_take(now) {
                 self.start_attempt(cx, lease, now, base);
             } else {
@@ -501,12 +496,8 @@ impl Proposer {
         // retransmission only adds to the queues.
         att.retransmits = att.retransmits.saturating_add(1);
         att.next_retransmit = now + att.backoff(interval);
-        if cx
-            .pacer
-            .observe(now, now.saturating_duration_since(att.started))
-        {
-            cx.stats.attempt_rate_cuts += 1;
-        }
+        let started = att.started;
+        cx.observe_round_trip(now, started);
         cx.stats.retransmissions += 1;
         self.resend_to(cx, lease, |att| {
             !if att.accepting {

@@ -43,7 +43,7 @@ pub struct Stats {
     /// Times the attempt rate was halved because an attempt took longer than the
     /// retransmission interval to reach its majority, or had to retransmit.
     pub attempt_rate_cuts: u64,
-    /// Leases waiting now for their paced start slot (fresh acquisitions deferred).
+    /// Leases whose fresh acquisition waits now in the queue for its turn.
     pub deferred_acquisitions: u64,
     /// Times an attempt sent its Prepare or Accept again to the voters that had not
     /// answered (each waits twice as long as the one before, up to eight intervals).

@@ -185,7 +185,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 };
                 let current = {
                     let view = rt.shared.view();
-                    view.term == term && view.held.is_some_and(|h| now < h.deadline)
+                    view.term == term && view.holds(now)
                 };
                 let Some(token) = self.held_token(ts, &lease).filter(|_| current) else {
                     return;
