@@ -152,6 +152,8 @@ fn main() -> ExitCode {
     let (mut steps, mut deliveries, mut violations, mut liveness) = (0u64, 0u64, 0u64, 0u64);
     let mut worst_recovery = Duration::ZERO;
     let mut shown = 0;
+    // Seeds per kind of violation (see `kind_of`).
+    let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
     let mut digest = 0u64;
     let (mut acks, mut installs) = (0u64, 0u64);
     for seed in args.first..args.first + args.seeds {
@@ -167,6 +169,12 @@ fn main() -> ExitCode {
         let failed = !report.violations.is_empty() || report.liveness_failure.is_some();
         if !report.violations.is_empty() {
             violations += 1;
+            let mut seen: Vec<&str> = report.violations.iter().map(|v| kind_of(v)).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            for k in seen {
+                *kinds.entry(k.to_string()).or_default() += 1;
+            }
         }
         if report.liveness_failure.is_some() {
             liveness += 1;
@@ -222,9 +230,27 @@ fn main() -> ExitCode {
     if args.digest {
         println!("digest={digest:016x}");
     }
+    if !kinds.is_empty() {
+        let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        println!("violating seeds by kind: {}", list.join(", "));
+    }
     println!(
         "seeds={} steps={steps} violations={violations} liveness_failures={liveness}",
         args.seeds
     );
     ExitCode::SUCCESS
+}
+
+/// A violation's kind: its text after the time and before the first ':', " of " or " on ".
+fn kind_of(violation: &str) -> &str {
+    let text = violation
+        .split_once("ms ")
+        .filter(|(t, _)| t.starts_with("t="))
+        .map_or(violation, |(_, rest)| rest);
+    let end = [text.find(':'), text.find(" of "), text.find(" on ")]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(text.len());
+    &text[..end]
 }

@@ -67,6 +67,10 @@ pub struct Config {
     /// for names nobody has used for a quarantine `Q` are pruned; beyond the cap, messages
     /// for new names are dropped and counted ([`crate::Stats::dropped_over_capacity`]).
     pub max_acceptor_entries: usize,
+    /// Renew a held lease in one round trip (P7: Accept at a fresh ballot, no Prepare).
+    /// Default `true`; `false` renews with Prepare and Accept like a fresh acquisition
+    /// (twice the messages).
+    pub one_round_renewals: bool,
     /// Test-only: deliberately break one protocol rule. See [`crate::UnsafeRule`].
     #[cfg(feature = "unsafe-rules")]
     pub unsafe_rule: Option<crate::UnsafeRule>,
@@ -94,6 +98,7 @@ impl Config {
             wire_version: 0,
             single_node: false,
             max_acceptor_entries: 1_000_000,
+            one_round_renewals: true,
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: None,
         };

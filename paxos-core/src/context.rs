@@ -29,6 +29,9 @@ pub(crate) struct Setup {
     pub(crate) members: Vec<NodeId>,
     pub(crate) is_voter: bool,
     pub(crate) majority: usize,
+    /// Renewals go straight to Accept (P7); off on the baseline protocol, whose acceptors
+    /// overwrite live leases (A2 without its refusal, which P7 rests on).
+    pub(crate) one_round_renewals: bool,
     pub(crate) rules: Rules,
 }
 

@@ -1,7 +1,7 @@
 //! Deterministic, sans-IO PaxosLease: lease ownership per term for many named leases.
 //!
 //! `paxos-core` decides which node holds each named lease, following the corrected
-//! PaxosLease rules of the project's `docs/PROTOCOL.md` (P1–P6, A1–A4, L1, T1–T4). It reads no
+//! PaxosLease rules of the project's `docs/PROTOCOL.md` (P1–P7, A1–A4, L1, T1–T4). It reads no
 //! clock, opens no socket and spawns no task: every input carries the node's local
 //! monotonic time, and everything the node wants done is pulled from it, in the style of
 //! `quinn-proto`. The `election` crate wraps it in a tokio runtime; tests and the

@@ -1,6 +1,6 @@
 //! The node: every lease's acceptor, proposer and learner, driven by inputs that carry
 //! `now`. This file holds the node's state and its public API, and routes each message to
-//! the role it is for: `acceptors.rs` and `acceptor.rs` (A1–A4), `proposer.rs` (P1–P6),
+//! the role it is for: `acceptors.rs` and `acceptor.rs` (A1–A4), `proposer.rs` (P1–P7),
 //! `learner.rs` (L1), joined per lease in `lease.rs`; `peers.rs` keeps the members'
 //! fingerprints (F1–F3). The roles write their outputs through a `Cx` (`context.rs`).
 
@@ -120,6 +120,8 @@ impl Node {
             majority: voters.len() / 2 + 1,
             voters,
             members: members.clone(),
+            one_round_renewals: config.one_round_renewals
+                && (!rules.defences_off() || rules.breaks(UnsafeRule::OneRoundOverwrite)),
             rules,
         };
         Ok(Node {

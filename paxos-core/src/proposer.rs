@@ -1,4 +1,4 @@
-//! The proposer of one lease on one node (P1–P6): its attempts to acquire or renew, and the
+//! The proposer of one lease on one node (P1–P7): its attempts to acquire or renew, and the
 //! lease it holds. Each handler takes one input with `now` and writes what it decides
 //! (messages, events, counters) through the node's [`Cx`]; what it needs from the learner
 //! of the same lease (the expiry of a known master) comes in as an argument.
@@ -152,7 +152,8 @@ impl Proposer {
         }
     }
 
-    /// P1: a fresh ballot, `d := now + D_P` stored with the attempt, Prepare to all voters.
+    /// P1: a fresh ballot, `d := now + D_P` stored with the attempt, Prepare to all voters;
+    /// or, for the renewal of a lease this node holds, P7: the same, but Accept at once.
     fn start_attempt(
         &mut self,
         cx: &mut Cx<'_>,
@@ -168,12 +169,16 @@ impl Proposer {
             incarnation: setup.incarnation,
             node: setup.id,
         };
+        // P7: only the owner of the active lease.
+        let one_round = setup.one_round_renewals
+            && renewal_base.is_some()
+            && self.active.map(|a| a.ballot) == renewal_base;
         cx.stats.attempts += 1;
-        self.attempt = Some(Attempt {
+        let attempt = Attempt {
             ballot,
             deadline: now + setup.timing.lease,
             renewal_base,
-            accepting: false,
+            accepting: one_round,
             promised: 0,
             accepted: 0,
             refused: 0,
@@ -182,9 +187,11 @@ impl Proposer {
             started: now,
             next_retransmit: now + setup.timing.retransmit,
             retransmits: 0,
-        });
+        };
+        let message = attempt.message(setup.timing.lease);
+        self.attempt = Some(attempt);
         self.next_attempt = Timestamp::MAX;
-        cx.send_to_voters(lease, &Message::Prepare { ballot });
+        cx.send_to_voters(lease, &message);
     }
 
     /// P2/P3: a promise from voter index `voter`; with a majority, Accept to all voters.

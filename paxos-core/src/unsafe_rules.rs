@@ -45,6 +45,10 @@ pub enum UnsafeRule {
     /// clock only from process start, and abandoned attempts are not released. Shows that the violations
     /// of `late-timer` and `stale-owner-open` come from the rule they name.
     Baseline,
+    /// P7 without what it rests on: renewals in one round trip (Accept, no Prepare) while
+    /// acceptors overwrite live leases of other owners (A2 without its refusal, as on the
+    /// [`UnsafeRule::Baseline`] protocol, which renews in two rounds and stays safe).
+    OneRoundOverwrite,
     /// Log mistake 1: the master appends without recovery (no Phase 1 at all).
     SkipRecovery,
     /// Log mistake 1: recovery learns the accepted values but re-proposes none of them;
@@ -81,7 +85,10 @@ impl UnsafeRule {
     pub fn on_baseline(self) -> bool {
         matches!(
             self,
-            UnsafeRule::Baseline | UnsafeRule::LateTimer | UnsafeRule::StaleOwnerOpen
+            UnsafeRule::Baseline
+                | UnsafeRule::LateTimer
+                | UnsafeRule::StaleOwnerOpen
+                | UnsafeRule::OneRoundOverwrite
         )
     }
 }
@@ -89,7 +96,7 @@ impl UnsafeRule {
 #[cfg(feature = "unsafe-rules")]
 impl UnsafeRule {
     /// Every switch, with its command-line name.
-    pub const ALL: [(&'static str, UnsafeRule); 24] = [
+    pub const ALL: [(&'static str, UnsafeRule); 25] = [
         ("late-timer", UnsafeRule::LateTimer),
         ("no-quarantine", UnsafeRule::NoQuarantine),
         ("count-duplicates", UnsafeRule::CountDuplicates),
@@ -103,6 +110,7 @@ impl UnsafeRule {
         ("no-fingerprint", UnsafeRule::NoFingerprint),
         ("early-prune", UnsafeRule::EarlyPrune),
         ("baseline", UnsafeRule::Baseline),
+        ("one-round-overwrite", UnsafeRule::OneRoundOverwrite),
         ("skip-recovery", UnsafeRule::SkipRecovery),
         ("no-repair", UnsafeRule::NoRepair),
         ("repair-any-value", UnsafeRule::RepairAnyValue),

@@ -89,6 +89,9 @@ pub struct SimConfig {
     /// durable storage per host, and their checks (see `replica.rs`). Off, a run is
     /// exactly the lease-only run of earlier versions (same digests for the same seeds).
     pub log: bool,
+    /// Renewals run both rounds (`Config::one_round_renewals` off, P7 unused). By default
+    /// every fourth seed (seed % 4 == 3), so both ways of renewing are simulated.
+    pub two_round_renewals: bool,
     /// Break one protocol rule on purpose.
     #[cfg(feature = "unsafe-rules")]
     pub unsafe_rule: Option<UnsafeRule>,
@@ -107,6 +110,7 @@ impl SimConfig {
             digest: false,
             split: false,
             log: false,
+            two_round_renewals: seed % 4 == 3,
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: None,
         }

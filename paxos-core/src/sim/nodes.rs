@@ -63,6 +63,7 @@ impl Sim<'_> {
         config.set_lease_duration(self.cfg.lease_duration);
         config.surrender_margin = Duration::ZERO;
         config.jitter = super::sim_jitter(self.cfg.lease_duration);
+        config.one_round_renewals = !self.cfg.two_round_renewals;
         #[cfg(feature = "unsafe-rules")]
         {
             config.unsafe_rule = self.cfg.unsafe_rule;

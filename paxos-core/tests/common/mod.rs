@@ -46,6 +46,9 @@ pub struct Cluster {
     pub nodes: BTreeMap<NodeId, Node>,
     pub wire: Vec<Wire>,
     pub events: Vec<(NodeId, Event)>,
+    /// Renewals run both rounds (`Config::one_round_renewals` off) on nodes started from
+    /// now on.
+    pub two_round_renewals: bool,
 }
 
 impl Cluster {
@@ -64,6 +67,7 @@ impl Cluster {
             nodes: BTreeMap::new(),
             wire: Vec::new(),
             events: Vec::new(),
+            two_round_renewals: false,
         };
         for &id in &voters {
             c.start(id, t(0), id.0 * 100);
@@ -108,6 +112,7 @@ impl Cluster {
         cfg.surrender_margin = Duration::ZERO;
         cfg.jitter = (LEASE / 1000).max(Duration::from_millis(1));
         cfg.unsafe_rule = self.rule;
+        cfg.one_round_renewals = !self.two_round_renewals;
         cfg
     }
 
