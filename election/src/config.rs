@@ -95,6 +95,10 @@ pub struct Config {
     /// 1,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt_burst: Option<u32>,
+    /// Renew held leases in one round trip (P7 of docs/PROTOCOL.md; default `true`).
+    /// `false` renews with Prepare and Accept, twice the messages per renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_round_renewals: Option<bool>,
     /// Longest wait of a `leader_call` for a master and its reply (default one lease).
     #[serde(
         default,
@@ -214,6 +218,7 @@ impl Config {
             jitter: None,
             attempt_rate: None,
             attempt_burst: None,
+            one_round_renewals: None,
             call_timeout: None,
             sync_timeout: None,
             heartbeat_interval: None,
@@ -263,6 +268,9 @@ impl Config {
         }
         if let Some(b) = self.attempt_burst {
             core.attempt_burst = b;
+        }
+        if let Some(one) = self.one_round_renewals {
+            core.one_round_renewals = one;
         }
         core
     }
@@ -373,11 +381,15 @@ mod tests {
     }
 
     #[test]
-    fn attempt_pacing_reaches_the_core_and_a_zero_rate_is_refused() {
+    fn attempt_pacing_and_renewal_rounds_reach_the_core_and_a_zero_rate_is_refused() {
         let text = "node = 1\nvoters = [1, 2, 3]\nattempt_rate = 500\nattempt_burst = 20\n";
         let config: Config = toml::from_str(text).expect("parses");
         let core = config.core_config();
         assert_eq!((core.attempt_rate, core.attempt_burst), (500, 20));
+        assert!(core.one_round_renewals, "on by default");
+        let two: Config =
+            toml::from_str(&format!("{text}one_round_renewals = false\n")).expect("parses");
+        assert!(!two.core_config().one_round_renewals);
         let mut zero = config.clone();
         zero.attempt_rate = Some(0);
         assert!(zero.validate().is_err());

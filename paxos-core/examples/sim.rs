@@ -169,11 +169,11 @@ fn main() -> ExitCode {
         let failed = !report.violations.is_empty() || report.liveness_failure.is_some();
         if !report.violations.is_empty() {
             violations += 1;
-            let mut seen: Vec<&str> = report.violations.iter().map(|v| kind_of(v)).collect();
+            let mut seen: Vec<String> = report.violations.iter().map(|v| kind_of(v)).collect();
             seen.sort_unstable();
             seen.dedup();
             for k in seen {
-                *kinds.entry(k.to_string()).or_default() += 1;
+                *kinds.entry(k).or_default() += 1;
             }
         }
         if report.liveness_failure.is_some() {
@@ -241,16 +241,17 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// A violation's kind: its text after the time and before the first ':', " of " or " on ".
-fn kind_of(violation: &str) -> &str {
-    let text = violation
-        .split_once("ms ")
-        .filter(|(t, _)| t.starts_with("t="))
-        .map_or(violation, |(_, rest)| rest);
-    let end = [text.find(':'), text.find(" of "), text.find(" on ")]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(text.len());
-    &text[..end]
+/// A violation's kind: its words before the first ':', without the time and the words
+/// that name a node, a lease or a ballot (those with a digit).
+fn kind_of(violation: &str) -> String {
+    let head = violation.split(':').next().unwrap_or(violation);
+    let words: Vec<&str> = head
+        .split_whitespace()
+        .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+        .collect();
+    let end = words
+        .iter()
+        .rposition(|w| !matches!(*w, "of" | "on"))
+        .map_or(0, |i| i + 1);
+    words[..end].join(" ")
 }

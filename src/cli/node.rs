@@ -91,6 +91,10 @@ pub struct NodeArgs {
     /// leases, where a line per renewal costs more than the renewal.
     #[arg(long)]
     pub quiet_renewals: bool,
+    /// Renew with Prepare and Accept (two round trips) instead of Accept alone (P7 of
+    /// docs/PROTOCOL.md): twice the messages per renewal, for comparison.
+    #[arg(long)]
+    pub two_round_renewals: bool,
     /// Test-only: scale this node's local clock rate (e.g. 1.0005), to emulate clock-rate
     /// error in fault tests. Beyond `rho` (0.1%) the lease guarantee is void.
     #[arg(long, hide = true)]
@@ -124,6 +128,8 @@ struct NodeFile {
     max_clients: Option<usize>,
     #[serde(default)]
     quiet_renewals: bool,
+    #[serde(default)]
+    two_round_renewals: bool,
 }
 
 /// The settings of one node, from flags and file.
@@ -145,6 +151,7 @@ struct Settled {
     kv: bool,
     max_clients: Option<usize>,
     quiet_renewals: bool,
+    two_round_renewals: bool,
 }
 
 fn settle(args: &NodeArgs) -> Result<Settled> {
@@ -222,6 +229,7 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
         kv: args.kv || file.kv,
         max_clients,
         quiet_renewals: args.quiet_renewals || file.quiet_renewals,
+        two_round_renewals: args.two_round_renewals || file.two_round_renewals,
     })
 }
 
@@ -347,6 +355,7 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
     config.single_node = s.single_node;
     config.cluster_name = s.cluster_name.clone();
     config.clock_rate = args.clock_rate_for_tests;
+    config.one_round_renewals = Some(!s.two_round_renewals);
     config.validate().context("invalid cluster configuration")?;
 
     let mut settings = Settings::for_lease(s.lease_duration);

@@ -96,6 +96,10 @@ struct Args {
     /// (or one of its runs: big-2s, big-10s), etcd, etcd-scale, core, kv, etcd-kv (etcd's side of the kv section), short.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
+    /// The scale runs renew in two round trips (`two_round_renewals = true`), to compare
+    /// with one-round renewals (P7, the default).
+    #[arg(long)]
+    two_round_renewals: bool,
     /// Do not apt-get install etcd if it is missing (its sections are then skipped).
     #[arg(long)]
     no_etcd_install: bool,
@@ -322,7 +326,15 @@ fn run(mut args: Args) -> Result<()> {
         for (n, secs, acquire_limit, lease_secs) in runs {
             eprintln!("bench: {n} leases, lease {lease_secs} s, window {secs} s");
             let lease = Duration::from_secs(lease_secs);
-            let result = scale_run(&bin, &work, n, lease, secs, acquire_limit);
+            let result = scale_run(
+                &bin,
+                &work,
+                n,
+                lease,
+                secs,
+                acquire_limit,
+                args.two_round_renewals,
+            );
             report.scale.push((n, result.map_err(|e| format!("{e:#}"))));
         }
     }
@@ -449,11 +461,12 @@ fn scale_run(
     lease: Duration,
     secs: u64,
     acquire_limit: u64,
+    two_round_renewals: bool,
 ) -> Result<gp::ScaleResult> {
     let dir = work.join(format!("scale-{n}-{}s", lease.as_secs()));
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("leases.toml");
-    gp::lease_config(&config, n)?;
+    gp::lease_config(&config, n, two_round_renewals)?;
     let setup = gp::Setup {
         bin: bin.to_path_buf(),
         lease,

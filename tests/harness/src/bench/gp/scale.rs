@@ -260,12 +260,16 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// Writes the `--config` file listing `n` lease names.
-pub fn lease_config(path: &Path, n: usize) -> Result<()> {
+/// Writes the `--config` file listing `n` lease names (renewed in two round trips if
+/// `two_round_renewals`).
+pub fn lease_config(path: &Path, n: usize, two_round_renewals: bool) -> Result<()> {
     let mut text = String::with_capacity(n * 12 + 16);
     // A `renewed` line per renewal would cost the nodes (and the harness reading them)
     // more than the renewals; they are counted from /metrics instead.
     text.push_str("quiet_renewals = true\n");
+    if two_round_renewals {
+        text.push_str("two_round_renewals = true\n");
+    }
     text.push_str("leases = [\n");
     for i in 0..n {
         text.push_str(&format!("\"lease-{i:06}\",\n"));
