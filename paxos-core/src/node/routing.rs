@@ -3,7 +3,7 @@
 use super::Node;
 use crate::acceptors::Arrival;
 use crate::ballot::Ballot;
-use crate::id::{LeaseName, NodeId};
+use crate::id::NodeId;
 use crate::message::{Envelope, Message};
 use crate::time::Timestamp;
 use crate::unsafe_rules::UnsafeRule;
@@ -49,9 +49,12 @@ impl Node {
             quarantined: now < self.quarantine_until,
             conflict: self.peers.in_conflict(),
         };
+        // The lease's proposer, looked up once for the whole message (with many leases the
+        // lookup is a cache miss, one of the largest costs of a message).
+        let joined = self.by_name.get(&lease).copied();
         if let Some(ballot) = message.ballot_heard() {
             // T4, strengthened: never propose at or below a ballot seen for this lease.
-            self.raise_counter(&lease, ballot.counter);
+            self.raise_counter(joined, ballot.counter);
             self.acceptors.observe(&mut self.stats, at, &lease, ballot);
         }
         match message {
@@ -100,7 +103,7 @@ impl Node {
                 }
                 self.acceptors
                     .handle_release(&mut self.stats, at, &lease, ballot);
-                if let Some(&idx) = self.by_name.get(&lease) {
+                if let Some(idx) = joined {
                     let (l, mut cx) = self.parts(idx);
                     l.handle_release(&mut cx, now, ballot);
                     self.schedule(idx);
@@ -111,7 +114,7 @@ impl Node {
                     self.stats.dropped_spoofed += 1;
                     return;
                 }
-                if let Some(&idx) = self.by_name.get(&lease) {
+                if let Some(idx) = joined {
                     let (l, mut cx) = self.parts(idx);
                     l.handle_learn(&mut cx, now, ballot, remaining);
                     self.schedule(idx);
@@ -121,14 +124,14 @@ impl Node {
                 ballot,
                 lease: live,
             } => {
-                if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
+                if let Some((idx, voter)) = self.response_target(joined, from, ballot) {
                     let (l, mut cx) = self.parts(idx);
                     l.handle_promise(&mut cx, now, voter, ballot, live);
                     self.schedule(idx);
                 }
             }
             Message::Accepted { ballot } => {
-                if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
+                if let Some((idx, voter)) = self.response_target(joined, from, ballot) {
                     let (l, mut cx) = self.parts(idx);
                     l.handle_accepted(&mut cx, now, voter, ballot);
                     self.schedule(idx);
@@ -136,8 +139,8 @@ impl Node {
             }
             Message::Reject { ballot, promised } => {
                 // T4: never propose at or below a ballot seen in a rejection again.
-                self.raise_counter(&lease, promised.counter);
-                if let Some((idx, voter)) = self.response_target(&lease, from, ballot) {
+                self.raise_counter(joined, promised.counter);
+                if let Some((idx, voter)) = self.response_target(joined, from, ballot) {
                     let (l, mut cx) = self.parts(idx);
                     l.handle_reject(&mut cx, now, voter, ballot, promised);
                     self.schedule(idx);
@@ -151,19 +154,19 @@ impl Node {
         self.wall.saturating_add(crate::MAX_BALLOT_LEAD)
     }
 
-    /// T4 for one lease: its next ballot goes above `counter`. Only joined leases propose,
-    /// so only they keep a counter.
-    fn raise_counter(&mut self, lease: &LeaseName, counter: u64) {
-        if let Some(&idx) = self.by_name.get(lease) {
+    /// T4 for one lease (`joined`: its index): its next ballot goes above `counter`. Only
+    /// joined leases propose, so only they keep a counter.
+    fn raise_counter(&mut self, joined: Option<usize>, counter: u64) {
+        if let Some(idx) = joined {
             self.leases[idx].proposer.raise_counter(counter);
         }
     }
 
     /// The lease and voter index an acceptor's response is for, if it answers one of this
-    /// run's ballots from a voter.
+    /// run's ballots from a voter (`joined`: the lease's index, if this node joined it).
     fn response_target(
         &mut self,
-        lease: &LeaseName,
+        joined: Option<usize>,
         from: NodeId,
         ballot: Ballot,
     ) -> Option<(usize, usize)> {
@@ -175,8 +178,8 @@ impl Node {
             self.stats.stale_responses += 1;
             return None;
         }
-        match self.by_name.get(lease) {
-            Some(&idx) => Some((idx, voter)),
+        match joined {
+            Some(idx) => Some((idx, voter)),
             None => {
                 self.stats.stale_responses += 1;
                 None

@@ -202,6 +202,7 @@ fn gp_side(
         config: None,
         kv: true,
         metrics: false,
+        worker_threads: None,
     };
     let mut cluster = gp::Cluster::new(setup, &work.join("kv"), false)?;
     cluster.start_all()?;

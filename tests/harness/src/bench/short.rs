@@ -96,6 +96,7 @@ fn trials_at(
         config: None,
         kv: false,
         metrics: false,
+        worker_threads: None,
     };
     let dir = work.join(format!("short-{}ms", lease.as_millis()));
     let mut cluster = gp::Cluster::new(setup, &dir, false)?;

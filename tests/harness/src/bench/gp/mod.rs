@@ -35,6 +35,9 @@ pub struct Setup {
     /// Serve `/metrics` (`--metrics`) on a port of each node's own, read by
     /// [`Cluster::scrape`].
     pub metrics: bool,
+    /// Each node's tokio worker threads (`TOKIO_WORKER_THREADS`); `None`: tokio's default,
+    /// one per core.
+    pub worker_threads: Option<usize>,
 }
 
 /// Three `gen-paxos node` processes.
@@ -131,6 +134,9 @@ impl Cluster {
         }
         if let Some(addr) = self.metrics.get((id - 1) as usize) {
             cmd.args(["--metrics", addr]);
+        }
+        if let Some(n) = self.setup.worker_threads {
+            cmd.env("TOKIO_WORKER_THREADS", n.to_string());
         }
         if self.setup.kv {
             let data = self.dir.join(format!("data-{id}"));

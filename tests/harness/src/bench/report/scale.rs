@@ -11,7 +11,7 @@ pub(super) fn scale(w: &mut String, r: &Report, v: Views<'_>) {
     let _ = writeln!(w, "## 5. Many leases\n");
     let _ = writeln!(
         w,
-        "Three `gen-paxos node` processes standing for N named leases each (`--config` listing them, lease 2 s, so each lease is renewed every 0.67 s). The harness waits until every lease has been elected (or the acquisition limit passed), lets one renewal cycle pass, then measures over the window: renewals (the nodes' `gen_paxos_renewals_total` on `/metrics`: the nodes run with `quiet_renewals`, since a JSON line per renewal would cost more than the renewal), leases held across the cluster about once a second from start to end (the nodes' `gen_paxos_leases_held`, summed: the chart below), leases lost (`surrendered` with reason `expired` or `lost`, plus any new `elected` in the window: a lease that changed hands), CPU (utime + stime from /proc/PID/stat, % of one core) and RSS (VmRSS, highest sample; VmHWM is the peak including start-up). Each renewal is 10 protocol messages between processes (Prepare, Promise, Accept, Accepted to and from two peers, Learn to two peers) plus the owner's messages to itself, batched per peer into QUIC datagrams. UDP datagrams are counted for the whole network namespace (/proc/net/snmp), so they include any other loopback traffic on the machine. The nodes print one JSON line per other event (elected, surrendered, master changes), which the harness parses (its CPU is shown too).\n"
+        "Three `gen-paxos node` processes standing for N named leases each (`--config` listing them, lease 2 s, so each lease is renewed every 0.67 s). The harness waits until every lease has been elected (or the acquisition limit passed), lets one renewal cycle pass, then measures over the window: renewals (the nodes' `gen_paxos_renewals_total` on `/metrics`: the nodes run with `quiet_renewals`, since a JSON line per renewal would cost more than the renewal), leases held across the cluster about once a second from start to end (the nodes' `gen_paxos_leases_held`, summed: the chart below), leases lost (`surrendered` with reason `expired` or `lost`, plus any new `elected` in the window: a lease that changed hands), CPU (utime + stime from /proc/PID/stat, % of one core) and RSS (VmRSS, highest sample; VmHWM is the peak including start-up). Each renewal is 6 protocol messages between processes (Accept and Accepted to and from two peers, one round trip by P7, and Learn to two peers; 10 with `--two-round-renewals`, which adds Prepare and Promise) plus the owner's messages to itself, batched per peer into QUIC datagrams. Each node runs one tokio worker thread (`TOKIO_WORKER_THREADS=1`): three processes share two cores. UDP datagrams are counted for the whole network namespace (/proc/net/snmp), so they include any other loopback traffic on the machine. The nodes print one JSON line per other event (elected, surrendered, master changes), which the harness parses (its CPU is shown too).\n"
     );
     if let Some(svg) = v.held_svg {
         let _ = writeln!(w, "![leases held over time]({svg})\n");
@@ -56,8 +56,9 @@ pub(super) fn scale(w: &mut String, r: &Report, v: Views<'_>) {
                 );
                 let _ = writeln!(
                     w,
-                    "| protocol messages between nodes per second (10 per renewal) | {:.0} |",
-                    s.renewed_per_sec * 10.0
+                    "| protocol messages between nodes per second ({} per renewal) | {:.0} |",
+                    s.messages_per_renewal,
+                    s.renewed_per_sec * f64::from(s.messages_per_renewal)
                 );
                 if let Some(u) = s.udp_datagrams_per_sec {
                     let _ = writeln!(w, "| UDP datagrams per second (namespace-wide) | {u:.0} |");
