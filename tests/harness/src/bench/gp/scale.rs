@@ -22,7 +22,6 @@ impl Cluster {
         let mut r = ScaleResult {
             leases,
             lease_ms: u64::try_from(self.setup.lease.as_millis()).unwrap_or(u64::MAX),
-            messages_per_renewal: 6,
             window_secs: window.as_secs_f64(),
             ..ScaleResult::default()
         };
@@ -222,7 +221,8 @@ pub struct ScaleResult {
     pub leases: usize,
     /// The lease duration of this run.
     pub lease_ms: u64,
-    /// Protocol messages between processes per renewal: 6 in one round (P7), 10 in two.
+    /// Protocol messages between processes per renewal: 6 in one round (P7), 10 in two
+    /// (set by the caller, which knows how the nodes renew).
     pub messages_per_renewal: u32,
     pub acquired: usize,
     pub acquire_secs: f64,
