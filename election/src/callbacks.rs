@@ -1,12 +1,20 @@
-//! One task per joined lease runs its `Leader` callbacks, fed by the driver through a
-//! channel: the driver never awaits user code, and the callbacks of one lease never run
+//! A joined lease's `Leader` callbacks run in a task of their own, fed by the driver through
+//! a channel: the driver never awaits user code, and the callbacks of one lease never run
 //! concurrently.
+//!
+//! The task exists only while it has work. With nothing queued and no sync payload awaited
+//! it hands its state back to the driver ([`Parked`]: the `Leader` and what the task
+//! remembers, no task and no channel) and ends; the driver starts it again with the next
+//! message. A lease that is only renewed sends its callbacks nothing, so a node holding
+//! 100,000 leases keeps 100,000 parked values, not 100,000 tasks and channels (about 1.3 KB
+//! per lease, docs/lease-memory.md).
 
 use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,6 +22,7 @@ use gen_paxos_core::{Ballot, LeaseName, NodeId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tracing::{debug, warn};
 
@@ -69,6 +78,13 @@ pub(crate) enum Internal {
     },
     /// A callback panicked; the task is gone.
     Panicked { lease: LeaseName, message: String },
+    /// The task found nothing to do and ended; `rx` is its channel, on which the driver may
+    /// have queued more since.
+    Parked {
+        lease: LeaseName,
+        task: Parked,
+        rx: mpsc::UnboundedReceiver<Box<LeaseMsg>>,
+    },
     /// The storage thread made request `token` (and every earlier one) durable.
     Persisted { token: u64 },
     /// The storage thread failed for good.
@@ -154,30 +170,65 @@ pub(crate) struct TaskContext {
     pub(crate) candidate: bool,
     pub(crate) max_payload: usize,
     pub(crate) sync_timeout: Duration,
+    /// The node's count of callback tasks (`NodeShared::callback_tasks`).
+    pub(crate) tasks: Arc<AtomicU64>,
 }
 
-/// Spawns the lease's callback task, which reports a panic of its `Leader` to the driver.
-/// One task per lease (a second one awaiting it only to see the panic cost about 380
-/// bytes per lease).
-pub(crate) fn spawn<L: Leader>(
-    leader: L,
-    rx: mpsc::UnboundedReceiver<Box<LeaseMsg>>,
-    ctx: TaskContext,
-) -> tokio::task::JoinHandle<()> {
-    let lease = ctx.shared.name.clone();
-    let internal = ctx.internal.clone();
-    let callbacks = CatchPanic(Box::pin(run(leader, rx, ctx)));
-    tokio::spawn(async move {
-        if let Err(payload) = callbacks.await {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a leader callback panicked".into());
-            warn!(%lease, %message, "a leader callback panicked: surrendering the lease");
-            let _ = internal.send(Internal::Panicked { lease, message });
-        }
-    })
+/// A lease's callbacks while they have nothing to do: its `Leader` and the task's memory,
+/// without a task.
+pub(crate) struct Parked(Box<dyn Resume>);
+
+impl std::fmt::Debug for Parked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Parked")
+    }
+}
+
+impl Parked {
+    /// A new lease's callbacks, not started yet.
+    pub(crate) fn new<L: Leader>(leader: L, ctx: TaskContext) -> Self {
+        Parked(Box::new(Task {
+            leader,
+            ctx,
+            announced: None,
+            pending: None,
+            early_sync: None,
+        }))
+    }
+
+    /// Starts the task that works through `rx`, the channel the driver feeds.
+    pub(crate) fn resume(self, rx: mpsc::UnboundedReceiver<Box<LeaseMsg>>) -> JoinHandle<()> {
+        self.0.resume(rx)
+    }
+}
+
+trait Resume: Send {
+    fn resume(self: Box<Self>, rx: mpsc::UnboundedReceiver<Box<LeaseMsg>>) -> JoinHandle<()>;
+}
+
+impl<L: Leader> Resume for Task<L> {
+    /// The task reports a panic of its `Leader` to the driver itself (a second task
+    /// awaiting it only to see the panic cost about 380 bytes per lease).
+    fn resume(self: Box<Self>, rx: mpsc::UnboundedReceiver<Box<LeaseMsg>>) -> JoinHandle<()> {
+        let lease = self.ctx.shared.name.clone();
+        let internal = self.ctx.internal.clone();
+        let tasks = self.ctx.tasks.clone();
+        tasks.fetch_add(1, Ordering::Relaxed);
+        let callbacks = CatchPanic(Box::pin(run(*self, rx)));
+        tokio::spawn(async move {
+            let ended = callbacks.await;
+            tasks.fetch_sub(1, Ordering::Relaxed);
+            if let Err(payload) = ended {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a leader callback panicked".into());
+                warn!(%lease, %message, "a leader callback panicked: surrendering the lease");
+                let _ = internal.send(Internal::Panicked { lease, message });
+            }
+        })
+    }
 }
 
 /// A future that ends with the panic's payload if polling it panics (it is not polled
@@ -213,19 +264,20 @@ struct Task<L: Leader> {
     early_sync: Option<(NodeId, Option<Vec<u8>>)>,
 }
 
-async fn run<L: Leader>(
-    leader: L,
-    mut rx: mpsc::UnboundedReceiver<Box<LeaseMsg>>,
-    ctx: TaskContext,
-) {
-    let mut task = Task {
-        leader,
-        ctx,
-        announced: None,
-        pending: None,
-        early_sync: None,
-    };
+async fn run<L: Leader>(mut task: Task<L>, mut rx: mpsc::UnboundedReceiver<Box<LeaseMsg>>) {
     loop {
+        // Nothing queued and no sync payload awaited: give the state back to the driver
+        // and end. (A closed channel parks too: the driver has stopped, nothing is pending.)
+        if task.pending.is_none() && rx.is_empty() {
+            let internal = task.ctx.internal.clone();
+            let lease = task.ctx.shared.name.clone();
+            let _ = internal.send(Internal::Parked {
+                lease,
+                task: Parked(Box::new(task)),
+                rx,
+            });
+            return;
+        }
         let until = task.pending.as_ref().map(|p| p.until);
         tokio::select! {
             biased;

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 use tracing::{debug, info, warn};
 
-use crate::callbacks::{Internal, LeaseMsg};
+use crate::callbacks::{Internal, LeaseMsg, Parked};
 use crate::config::Config;
 use crate::error::{CallError, Error};
 use crate::events::ElectionEvent;
@@ -41,8 +41,7 @@ pub(crate) enum Cmd {
         lease: LeaseName,
         priority: Option<u8>,
         shared: Arc<LeaseShared>,
-        task: mpsc::UnboundedSender<Box<LeaseMsg>>,
-        supervisor: JoinHandle<()>,
+        callbacks: Parked,
         /// A replicated lease's state machine.
         replica: Option<replication::ReplicaRt>,
         reply: oneshot::Sender<Result<(), Error>>,
@@ -86,17 +85,56 @@ pub(crate) enum Cmd {
 
 struct LeaseRt {
     shared: Arc<LeaseShared>,
-    /// The callback task; `None` once its `Leader` panicked. Boxed messages: the channel
-    /// allocates room for 32 of them when it is made, for every lease (2.5 KiB unboxed).
-    task: Option<mpsc::UnboundedSender<Box<LeaseMsg>>>,
+    callbacks: Callbacks,
     /// A replicated lease's state machine.
     replica: Option<replication::ReplicaRt>,
 }
 
+/// Where a lease's `Leader` is: parked while it has nothing to do, or in its task.
+enum Callbacks {
+    Parked(Parked),
+    /// The task and the channel that feeds it. Boxed messages: a channel allocates room
+    /// for 32 of them when it is made (2.5 KiB unboxed).
+    Running {
+        tx: mpsc::UnboundedSender<Box<LeaseMsg>>,
+        task: JoinHandle<()>,
+    },
+    /// The `Leader` panicked, or the node is stopping.
+    Gone,
+}
+
 impl LeaseRt {
-    fn tell(&self, msg: LeaseMsg) {
-        if let Some(task) = &self.task {
-            let _ = task.send(Box::new(msg));
+    /// Queues `msg` for the lease's callbacks, starting their task if it is parked.
+    fn tell(&mut self, msg: LeaseMsg) {
+        match std::mem::replace(&mut self.callbacks, Callbacks::Gone) {
+            Callbacks::Parked(parked) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let _ = tx.send(Box::new(msg));
+                let task = parked.resume(rx);
+                self.callbacks = Callbacks::Running { tx, task };
+            }
+            Callbacks::Running { tx, task } => {
+                let _ = tx.send(Box::new(msg));
+                self.callbacks = Callbacks::Running { tx, task };
+            }
+            Callbacks::Gone => {}
+        }
+    }
+
+    /// Whether the lease's `Leader` is still there to run callbacks.
+    fn has_callbacks(&self) -> bool {
+        !matches!(self.callbacks, Callbacks::Gone)
+    }
+
+    /// The task parked: keep its state, or start it again on what was queued meanwhile.
+    fn parked(&mut self, parked: Parked, rx: mpsc::UnboundedReceiver<Box<LeaseMsg>>) {
+        let Callbacks::Running { task, .. } = &mut self.callbacks else {
+            return; // stopping (or, impossibly, parked twice): the state is dropped
+        };
+        if rx.is_empty() {
+            self.callbacks = Callbacks::Parked(parked);
+        } else {
+            *task = parked.resume(rx);
         }
     }
 }
@@ -138,7 +176,6 @@ pub(crate) struct Driver<T> {
     last_heard: HashMap<NodeId, Instant>,
     next_heartbeat: Instant,
     overload: overload::OverloadReport,
-    supervisors: Vec<JoinHandle<()>>,
     /// The clock as read for the input being handled (once per input).
     now: Instant,
     ts: Timestamp,
@@ -197,7 +234,6 @@ impl<T: Transport<Wire>> Driver<T> {
             call_deadlines: BTreeSet::new(),
             next_call_id: 0,
             last_heard,
-            supervisors: Vec::new(),
             now: parts.epoch,
             ts: Timestamp::ZERO,
             ready_calls: Vec::new(),
@@ -361,7 +397,7 @@ impl<T: Transport<Wire>> Driver<T> {
             if !self.core.voters().contains(&peer) {
                 continue;
             }
-            for rt in self.leases.values() {
+            for rt in self.leases.values_mut() {
                 if rt.shared.held_at(now).is_some() {
                     rt.tell(LeaseMsg::PeerDown(peer));
                 }
@@ -470,16 +506,23 @@ impl<T: Transport<Wire>> Driver<T> {
         for (_, call) in self.calls.drain() {
             let _ = call.reply.send(Err(CallError::Stopped));
         }
+        // Closing the channels ends the running tasks once they have worked through them;
+        // parked ones have nothing to do.
+        let mut running = Vec::new();
         for rt in self.leases.values_mut() {
-            rt.task = None;
+            if let Callbacks::Running { task, .. } =
+                std::mem::replace(&mut rt.callbacks, Callbacks::Gone)
+            {
+                running.push(task);
+            }
         }
         // What the shutdown wrote reaches the disk before the node is gone.
         if let Some(persister) = &mut self.persister {
             persister.finish();
         }
         let bound = Instant::now() + self.config.lease_duration;
-        for supervisor in self.supervisors.drain(..) {
-            if tokio::time::timeout_at(bound, supervisor).await.is_err() {
+        for task in running {
+            if tokio::time::timeout_at(bound, task).await.is_err() {
                 warn!(node = %self.id, "a leader callback did not finish in time at shutdown");
                 break;
             }

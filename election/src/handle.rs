@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::callbacks::{self, TaskContext};
+use crate::callbacks::{self, Parked, TaskContext};
 use crate::codec;
 use crate::config::Config;
 use crate::driver::{Cmd, Driver, DriverParts};
@@ -233,10 +233,8 @@ impl Election {
     ) -> Result<LeaseHandle<L::Message>, Error> {
         let lease = LeaseName::new(name)?;
         let shared = LeaseShared::new(lease.clone(), replica.as_ref().map(|r| r.shared.clone()));
-        let (task_tx, task_rx) = mpsc::unbounded_channel();
-        let supervisor = callbacks::spawn(
+        let callbacks = Parked::new(
             leader,
-            task_rx,
             TaskContext {
                 shared: shared.clone(),
                 internal: self.inner.internal.clone(),
@@ -244,6 +242,7 @@ impl Election {
                 candidate: candidacy.priority().is_some(),
                 max_payload: self.inner.config.max_payload_len,
                 sync_timeout: self.inner.config.sync_timeout(),
+                tasks: self.inner.shared.callback_tasks.clone(),
             },
         );
         let (reply, rx) = oneshot::channel();
@@ -251,8 +250,7 @@ impl Election {
             lease,
             priority: candidacy.priority(),
             shared: shared.clone(),
-            task: task_tx,
-            supervisor,
+            callbacks,
             replica,
             reply,
         })?;
@@ -290,7 +288,7 @@ impl Election {
     /// A watch of `lease`'s master: it changes when another node (or this one, or nobody)
     /// becomes master as this node sees it (not on renewals).
     pub fn watch(&self, lease: &str) -> Option<watch::Receiver<Option<MasterInfo>>> {
-        Some(self.inner.shared.lease(lease)?.watch.subscribe())
+        Some(self.inner.shared.lease(lease)?.subscribe())
     }
 
     /// Every event of this node from now on (elections, renewals, surrenders, master
@@ -531,7 +529,7 @@ where
 
     /// A watch of the master (see [`Election::watch`]).
     pub fn watch(&self) -> watch::Receiver<Option<MasterInfo>> {
-        self.shared.watch.subscribe()
+        self.shared.subscribe()
     }
 
     /// Resigns the lease (see [`Election::resign`]).

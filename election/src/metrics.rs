@@ -262,6 +262,16 @@ impl Collector for ElectionMetrics {
         )?;
         gauge(
             &mut e,
+            "gen_paxos_callbacks_busy",
+            "Leases whose Leader callbacks have work now (queued, running, or awaiting a sync payload)",
+            i64::try_from(
+                node.callback_tasks
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            )
+            .unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            &mut e,
             "gen_paxos_leases_without_master",
             "Joined leases with no known master",
             without,

@@ -2,7 +2,7 @@
 //! peers down, counters, fingerprints, the event channel.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use gen_paxos_core::{LeaseName, Node, NodeId};
@@ -33,6 +33,9 @@ pub(crate) struct NodeShared {
     pub(crate) stopped: AtomicBool,
     /// The node's storage failed: it answers no more as a log or `ask` acceptor.
     pub(crate) storage_failed: AtomicBool,
+    /// Leases whose `Leader` callbacks have a task now (work queued or running, or a sync
+    /// payload awaited); the others are parked (see `callbacks.rs`).
+    pub(crate) callback_tasks: Arc<AtomicU64>,
 }
 
 impl NodeShared {
@@ -63,6 +66,7 @@ impl NodeShared {
             events: broadcast::Sender::new(4096),
             stopped: AtomicBool::new(false),
             storage_failed: AtomicBool::new(false),
+            callback_tasks: Arc::new(AtomicU64::new(0)),
         }
     }
 

@@ -69,6 +69,10 @@ pub struct Load {
     pub attempt_rate_cuts: u64,
     /// Times an attempt sent Prepare or Accept again to voters that had not answered.
     pub retransmissions: u64,
+    /// Leases whose `Leader` callbacks have work now (queued, running, or waiting for a
+    /// new master's sync payload); the others cost no task.
+    #[serde(default)]
+    pub callbacks_busy: u64,
 }
 
 impl Load {
@@ -88,6 +92,9 @@ impl Load {
             attempt_rate: s.attempt_rate,
             attempt_rate_cuts: s.attempt_rate_cuts,
             retransmissions: s.retransmissions,
+            callbacks_busy: node
+                .callback_tasks
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! it sends anything (P6); readers also compare the deadline with the clock themselves, so
 //! authority ends at `d - margin` even if the driver is late.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use gen_paxos_core::{Ballot, LeaseName, NodeId};
 use tokio::sync::watch;
@@ -100,7 +100,10 @@ impl LeaseView {
 pub(crate) struct LeaseShared {
     pub(crate) name: LeaseName,
     view: Mutex<LeaseView>,
-    pub(crate) watch: watch::Sender<Option<MasterInfo>>,
+    /// Made by the first watcher (a watch channel costs about 450 bytes, and most of
+    /// 100,000 leases are never watched); written under the view's lock, so a new watcher
+    /// misses no change.
+    watch: OnceLock<watch::Sender<Option<MasterInfo>>>,
     /// A replicated lease's log progress (R2, R6), for status.
     pub(crate) replica: Option<Arc<ReplicaShared>>,
 }
@@ -114,7 +117,7 @@ impl LeaseShared {
                 no_master_since: Some(Instant::now()),
                 ..LeaseView::default()
             }),
-            watch: watch::Sender::new(None),
+            watch: OnceLock::new(),
         })
     }
 
@@ -130,6 +133,23 @@ impl LeaseShared {
 
     pub(crate) fn master(&self) -> Option<MasterInfo> {
         self.view().master
+    }
+
+    /// Notes a change of master in the view, and tells the watchers if there are any.
+    pub(crate) fn master_changed(&self, now: Instant, master: Option<MasterInfo>) {
+        let mut view = self.view();
+        view.note_master(now, master);
+        if let Some(watch) = self.watch.get() {
+            watch.send_replace(master);
+        }
+    }
+
+    /// A watch of the master, starting from the one known now.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Option<MasterInfo>> {
+        let view = self.view();
+        self.watch
+            .get_or_init(|| watch::Sender::new(view.master))
+            .subscribe()
     }
 }
 

@@ -8,8 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, LEASE, What};
-use gen_paxos_election::{CallError, NodeId};
+use common::{Cluster, LEASE, Quirks, What};
+use gen_paxos_election::{CallError, Candidacy, NodeId, StatusRequest, SurrenderReason};
 use tokio::time::Instant;
 
 fn first_election_bound() -> Duration {
@@ -135,4 +135,80 @@ async fn broadcasts_reach_every_live_node_and_casts_reach_the_master() {
             .iter()
             .any(|r| r.node == master && r.what == What::Cast("hello master".into()))
     );
+}
+
+/// Leases whose `Leader` callbacks have a task on `node` now.
+fn busy(c: &Cluster, node: NodeId) -> u64 {
+    c.nodes[&node]
+        .status(&StatusRequest::all())
+        .load
+        .callbacks_busy
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_s_callbacks_have_a_task_only_while_they_have_work() {
+    let mut c = Cluster::start(3, 0, 25);
+    let leases: Vec<String> = (0..10).map(|i| format!("idle{i}")).collect();
+    for lease in &leases {
+        c.join_all(lease).await;
+    }
+    let mut masters = Vec::new();
+    for lease in &leases {
+        masters.push(c.wait_master(lease, first_election_bound()).await);
+    }
+    // Elections, master changes and sync payloads are over well within a lease: then no
+    // lease of any node keeps a task, and every callback still ran, in order, with the
+    // sync payload each loser waited for.
+    tokio::time::sleep(LEASE).await;
+    for node in c.all() {
+        assert_eq!(busy(&c, node), 0, "node {node}");
+    }
+    for (lease, &master) in leases.iter().zip(&masters) {
+        let mut seen: Vec<(NodeId, What)> = c
+            .callbacks(lease)
+            .into_iter()
+            .map(|r| (r.node, r.what))
+            .collect();
+        seen.sort_by_key(|(node, _)| *node);
+        assert_eq!(seen.len(), 3, "{lease}: {seen:?}");
+        for (node, what) in seen {
+            if node == master {
+                assert!(matches!(what, What::Elected { .. }), "{lease}: {what:?}");
+            } else {
+                assert_eq!(
+                    what,
+                    What::Surrendered {
+                        reason: SurrenderReason::OtherElected,
+                        master: Some(master),
+                        sync: Some(format!("sync from {master}")),
+                    },
+                    "{lease} on {node}"
+                );
+            }
+        }
+    }
+    // A call wakes the master's parked callbacks, and they park again once answered.
+    let caller = c.all().into_iter().find(|&n| n != masters[0]).unwrap();
+    let reply = c.handle(caller, &leases[0]).call("wake".into()).await;
+    assert_eq!(
+        reply,
+        Ok(format!("{} answers wake to {caller}", masters[0]))
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(busy(&c, masters[0]), 0);
+    // A callback that takes its time keeps its lease's task meanwhile, no other.
+    let slow = Quirks {
+        slow_elected: Some(Duration::from_secs(1)),
+        ..Quirks::default()
+    };
+    c.join(NodeId(1), "slow", Candidacy::candidate(), slow)
+        .await;
+    assert_eq!(
+        c.wait_master("slow", first_election_bound()).await,
+        NodeId(1)
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(busy(&c, NodeId(1)), 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(busy(&c, NodeId(1)), 0);
 }

@@ -335,7 +335,10 @@ async fn watch_follows_master_changes_and_queries_report_peers() {
     let crash_time = Instant::now();
     c.crash(old);
     let survivor = c.voters.iter().copied().find(|&v| v != old).unwrap();
+    // A watch made after the election starts from the master known now (the channel is
+    // made by the first watcher, under the view's lock).
     let mut watch = c.handle(survivor, "main").watch();
+    assert_eq!(watch.borrow().map(|m| m.node), Some(old));
     watch.wait_for(|m| m.is_none()).await.unwrap();
     let next = *watch
         .wait_for(|m| m.is_some_and(|m| m.node != old))

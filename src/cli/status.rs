@@ -87,6 +87,7 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
                     "attempt_rate": answer.load.attempt_rate,
                     "attempt_rate_cuts": answer.load.attempt_rate_cuts,
                     "retransmissions": answer.load.retransmissions,
+                    "callbacks_busy": answer.load.callbacks_busy,
                 },
             })
         );
@@ -105,12 +106,13 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
         );
         let load = &answer.load;
         outln!(
-            "  holds {} lease(s); fresh acquisitions: {} waiting, {}/s allowed now (cut {} times: attempts answered late); {} retransmissions",
+            "  holds {} lease(s); fresh acquisitions: {} waiting, {}/s allowed now (cut {} times: attempts answered late); {} retransmissions; callbacks busy for {} lease(s)",
             load.held,
             load.deferred,
             load.attempt_rate,
             load.attempt_rate_cuts,
-            load.retransmissions
+            load.retransmissions,
+            load.callbacks_busy
         );
         if answer.in_conflict {
             outln!(

@@ -51,7 +51,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 };
                 // R2: a replicated lease's Leader hears of it once the log is ready.
                 if let Some(info) = self.defer_elected(&lease, info)
-                    && let Some(rt) = self.leases.get(&lease)
+                    && let Some(rt) = self.leases.get_mut(&lease)
                 {
                     rt.tell(LeaseMsg::Elected(info));
                 }
@@ -95,7 +95,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 self.node.count_surrender(reason);
                 debug!(node = %self.id, %lease, %token, %reason, "surrendered");
                 if self.end_tenure(&lease)
-                    && let Some(rt) = self.leases.get(&lease)
+                    && let Some(rt) = self.leases.get_mut(&lease)
                 {
                     rt.tell(LeaseMsg::Surrendered { token, reason });
                 }
@@ -107,11 +107,10 @@ impl<T: Transport<Wire>> Driver<T> {
             }
             Event::MasterChanged { lease, master } => {
                 let info = master.map(|m| self.master_info(m));
-                let Some(rt) = self.leases.get(&lease) else {
+                let Some(rt) = self.leases.get_mut(&lease) else {
                     return;
                 };
-                rt.shared.view().note_master(now, info);
-                rt.shared.watch.send_replace(info);
+                rt.shared.master_changed(now, info);
                 rt.tell(LeaseMsg::MasterChanged(info));
                 self.node.publish(ElectionEvent::MasterChanged {
                     lease: lease.clone(),

@@ -4,7 +4,7 @@
 use gen_paxos_core::{LeaseName, Master, Timestamp};
 use tracing::trace;
 
-use super::{Cmd, Driver, LeaseRt, PendingCall};
+use super::{Callbacks, Cmd, Driver, LeaseRt, PendingCall};
 use crate::callbacks::{Internal, LeaseMsg, Responder};
 use crate::error::{CallError, Error};
 use crate::events::ElectionEvent;
@@ -20,12 +20,10 @@ impl<T: Transport<Wire>> Driver<T> {
                 lease,
                 priority,
                 shared,
-                task,
-                supervisor,
+                callbacks,
                 replica,
                 reply,
             } => {
-                self.supervisors.push(supervisor);
                 if self.leases.contains_key(&lease) {
                     let _ = reply.send(Err(Error::AlreadyJoined(lease)));
                     return;
@@ -39,7 +37,7 @@ impl<T: Transport<Wire>> Driver<T> {
                     lease.clone(),
                     LeaseRt {
                         shared: shared.clone(),
-                        task: Some(task),
+                        callbacks: Callbacks::Parked(callbacks),
                         replica,
                     },
                 );
@@ -109,7 +107,7 @@ impl<T: Transport<Wire>> Driver<T> {
             }
             Cmd::Cast { lease, payload } => {
                 if self.core.is_master(ts, &lease) {
-                    if let Some(rt) = self.leases.get(&lease) {
+                    if let Some(rt) = self.leases.get_mut(&lease) {
                         rt.tell(LeaseMsg::Cast {
                             from: self.id,
                             payload,
@@ -145,7 +143,7 @@ impl<T: Transport<Wire>> Driver<T> {
         if self.core.is_master(ts, &lease) {
             if let Some(call) = self.calls.remove(&id) {
                 let respond = Responder::local(lease.clone(), call.reply);
-                if let (Some(rt), Some(payload)) = (self.leases.get(&lease), call.payload) {
+                if let (Some(rt), Some(payload)) = (self.leases.get_mut(&lease), call.payload) {
                     rt.tell(LeaseMsg::Call {
                         from: self.id,
                         payload,
@@ -203,7 +201,7 @@ impl<T: Transport<Wire>> Driver<T> {
             }
             Internal::Panicked { lease, message } => {
                 if let Some(rt) = self.leases.get_mut(&lease) {
-                    rt.task = None;
+                    rt.callbacks = Callbacks::Gone;
                 }
                 // The Leader value is gone: stand no more, and surrender now (P6).
                 let _ = self.core.join(ts, lease.clone(), None);
@@ -211,6 +209,11 @@ impl<T: Transport<Wire>> Driver<T> {
                 self.node
                     .publish(ElectionEvent::LeaderFailed { lease, message });
                 self.flush();
+            }
+            Internal::Parked { lease, task, rx } => {
+                if let Some(rt) = self.leases.get_mut(&lease) {
+                    rt.parked(task, rx);
+                }
             }
             Internal::Persisted { token } => self.persisted(token),
             Internal::PersistFailed { error } => self.persist_failed(&error),

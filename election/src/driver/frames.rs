@@ -73,8 +73,9 @@ impl<T: Transport<Wire>> Driver<T> {
                 self.flush();
             }
             Frame::Call { lease, id, payload } => {
-                match self.leases.get(&lease).filter(|rt| rt.task.is_some()) {
-                    Some(rt) if self.core.is_master(ts, &lease) => {
+                let is_master = self.core.is_master(ts, &lease);
+                match self.leases.get_mut(&lease).filter(|rt| rt.has_callbacks()) {
+                    Some(rt) if is_master => {
                         let respond = Responder::remote(lease, from, id, self.internal_tx.clone());
                         rt.tell(LeaseMsg::Call {
                             from,
@@ -103,7 +104,7 @@ impl<T: Transport<Wire>> Driver<T> {
             }
             Frame::Cast { lease, payload } => {
                 if self.core.is_master(ts, &lease)
-                    && let Some(rt) = self.leases.get(&lease)
+                    && let Some(rt) = self.leases.get_mut(&lease)
                 {
                     rt.tell(LeaseMsg::Cast { from, payload });
                 }
@@ -118,7 +119,7 @@ impl<T: Transport<Wire>> Driver<T> {
                     .core
                     .master(&lease)
                     .is_some_and(|m| m.token > token && m.node != from);
-                if !stale && let Some(rt) = self.leases.get(&lease) {
+                if !stale && let Some(rt) = self.leases.get_mut(&lease) {
                     rt.tell(LeaseMsg::FromLeader { from, payload });
                 }
             }
@@ -128,7 +129,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 payload,
             } => {
                 if token.node == from
-                    && let Some(rt) = self.leases.get(&lease)
+                    && let Some(rt) = self.leases.get_mut(&lease)
                 {
                     rt.tell(LeaseMsg::Sync { from, payload });
                 }
