@@ -99,6 +99,11 @@ pub struct Config {
     /// `false` renews with Prepare and Accept, twice the messages per renewal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_round_renewals: Option<bool>,
+    /// Shed load when renewals are answered too late to keep everything held: give up an
+    /// eighth of the held leases (reason `overload`) and take no more until answers are
+    /// quick again (default `true`; see `gen_paxos_core::Config::shed_load`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shed_load: Option<bool>,
     /// Longest wait of a `leader_call` for a master and its reply (default one lease).
     #[serde(
         default,
@@ -219,6 +224,7 @@ impl Config {
             attempt_rate: None,
             attempt_burst: None,
             one_round_renewals: None,
+            shed_load: None,
             call_timeout: None,
             sync_timeout: None,
             heartbeat_interval: None,
@@ -271,6 +277,9 @@ impl Config {
         }
         if let Some(one) = self.one_round_renewals {
             core.one_round_renewals = one;
+        }
+        if let Some(shed) = self.shed_load {
+            core.shed_load = shed;
         }
         core
     }
@@ -381,7 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn attempt_pacing_and_renewal_rounds_reach_the_core_and_a_zero_rate_is_refused() {
+    fn attempt_pacing_renewal_rounds_and_shedding_reach_the_core_and_a_zero_rate_is_refused() {
         let text = "node = 1\nvoters = [1, 2, 3]\nattempt_rate = 500\nattempt_burst = 20\n";
         let config: Config = toml::from_str(text).expect("parses");
         let core = config.core_config();
@@ -390,6 +399,9 @@ mod tests {
         let two: Config =
             toml::from_str(&format!("{text}one_round_renewals = false\n")).expect("parses");
         assert!(!two.core_config().one_round_renewals);
+        assert!(core.shed_load, "on by default");
+        let keep: Config = toml::from_str(&format!("{text}shed_load = false\n")).expect("parses");
+        assert!(!keep.core_config().shed_load);
         let mut zero = config.clone();
         zero.attempt_rate = Some(0);
         assert!(zero.validate().is_err());

@@ -317,6 +317,18 @@ impl Collector for ElectionMetrics {
         )?;
         gauge(
             &mut e,
+            "gen_paxos_hold_limit",
+            "Most leases this node takes while its renewals are answered late (0: it never shed load)",
+            i64::try_from(s.hold_limit).unwrap_or(i64::MAX),
+        )?;
+        counter(
+            &mut e,
+            "gen_paxos_leases_shed",
+            "Leases given up to shed load (surrendered with reason overload)",
+            s.shed,
+        )?;
+        gauge(
+            &mut e,
             "gen_paxos_acquisitions_deferred",
             "Leases whose fresh acquisition waits in the queue for its turn",
             i64::try_from(s.deferred_acquisitions).unwrap_or(i64::MAX),

@@ -73,6 +73,13 @@ pub struct Load {
     /// new master's sync payload); the others cost no task.
     #[serde(default)]
     pub callbacks_busy: u64,
+    /// The most leases this node takes while its renewals are answered late (set when it
+    /// shed load, raised as answers come quickly again); 0: it never shed.
+    #[serde(default)]
+    pub hold_limit: u64,
+    /// Leases this node gave up to shed load (reason `overload`), since start.
+    #[serde(default)]
+    pub shed: u64,
 }
 
 impl Load {
@@ -92,6 +99,8 @@ impl Load {
             attempt_rate: s.attempt_rate,
             attempt_rate_cuts: s.attempt_rate_cuts,
             retransmissions: s.retransmissions,
+            hold_limit: s.hold_limit,
+            shed: s.shed,
             callbacks_busy: node
                 .callback_tasks
                 .load(std::sync::atomic::Ordering::Relaxed),

@@ -31,6 +31,8 @@ pub(crate) struct Attempt {
     /// Raw response count, used only by the `count-duplicates` unsafe rule.
     pub(crate) responses: usize,
     pub(crate) started: Timestamp,
+    /// When Accept was first sent (the start, for a one-round renewal).
+    pub(crate) accept_sent: Timestamp,
     pub(crate) next_retransmit: Timestamp,
     /// Retransmissions in the current phase: each waits twice as long as the one before,
     /// up to [`MAX_BACKOFF`] intervals.

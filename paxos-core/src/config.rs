@@ -45,6 +45,14 @@ pub struct Config {
     pub jitter: Duration,
     /// Most protocol messages in one batch to one peer.
     pub max_batch: usize,
+    /// Most bytes of lease-protocol messages in one batch to one peer, by an upper bound
+    /// of their size in a compact encoding ([`crate::Envelope::size_bound`]); default
+    /// 1,000, so a batch fits one QUIC datagram even at the smallest path MTU (1,200
+    /// bytes). A batch too large for a datagram goes on a transport's stream, where one
+    /// lost packet holds up everything behind it and late messages are still delivered,
+    /// late: under load that turned into every renewal failing at once. Log and `ask`
+    /// messages, whose size depends on their values, are batched by count alone.
+    pub max_batch_bytes: usize,
     /// Fresh acquisitions (not renewals) this node starts per second, at most, after a
     /// burst of [`Config::attempt_burst`]: beyond what the cluster can answer within a
     /// lease, concurrent attempts only time out and retry, and nothing is ever acquired.
@@ -71,6 +79,13 @@ pub struct Config {
     /// Default `true`; `false` renews with Prepare and Accept like a fresh acquisition
     /// (twice the messages).
     pub one_round_renewals: bool,
+    /// Shed load when renewals are answered too late to keep everything held (the
+    /// smoothed round trip of this node's attempts over two retransmission intervals):
+    /// give up an eighth of the held leases, at most once per renewal interval, and take
+    /// no more than the rest until answers come quickly again (the cap then grows by a
+    /// 128th per retransmission interval). Default `true`; with `false` an overloaded
+    /// node keeps trying to renew everything, and may lose all of it at once.
+    pub shed_load: bool,
     /// Test-only: deliberately break one protocol rule. See [`crate::UnsafeRule`].
     #[cfg(feature = "unsafe-rules")]
     pub unsafe_rule: Option<crate::UnsafeRule>,
@@ -92,6 +107,7 @@ impl Config {
             retransmit_interval: Duration::ZERO,
             jitter: Duration::ZERO,
             max_batch: 64,
+            max_batch_bytes: 1_000,
             attempt_rate: 10_000,
             attempt_burst: 1_000,
             cluster: String::new(),
@@ -99,6 +115,7 @@ impl Config {
             single_node: false,
             max_acceptor_entries: 1_000_000,
             one_round_renewals: true,
+            shed_load: true,
             #[cfg(feature = "unsafe-rules")]
             unsafe_rule: None,
         };
@@ -183,6 +200,9 @@ impl Config {
         }
         if self.max_batch == 0 {
             return Err(Error::ZeroDuration("max batch"));
+        }
+        if self.max_batch_bytes == 0 {
+            return Err(Error::ZeroDuration("max batch bytes"));
         }
         if self.attempt_rate == 0 {
             return Err(Error::ZeroDuration("attempt rate"));

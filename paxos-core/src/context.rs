@@ -4,6 +4,7 @@
 //! `learner.rs`) keep their own state and write their outputs only through a `Cx`.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use crate::ballot::Ballot;
 use crate::config::Timing;
@@ -76,15 +77,32 @@ pub(crate) struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    /// Tells the pacing how long an attempt started at `started` has taken by `now`
-    /// (reached its majority, or still waiting and retransmitting); counts a rate cut.
-    pub(crate) fn observe_round_trip(&mut self, now: Timestamp, started: Timestamp) {
-        if self
-            .pacer
-            .observe(now, now.saturating_duration_since(started))
-        {
+    /// Tells the pacing how long an attempt started at `started` has taken by `now`: it
+    /// reached its majority, the Accept round having been sent at `accept_sent`; or it is
+    /// still waiting and retransmits (`None`). Counts a rate cut.
+    pub(crate) fn observe_round_trip(
+        &mut self,
+        now: Timestamp,
+        started: Timestamp,
+        accept_sent: Option<Timestamp>,
+    ) {
+        let answered = accept_sent.map(|t| now.saturating_duration_since(t));
+        if self.pacer.observe(
+            now,
+            now.saturating_duration_since(started),
+            answered,
+            self.stats.held,
+        ) {
             self.stats.attempt_rate_cuts += 1;
         }
+    }
+
+    /// How long an attempt waits for answers before it sends again: the retransmission
+    /// interval, longer while answers take longer (twice their smoothed round trip, at
+    /// most a quarter of the lease).
+    pub(crate) fn retransmit_after(&self) -> Duration {
+        let t = &self.setup.timing;
+        self.pacer.retransmit_after(t.retransmit, t.lease / 4)
     }
 
     /// Queues `message` about `lease` for `to` (this node itself included).
@@ -138,6 +156,7 @@ impl Cx<'_> {
 
     /// This node's authority under `token` is over: `Surrendered`, then no known master.
     pub(crate) fn surrender(&mut self, lease: &LeaseName, token: Ballot, reason: SurrenderReason) {
+        self.stats.held = self.stats.held.saturating_sub(1);
         self.event(Event::Surrendered {
             lease: lease.clone(),
             token,

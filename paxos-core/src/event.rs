@@ -21,6 +21,11 @@ pub enum SurrenderReason {
     /// One of this node's voters runs with another cluster fingerprint (F2): this node
     /// stopped acting until every voter it hears from matches again.
     ConfigMismatch,
+    /// The node gave the lease up to shed load: its renewals were answered so late that
+    /// keeping everything it held would have lost all of it (see
+    /// [`crate::Config::shed_load`]). It stays a candidate and takes leases again as its
+    /// answers come quickly.
+    Overload,
     /// This node never held the lease: as a candidate, it saw another node elected
     /// (gen_leader's `surrendered/3` on the losers). The core never gives it in a
     /// [`Event::Surrendered`]; runtimes use it when they tell a losing candidate.
@@ -29,7 +34,7 @@ pub enum SurrenderReason {
 
 impl SurrenderReason {
     /// A lowercase name (`expired`, `resigned`, `lost`, `shutdown`, `config-mismatch`,
-    /// `other-elected`).
+    /// `overload`, `other-elected`).
     pub fn as_str(self) -> &'static str {
         match self {
             SurrenderReason::Expired => "expired",
@@ -37,6 +42,7 @@ impl SurrenderReason {
             SurrenderReason::Lost => "lost",
             SurrenderReason::Shutdown => "shutdown",
             SurrenderReason::ConfigMismatch => "config-mismatch",
+            SurrenderReason::Overload => "overload",
             SurrenderReason::OtherElected => "other-elected",
         }
     }

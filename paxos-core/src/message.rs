@@ -128,6 +128,24 @@ pub struct Envelope {
     pub message: Message,
 }
 
+impl Envelope {
+    /// For batching: an upper bound of the envelope's size in a compact encoding (a
+    /// length-prefixed name, a variant tag, up to 9 bytes per integer of a ballot, 14 per
+    /// duration); `None` for log and `ask` messages, whose size depends on their values.
+    pub fn size_bound(&self) -> Option<usize> {
+        const BALLOT: usize = 27;
+        const DURATION: usize = 14;
+        let body = match &self.message {
+            Message::Prepare { .. } | Message::Accepted { .. } | Message::Release { .. } => BALLOT,
+            Message::Accept { .. } | Message::Learn { .. } => BALLOT + DURATION,
+            Message::Promise { .. } => BALLOT + 1 + BALLOT + DURATION,
+            Message::Reject { .. } => 2 * BALLOT,
+            Message::Log(_) | Message::Ask(_) => return None,
+        };
+        Some(3 + self.lease.as_str().len() + 1 + body)
+    }
+}
+
 /// A hello to send: this node's full [`crate::Fingerprint`] for `to`, which also carries its
 /// digest like every batch. The receiver hands it to [`crate::Node::handle_hello`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -16,7 +16,7 @@ use crate::id::{Incarnation, LeaseName, NodeId, Owner};
 use crate::lease::LeaseState;
 use crate::message::{Envelope, Hello, Transmit};
 use crate::outbox::Outbox;
-use crate::pacing::Pacer;
+use crate::pacing::{Pacer, Shedding};
 use crate::peers::Peers;
 use crate::proposer::Hold;
 use crate::replication::Replication;
@@ -31,6 +31,7 @@ mod admission;
 mod checkpoint_tests;
 mod replication;
 mod routing;
+mod shedding;
 
 /// One gen-paxos node: acceptor and learner for every lease name, proposer for the leases it
 /// stands for.
@@ -125,7 +126,15 @@ impl Node {
             rules,
         };
         Ok(Node {
-            pacer: Pacer::new(config.attempt_rate, config.attempt_burst, timing.retransmit),
+            pacer: Pacer::new(
+                config.attempt_rate,
+                config.attempt_burst,
+                timing.retransmit,
+                config.shed_load.then(|| Shedding {
+                    over: timing.retransmit * 2,
+                    gap: timing.renew_after + timing.retransmit * 2,
+                }),
+            ),
             floor: ballot_floor,
             wall: ballot_floor,
             quarantine_until,
@@ -141,7 +150,12 @@ impl Node {
             by_name: HashMap::new(),
             waiting: VecDeque::new(),
             timers: Timers::default(),
-            outbox: Outbox::new(config.node, members.clone(), config.max_batch),
+            outbox: Outbox::new(
+                config.node,
+                members.clone(),
+                config.max_batch,
+                config.max_batch_bytes,
+            ),
             events: VecDeque::new(),
             rng: Rng::new(seed ^ incarnation.0.rotate_left(17) ^ config.node.0),
             stats: Stats::default(),
@@ -198,6 +212,7 @@ impl Node {
         Stats {
             messages_sent: self.outbox.sent,
             attempt_rate: u64::from(self.pacer.rate()),
+            hold_limit: self.pacer.hold_limit().unwrap_or(0),
             deferred_acquisitions: self.leases.iter().filter(|l| l.proposer.deferred()).count()
                 as u64,
             ..self.stats
@@ -363,6 +378,7 @@ impl Node {
         for envelope in messages {
             self.dispatch(now, from, envelope);
         }
+        self.shed_load(now);
         self.sweep(now);
         self.flush_local(now);
     }
@@ -401,6 +417,7 @@ impl Node {
             self.timers.set(idx, Timestamp::MAX);
             self.lease_timeout(idx, now, hold);
         }
+        self.shed_load(now);
         self.admit_waiting(now, hold);
         self.peers.probe(now);
         self.handle_replication_timeout(now);
@@ -413,8 +430,11 @@ impl Node {
     /// fingerprint is not known yet.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         // Waiting acquisitions are admitted on the same grid as renewals (one batch).
-        let turn = (!self.waiting.is_empty())
-            .then(|| self.pacer.next_free().round_up(self.setup.timing.jitter));
+        let turn = (!self.waiting.is_empty()).then(|| {
+            self.pacer
+                .next_free(self.stats.held)
+                .round_up(self.setup.timing.jitter)
+        });
         [
             self.timers.peek().map(|(at, _)| at),
             self.peers.next_probe(),

@@ -5,6 +5,15 @@
 //! leases it holds still get through; when answers come quickly again, they speed up.
 //! Renewals are never paced. Pacing decides only *when* an attempt starts, never whether
 //! a rule allows it, so it touches liveness, not safety.
+//!
+//! When the leases already held are more than the cluster can renew, slowing acquisitions
+//! is not enough: the renewals alone queue up until every one of them is late, and the
+//! node loses everything at once. So the pacing also sheds load: once answered attempts
+//! wait in queues (their smoothed round trip over the shortest one seen lately) for more
+//! than twice the target, it has the node give up an eighth of what it holds (at most
+//! once per renewal interval, so each cut shows before the next) and caps what the node
+//! holds at what is left; quick answers raise the cap again, slowly. A slow network alone
+//! is not load: its round trip is the shortest one too.
 
 use std::time::Duration;
 
@@ -33,12 +42,53 @@ pub(crate) struct Pacer {
     smoothed: Duration,
     /// No change of the rate before this: each change gets time to show its effect.
     next_change: Timestamp,
+    /// The smoothed round trip of the attempts that reached their majority only (weight
+    /// 1/8): what a retransmission waits for. (A retransmission says only that an answer
+    /// took at least that long; counted here, each would lengthen the next wait.)
+    answered: Duration,
+    /// The shortest answered round trip seen lately (the network's own delay, without
+    /// queues), and when it was seen: one older than [`MIN_RTT_WINDOW`] is replaced by the
+    /// next answer.
+    min_rtt: Duration,
+    min_rtt_at: Timestamp,
+    /// When to shed; `None`: never.
+    shedding: Option<Shedding>,
+    /// No shedding before this.
+    next_shed: Timestamp,
+    /// At most this many leases held: set by a shed, raised by quick answers; `None`
+    /// until the first shed.
+    hold_limit: Option<u64>,
+    /// A fresh attempt refused at the hold limit is asked again at this time.
+    limit_retry: Timestamp,
+}
+
+/// A node holding fewer leases than this sheds none: their renewals are not the load.
+pub(crate) const MIN_HELD_TO_SHED: u64 = 16;
+
+/// How long the shortest round trip seen stands for the network's delay.
+pub(crate) const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
+
+/// When the pacing sheds load.
+#[derive(Debug, Clone, Copy, Hash)]
+pub(crate) struct Shedding {
+    /// Shed while answered attempts wait in queues longer than this (their smoothed round
+    /// trip over the shortest one seen lately).
+    pub(crate) over: Duration,
+    /// How long a shed takes to show in the round trips (a renewal interval and two
+    /// targets): no second shed before.
+    pub(crate) gap: Duration,
 }
 
 impl Pacer {
     /// `rate` fresh attempts per second at most after `burst`; attempts whose round trip
-    /// (start to majority of acceptances) exceeds `target` slow fresh attempts down.
-    pub(crate) fn new(rate: u32, burst: u32, target: Duration) -> Pacer {
+    /// (start to majority of acceptances) exceeds `target` slow fresh attempts down;
+    /// `shedding` says when to shed held leases (`None`: never).
+    pub(crate) fn new(
+        rate: u32,
+        burst: u32,
+        target: Duration,
+        shedding: Option<Shedding>,
+    ) -> Pacer {
         let rate = rate.max(1);
         let mut pacer = Pacer {
             tat: Timestamp::ZERO,
@@ -50,16 +100,27 @@ impl Pacer {
             target,
             smoothed: Duration::ZERO,
             next_change: Timestamp::ZERO,
+            answered: Duration::ZERO,
+            min_rtt: Duration::MAX,
+            min_rtt_at: Timestamp::ZERO,
+            shedding,
+            next_shed: Timestamp::ZERO,
+            hold_limit: None,
+            limit_retry: Timestamp::ZERO,
         };
         // Slow start: a tenth of the ceiling until answers show the cluster keeps up.
         pacer.set_rate((rate / 10).max(1));
         pacer
     }
 
-    /// Whether a fresh attempt may start at `now`; if so, it is counted. Nothing is
-    /// reserved for a refused one: it waits in the node's queue for
+    /// Whether a fresh attempt may start at `now`, with `held` leases held; if so, it is
+    /// counted. Nothing is reserved for a refused one: it waits in the node's queue for
     /// [`Pacer::next_free`], at whatever rate is in force by then.
-    pub(crate) fn try_take(&mut self, now: Timestamp) -> bool {
+    pub(crate) fn try_take(&mut self, now: Timestamp, held: u64) -> bool {
+        if self.at_limit(held) {
+            self.limit_retry = now + self.target;
+            return false;
+        }
         let t = self.tat.max(now);
         if t.saturating_sub(self.burst) > now {
             return false;
@@ -68,9 +129,39 @@ impl Pacer {
         true
     }
 
-    /// When the next fresh attempt may start.
-    pub(crate) fn next_free(&self) -> Timestamp {
-        self.tat.saturating_sub(self.burst)
+    /// When the next fresh attempt may start, with `held` leases held.
+    pub(crate) fn next_free(&self, held: u64) -> Timestamp {
+        let t = self.tat.saturating_sub(self.burst);
+        if self.at_limit(held) {
+            t.max(self.limit_retry)
+        } else {
+            t
+        }
+    }
+
+    fn at_limit(&self, held: u64) -> bool {
+        self.hold_limit.is_some_and(|limit| held >= limit)
+    }
+
+    /// The cap on leases held, if a shed set one.
+    pub(crate) fn hold_limit(&self) -> Option<u64> {
+        self.hold_limit
+    }
+
+    /// How many of the `held` leases to give up now: an eighth of them while answered
+    /// attempts take longer than the shedding threshold (at most once per shed gap); the
+    /// hold limit drops to the rest.
+    pub(crate) fn shed(&mut self, now: Timestamp, held: u64) -> u64 {
+        let Some(shedding) = self.shedding else {
+            return 0;
+        };
+        if self.queued() <= shedding.over || now < self.next_shed || held < MIN_HELD_TO_SHED {
+            return 0;
+        }
+        let keep = held - held / 8;
+        self.hold_limit = Some(keep);
+        self.next_shed = now + shedding.gap;
+        held - keep
     }
 
     /// Fresh attempts allowed per second now.
@@ -79,20 +170,44 @@ impl Pacer {
     }
 
     /// One of this node's attempts (an acquisition or a renewal) reached its majority
-    /// `round_trip` after it started, or has waited that long and retransmits. Returns
-    /// whether the rate was cut.
-    pub(crate) fn observe(&mut self, now: Timestamp, round_trip: Duration) -> bool {
-        self.smoothed = if round_trip >= self.smoothed {
-            self.smoothed + (round_trip - self.smoothed) / 8
-        } else {
-            self.smoothed - (self.smoothed - round_trip) / 8
-        };
+    /// `round_trip` after it started, its Accept round taking `answered`; or it has
+    /// waited `round_trip` and retransmits (`answered` is `None`). `held`: leases held
+    /// now. Returns whether the rate was cut.
+    pub(crate) fn observe(
+        &mut self,
+        now: Timestamp,
+        round_trip: Duration,
+        answered: Option<Duration>,
+        held: u64,
+    ) -> bool {
+        self.smoothed = smooth(self.smoothed, round_trip);
+        if let Some(rt) = answered {
+            self.answered = smooth(self.answered, rt);
+            if rt <= self.min_rtt || now >= self.min_rtt_at + MIN_RTT_WINDOW {
+                self.min_rtt = rt;
+                self.min_rtt_at = now;
+            }
+        }
         if self.smoothed > self.target {
             self.slow_down(now)
         } else {
-            self.speed_up(now);
+            self.speed_up(now, held);
             false
         }
+    }
+
+    /// How long an attempt waits for answers before sending again: `interval`, or twice
+    /// the smoothed round trip of answered attempts if that is longer, at most `cap`.
+    /// Under load answers are late rather than lost, and a retransmission sent before
+    /// they could come only adds to the queues they wait in.
+    pub(crate) fn retransmit_after(&self, interval: Duration, cap: Duration) -> Duration {
+        (self.answered * 2).min(cap).max(interval)
+    }
+
+    /// How long answers wait in queues: the smoothed round trip of answered Accept rounds
+    /// over the shortest one seen lately.
+    fn queued(&self) -> Duration {
+        self.answered.saturating_sub(self.min_rtt)
     }
 
     fn slow_down(&mut self, now: Timestamp) -> bool {
@@ -106,8 +221,22 @@ impl Pacer {
         true
     }
 
-    fn speed_up(&mut self, now: Timestamp) {
-        if now < self.next_change || self.rate == self.max_rate {
+    fn speed_up(&mut self, now: Timestamp, held: u64) {
+        if now < self.next_change {
+            return;
+        }
+        // The hold limit grows by a 64th per target interval (about 17% per second at the
+        // default 100 ms; at least 4), only while answers wait in no queue and the node
+        // holds nearly as many leases as it allows: a lease taken adds its renewals a
+        // renewal interval later, so the cap must not outrun what the round trips can show.
+        if let Some(limit) = self.hold_limit
+            && self.queued() < self.target
+            && held + limit / 16 >= limit
+        {
+            self.hold_limit = Some(limit.saturating_add((limit / 64).max(4)));
+            self.next_change = now + self.target;
+        }
+        if self.rate == self.max_rate {
             return;
         }
         // Additive: each acquisition adds renewals for as long as the lease is held, and
@@ -135,6 +264,15 @@ impl Pacer {
     }
 }
 
+/// `smoothed` moved an eighth of the way to `sample`.
+fn smooth(smoothed: Duration, sample: Duration) -> Duration {
+    if sample >= smoothed {
+        smoothed + (sample - smoothed) / 8
+    } else {
+        smoothed - (smoothed - sample) / 8
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,24 +285,26 @@ mod tests {
 
     /// How many attempts `pacer` lets start at once at `now`.
     fn burst_at(pacer: &mut Pacer, now: Timestamp) -> usize {
-        (0..100_000).take_while(|_| pacer.try_take(now)).count()
+        (0..100_000).take_while(|_| pacer.try_take(now, 0)).count()
     }
 
     /// `pacer` after `n` round trips of `rt` from `t` on, one per millisecond.
     fn feed(p: &mut Pacer, t: u64, n: u64, rt: Duration) -> u64 {
-        (0..n).filter(|i| p.observe(at(t + i), rt)).count() as u64
+        (0..n)
+            .filter(|i| p.observe(at(t + i), rt, Some(rt), 0))
+            .count() as u64
     }
 
     /// A pacer already at its ceiling (quick answers since its slow start).
     fn warmed(rate: u32, burst: u32) -> Pacer {
-        let mut p = Pacer::new(rate, burst, 100 * MS);
+        let mut p = Pacer::new(rate, burst, 100 * MS, None);
         p.set_rate(rate);
         p
     }
 
     #[test]
     fn it_starts_at_a_tenth_and_quick_answers_raise_it_to_the_ceiling() {
-        let mut p = Pacer::new(10_000, 1_000, 100 * MS);
+        let mut p = Pacer::new(10_000, 1_000, 100 * MS, None);
         assert_eq!(p.rate(), 1_000);
         assert_eq!(burst_at(&mut p, at(0)), 100);
         let mut t = 0;
@@ -179,7 +319,10 @@ mod tests {
     fn one_slow_answer_is_not_a_trend() {
         let mut p = warmed(10_000, 1_000);
         feed(&mut p, 0, 50, 10 * MS);
-        assert!(!p.observe(at(100), 400 * MS), "smoothed: 10 + 390/8 ms");
+        assert!(
+            !p.observe(at(100), 400 * MS, Some(400 * MS), 0),
+            "smoothed: 10 + 390/8 ms"
+        );
         assert_eq!(p.rate(), 10_000);
     }
 
@@ -223,9 +366,111 @@ mod tests {
         }
         assert_eq!(burst_at(&mut p, at(10_000)), 100);
         // Beyond the burst, one attempt per gap (10 ms at 100 per second).
-        assert_eq!(p.next_free(), at(10_010));
-        assert!(!p.try_take(at(10_009)));
-        assert!(p.try_take(at(10_010)));
-        assert_eq!(p.next_free(), at(10_020));
+        assert_eq!(p.next_free(0), at(10_010));
+        assert!(!p.try_take(at(10_009), 0));
+        assert!(p.try_take(at(10_010), 0));
+        assert_eq!(p.next_free(0), at(10_020));
+    }
+}
+
+#[cfg(test)]
+mod shedding_tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::ZERO + MS * u32::try_from(ms).expect("small")
+    }
+
+    fn shedding() -> Shedding {
+        Shedding {
+            over: 200 * MS,
+            gap: 870 * MS,
+        }
+    }
+
+    /// A pacer that has seen `n` answered Accept rounds of `rt`, one per millisecond from
+    /// `t`, with `held` leases held.
+    fn answers(p: &mut Pacer, t: u64, n: u64, rt: Duration, held: u64) {
+        for i in 0..n {
+            p.observe(at(t + i), rt, Some(rt), held);
+        }
+    }
+
+    #[test]
+    fn queued_answers_shed_an_eighth_once_per_gap_and_cap_acquisitions() {
+        let mut p = Pacer::new(10_000, 1_000, 100 * MS, Some(shedding()));
+        answers(&mut p, 0, 50, 2 * MS, 1_000);
+        assert_eq!(p.shed(at(50), 1_000), 0, "quick answers: nothing to shed");
+        // Answers 400 ms behind the 2 ms seen before: queues.
+        answers(&mut p, 100, 50, 402 * MS, 1_000);
+        assert_eq!(p.shed(at(150), 1_000), 125);
+        assert_eq!(p.hold_limit(), Some(875));
+        assert_eq!(p.shed(at(151), 875), 0, "one shed per gap");
+        assert_eq!(p.shed(at(150 + 870), 875), 109, "another after the gap");
+        assert_eq!(p.hold_limit(), Some(766));
+        // At the limit no fresh attempt starts; it is asked again a target later.
+        assert!(!p.try_take(at(2_000), 766));
+        assert!(p.next_free(766) >= at(2_100));
+        assert!(p.try_take(at(2_000), 765));
+        // Few leases are not the load.
+        assert_eq!(p.shed(at(5_000), MIN_HELD_TO_SHED - 1), 0);
+    }
+
+    #[test]
+    fn a_slow_network_is_not_a_queue_and_shedding_can_be_off() {
+        let mut p = Pacer::new(10_000, 1_000, 100 * MS, Some(shedding()));
+        answers(&mut p, 0, 100, 400 * MS, 1_000);
+        assert_eq!(
+            p.shed(at(100), 1_000),
+            0,
+            "400 ms is the shortest round trip"
+        );
+        let mut off = Pacer::new(10_000, 1_000, 100 * MS, None);
+        answers(&mut off, 0, 50, 2 * MS, 1_000);
+        answers(&mut off, 100, 50, 900 * MS, 1_000);
+        assert_eq!(off.shed(at(150), 1_000), 0);
+        assert_eq!(off.hold_limit(), None);
+    }
+
+    #[test]
+    fn the_limit_grows_only_without_queues_and_only_while_it_binds() {
+        let mut p = Pacer::new(10_000, 1_000, 100 * MS, Some(shedding()));
+        answers(&mut p, 0, 50, 2 * MS, 1_000);
+        answers(&mut p, 100, 50, 402 * MS, 1_000);
+        assert_eq!(p.shed(at(150), 1_000), 125);
+        // Quick answers again, the node at its limit: a 64th per target interval.
+        answers(&mut p, 1_000, 400, 2 * MS, 875);
+        let grown = p.hold_limit().expect("set");
+        assert!(grown > 875, "{grown}");
+        for step in 0..20 {
+            let limit = p.hold_limit().expect("set");
+            answers(&mut p, 2_000 + step * 100, 1, 2 * MS, limit);
+        }
+        let bound = p.hold_limit().expect("set");
+        assert!(bound > grown * 5 / 4, "{grown} -> {bound}");
+        // Far below its limit, the node's cap stays where it is.
+        for step in 0..20 {
+            answers(&mut p, 5_000 + step * 100, 1, 2 * MS, 10);
+        }
+        assert_eq!(p.hold_limit(), Some(bound));
+    }
+
+    #[test]
+    fn retransmissions_wait_twice_the_answered_round_trip_within_bounds() {
+        let mut p = Pacer::new(10_000, 1_000, 100 * MS, None);
+        assert_eq!(p.retransmit_after(100 * MS, 500 * MS), 100 * MS);
+        answers(&mut p, 0, 200, 150 * MS, 0);
+        let wait = p.retransmit_after(100 * MS, 500 * MS);
+        assert!(wait > 280 * MS && wait <= 300 * MS, "{wait:?}");
+        answers(&mut p, 1_000, 200, 2_000 * MS, 0);
+        assert_eq!(p.retransmit_after(100 * MS, 500 * MS), 500 * MS);
+        // Retransmissions (no answer yet) do not lengthen the wait.
+        let mut q = Pacer::new(10_000, 1_000, 100 * MS, None);
+        for i in 0..200 {
+            q.observe(at(i), 900 * MS, None, 0);
+        }
+        assert_eq!(q.retransmit_after(100 * MS, 500 * MS), 100 * MS);
     }
 }

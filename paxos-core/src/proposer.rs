@@ -185,7 +185,8 @@ impl Proposer {
             blocked_for: Duration::ZERO,
             responses: 0,
             started: now,
-            next_retransmit: now + setup.timing.retransmit,
+            accept_sent: now,
+            next_retransmit: now + cx.retransmit_after(),
             retransmits: 0,
         };
         let message = attempt.message(setup.timing.lease);
@@ -238,9 +239,10 @@ impl Proposer {
         }
         if now < att.deadline {
             att.accepting = true;
+            att.accept_sent = now;
             att.responses = 0;
             att.retransmits = 0;
-            att.next_retransmit = now + setup.timing.retransmit;
+            att.next_retransmit = now + cx.retransmit_after();
             let accept = att.message(setup.timing.lease);
             cx.send_to_voters(lease, &accept);
             Step::Wait
@@ -325,7 +327,7 @@ impl Proposer {
             .unwrap_or(renew_at);
         // How long the majority took tells the pacing of fresh attempts how busy the
         // cluster is (renewals first under overload).
-        cx.observe_round_trip(now, att.started);
+        cx.observe_round_trip(now, att.started, Some(att.accept_sent));
         let active = Active {
             ballot: att.ballot,
             deadline: att.deadline,
@@ -349,6 +351,7 @@ impl Proposer {
             });
         } else {
             cx.stats.elections += 1;
+            cx.stats.held += 1;
             cx.event(Event::Elected {
                 lease: lease.clone(),
                 token: active.ballot,
@@ -481,7 +484,7 @@ impl Proposer {
             let admitted = std::mem::take(&mut self.admitted);
             // Renewals and admitted leases go now; other fresh attempts over the rate wait
             // in the node's queue (the node queues a lease when `queued` turns true).
-            if base.is_some() || admitted || cx.pacer.try_take(now) {
+            if base.is_some() || admitted || cx.pacer.try_take(now, cx.stats.held) {
                 self.start_attempt(cx, lease, now, base);
             } else {
                 self.next_attempt = Timestamp::MAX;
@@ -495,7 +498,7 @@ impl Proposer {
 
     /// Re-sends Prepare / Accept to the voters that have not answered this attempt yet.
     pub(crate) fn retransmit(&mut self, cx: &mut Cx<'_>, lease: &LeaseName, now: Timestamp) {
-        let interval = cx.setup.timing.retransmit;
+        let interval = cx.retransmit_after();
         let Some(att) = self.attempt.as_mut().filter(|a| now >= a.next_retransmit) else {
             return;
         };
@@ -504,7 +507,7 @@ impl Proposer {
         att.retransmits = att.retransmits.saturating_add(1);
         att.next_retransmit = now + att.backoff(interval);
         let started = att.started;
-        cx.observe_round_trip(now, started);
+        cx.observe_round_trip(now, started, None);
         cx.stats.retransmissions += 1;
         self.resend_to(cx, lease, |att| {
             !if att.accepting {

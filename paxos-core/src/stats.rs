@@ -50,6 +50,13 @@ pub struct Stats {
     pub retransmissions: u64,
     /// Times this node became master.
     pub elections: u64,
+    /// Leases this node holds now.
+    pub held: u64,
+    /// The most leases this node takes while its renewals are answered late: set when it
+    /// sheds load, raised as answers come quickly again; 0 while it has never shed.
+    pub hold_limit: u64,
+    /// Leases given up to shed load (surrendered with reason `overload`).
+    pub shed: u64,
     /// Successful renewals.
     pub renewals: u64,
     /// Renewal attempts that ended without renewing (the old deadline stood; the node

@@ -484,8 +484,8 @@ fn preempted_attempt_yields_to_the_higher_ballot() {
 }
 
 /// Many named leases on one node are independent instances, and their messages to one peer
-/// travel together: 100 leases' Prepares to each peer leave in batches of up to
-/// `max_batch`, not one datagram each.
+/// travel together: 100 leases' Prepares to each peer leave in batches bounded by
+/// `max_batch_bytes` (so each fits a datagram) and `max_batch`, not one datagram each.
 #[test]
 fn many_leases_batch_their_messages_per_peer() {
     let mut c = Cluster::new(3, None);
@@ -513,7 +513,12 @@ fn many_leases_batch_their_messages_per_peer() {
         100,
         "one Prepare per lease to node 2"
     );
-    assert_eq!(to_node2, vec![64, 36], "batched up to max_batch (64)");
+    // A Prepare for "lease-NN" is at most 39 bytes by its bound: 25 fit in 1,000.
+    assert_eq!(
+        to_node2,
+        vec![25, 25, 25, 25],
+        "batched up to max_batch_bytes"
+    );
     assert_eq!(c.node(1).leases().count(), 100);
 }
 

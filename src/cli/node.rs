@@ -95,6 +95,10 @@ pub struct NodeArgs {
     /// docs/PROTOCOL.md): twice the messages per renewal, for comparison.
     #[arg(long)]
     pub two_round_renewals: bool,
+    /// Never give leases up to shed load (reason `overload`): an overloaded node keeps
+    /// trying to renew everything it holds, and may lose all of it at once.
+    #[arg(long)]
+    pub no_load_shedding: bool,
     /// Test-only: scale this node's local clock rate (e.g. 1.0005), to emulate clock-rate
     /// error in fault tests. Beyond `rho` (0.1%) the lease guarantee is void.
     #[arg(long, hide = true)]
@@ -130,6 +134,8 @@ struct NodeFile {
     quiet_renewals: bool,
     #[serde(default)]
     two_round_renewals: bool,
+    #[serde(default)]
+    no_load_shedding: bool,
 }
 
 /// The settings of one node, from flags and file.
@@ -152,6 +158,7 @@ struct Settled {
     max_clients: Option<usize>,
     quiet_renewals: bool,
     two_round_renewals: bool,
+    no_load_shedding: bool,
 }
 
 fn settle(args: &NodeArgs) -> Result<Settled> {
@@ -230,6 +237,7 @@ fn settle(args: &NodeArgs) -> Result<Settled> {
         max_clients,
         quiet_renewals: args.quiet_renewals || file.quiet_renewals,
         two_round_renewals: args.two_round_renewals || file.two_round_renewals,
+        no_load_shedding: args.no_load_shedding || file.no_load_shedding,
     })
 }
 
@@ -356,6 +364,7 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
     config.cluster_name = s.cluster_name.clone();
     config.clock_rate = args.clock_rate_for_tests;
     config.one_round_renewals = Some(!s.two_round_renewals);
+    config.shed_load = Some(!s.no_load_shedding);
     config.validate().context("invalid cluster configuration")?;
 
     let mut settings = Settings::for_lease(s.lease_duration);

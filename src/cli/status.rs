@@ -88,6 +88,7 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
                     "attempt_rate_cuts": answer.load.attempt_rate_cuts,
                     "retransmissions": answer.load.retransmissions,
                     "callbacks_busy": answer.load.callbacks_busy,
+                    "hold_limit": answer.load.hold_limit, "shed": answer.load.shed,
                 },
             })
         );
@@ -114,6 +115,13 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
             load.retransmissions,
             load.callbacks_busy
         );
+        if load.shed > 0 {
+            outln!(
+                "  shed {} lease(s) under overload; takes at most {} now",
+                load.shed,
+                load.hold_limit
+            );
+        }
         if answer.in_conflict {
             outln!(
                 "  NOT ACTING: a voter runs with another cluster configuration (no lease held, no vote given until it matches)"

@@ -17,6 +17,7 @@ pub(crate) const WARN_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub(crate) struct OverloadReport {
     cuts_seen: u64,
+    shed_seen: u64,
     last_warning: Option<Instant>,
 }
 
@@ -25,8 +26,10 @@ impl OverloadReport {
     /// since the last look and no warning went out within [`WARN_EVERY`]. Returns whether
     /// it warned.
     pub(crate) fn check(&mut self, now: Instant, stats: &Stats) -> bool {
-        let cut = stats.attempt_rate_cuts > self.cuts_seen;
+        let shed = stats.shed > self.shed_seen;
+        let cut = stats.attempt_rate_cuts > self.cuts_seen || shed;
         self.cuts_seen = stats.attempt_rate_cuts;
+        self.shed_seen = stats.shed;
         let quiet = self
             .last_warning
             .is_some_and(|t| now.saturating_duration_since(t) < WARN_EVERY);
@@ -34,6 +37,19 @@ impl OverloadReport {
             return false;
         }
         self.last_warning = Some(now);
+        if shed {
+            warn!(
+                held = stats.held,
+                hold_limit = stats.hold_limit,
+                shed = stats.shed,
+                deferred = stats.deferred_acquisitions,
+                retransmissions = stats.retransmissions,
+                "overloaded: renewals are answered too late to keep every lease this node \
+                 holds, so it gave some up (reason `overload`) and takes no more than \
+                 hold_limit until answers are quick again"
+            );
+            return true;
+        }
         warn!(
             attempt_rate = stats.attempt_rate,
             deferred = stats.deferred_acquisitions,

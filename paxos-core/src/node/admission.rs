@@ -33,7 +33,7 @@ impl Node {
                 self.waiting.pop_front();
                 continue;
             }
-            if !self.pacer.try_take(now) {
+            if !self.pacer.try_take(now, self.stats.held) {
                 return;
             }
             self.waiting.pop_front();

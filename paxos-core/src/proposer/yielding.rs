@@ -45,6 +45,17 @@ impl Proposer {
         was_master
     }
 
+    /// Load shedding: give up, and hold off for one lease duration (another node may take
+    /// it meanwhile; after that the node's hold limit decides).
+    pub(crate) fn shed(&mut self, cx: &mut Cx<'_>, lease: &LeaseName, now: Timestamp) {
+        if self.give_up(cx, lease, SurrenderReason::Overload) {
+            cx.stats.shed += 1;
+        }
+        if self.priority.is_some() {
+            self.next_attempt = now + cx.setup.timing.lease;
+        }
+    }
+
     /// Shutdown: give up and stand no more.
     pub(crate) fn shut_down(&mut self, cx: &mut Cx<'_>, lease: &LeaseName) {
         self.give_up(cx, lease, SurrenderReason::Shutdown);

@@ -100,6 +100,10 @@ struct Args {
     /// with one-round renewals (P7, the default).
     #[arg(long)]
     two_round_renewals: bool,
+    /// The scale runs never shed load (`no_load_shedding = true`), to compare with
+    /// shedding (the default).
+    #[arg(long)]
+    no_load_shedding: bool,
     /// Do not apt-get install etcd if it is missing (its sections are then skipped).
     #[arg(long)]
     no_etcd_install: bool,
@@ -334,7 +338,10 @@ fn run(mut args: Args) -> Result<()> {
                 lease,
                 secs,
                 acquire_limit,
-                args.two_round_renewals,
+                gp::NodeOptions {
+                    two_round_renewals: args.two_round_renewals,
+                    no_load_shedding: args.no_load_shedding,
+                },
             );
             report.scale.push((n, result.map_err(|e| format!("{e:#}"))));
         }
@@ -462,12 +469,12 @@ fn scale_run(
     lease: Duration,
     secs: u64,
     acquire_limit: u64,
-    two_round_renewals: bool,
+    options: gp::NodeOptions,
 ) -> Result<gp::ScaleResult> {
     let dir = work.join(format!("scale-{n}-{}s", lease.as_secs()));
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("leases.toml");
-    gp::lease_config(&config, n, two_round_renewals)?;
+    gp::lease_config(&config, n, options)?;
     let setup = gp::Setup {
         bin: bin.to_path_buf(),
         lease,
@@ -487,7 +494,7 @@ fn scale_run(
     )?;
     // Accept and Accepted to and from two peers, Learn to two (P7); Prepare and Promise
     // to and from two more in two rounds.
-    result.messages_per_renewal = if two_round_renewals { 10 } else { 6 };
+    result.messages_per_renewal = if options.two_round_renewals { 10 } else { 6 };
     Ok(result)
 }
 

@@ -18,7 +18,7 @@ mod scale;
 pub use events::{Counts, Ev, Kind};
 use events::{Log, Sink};
 pub use kv::KvFailover;
-pub use scale::{NodeUse, ScaleResult, lease_config};
+pub use scale::{NodeOptions, NodeUse, ScaleResult, lease_config};
 
 use super::util::{Proc, free_tcp_port, free_udp_port, random_wait, wall_ms};
 

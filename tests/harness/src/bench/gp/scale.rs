@@ -263,15 +263,26 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// Writes the `--config` file listing `n` lease names (renewed in two round trips if
-/// `two_round_renewals`).
-pub fn lease_config(path: &Path, n: usize, two_round_renewals: bool) -> Result<()> {
+/// How the scale runs' nodes renew and shed, for comparisons.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeOptions {
+    /// Renew in two round trips (`two_round_renewals = true`).
+    pub two_round_renewals: bool,
+    /// Never shed load (`no_load_shedding = true`).
+    pub no_load_shedding: bool,
+}
+
+/// Writes the `--config` file listing `n` lease names, with `options`.
+pub fn lease_config(path: &Path, n: usize, options: NodeOptions) -> Result<()> {
     let mut text = String::with_capacity(n * 12 + 16);
     // A `renewed` line per renewal would cost the nodes (and the harness reading them)
     // more than the renewals; they are counted from /metrics instead.
     text.push_str("quiet_renewals = true\n");
-    if two_round_renewals {
+    if options.two_round_renewals {
         text.push_str("two_round_renewals = true\n");
+    }
+    if options.no_load_shedding {
+        text.push_str("no_load_shedding = true\n");
     }
     text.push_str("leases = [\n");
     for i in 0..n {

@@ -43,7 +43,7 @@ pub(super) fn scale(w: &mut String, r: &Report, v: Views<'_>) {
                 );
                 let _ = writeln!(
                     w,
-                    "| other surrenders in the window | {} |",
+                    "| other surrenders in the window (resigned, shut down, or shed under overload: reason `overload`) | {} |",
                     s.other_surrenders
                 );
                 let _ = writeln!(
