@@ -1,8 +1,10 @@
 //! Saying so when the node is overloaded: the core slows its fresh acquisitions down when
 //! its attempts come back late (the renewals of the leases it holds go first); the driver
 //! turns that into a warning, at most one per [`WARN_EVERY`], with what is held back and
-//! why. The figures are on /metrics too (`gen_paxos_attempt_rate`,
-//! `gen_paxos_acquisitions_deferred`, `gen_paxos_attempt_rate_cuts_total`).
+//! why, and when leases were shed. The figures are on /metrics too
+//! (`gen_paxos_attempt_rate`, `gen_paxos_acquisitions_deferred`,
+//! `gen_paxos_attempt_rate_cuts_total`, `gen_paxos_hold_limit`,
+//! `gen_paxos_leases_shed_total`).
 
 use std::time::Duration;
 
@@ -81,5 +83,20 @@ mod tests {
             !r.check(t0 + WARN_EVERY * 3, &s),
             "no new cut since the last look"
         );
+    }
+
+    #[test]
+    fn leases_shed_warn_too_even_without_a_rate_cut() {
+        let t0 = Instant::now();
+        let mut r = OverloadReport::default();
+        let mut s = Stats::default();
+        assert!(!r.check(t0, &s));
+        s.held = 875;
+        s.hold_limit = 875;
+        s.shed = 125;
+        assert!(r.check(t0, &s), "a shed is news");
+        assert!(!r.check(t0 + WARN_EVERY * 2, &s), "the same shed, seen");
+        s.shed = 234;
+        assert!(r.check(t0 + WARN_EVERY * 3, &s));
     }
 }
