@@ -79,12 +79,14 @@ pub struct Config {
     /// Default `true`; `false` renews with Prepare and Accept like a fresh acquisition
     /// (twice the messages).
     pub one_round_renewals: bool,
-    /// Shed load when renewals are answered too late to keep everything held (the
-    /// smoothed round trip of this node's attempts over two retransmission intervals):
-    /// give up an eighth of the held leases, at most once per renewal interval, and take
-    /// no more than the rest until answers come quickly again (the cap then grows by a
-    /// 128th per retransmission interval). Default `true`; with `false` an overloaded
-    /// node keeps trying to renew everything, and may lose all of it at once.
+    /// Shed load when renewals are answered too late to keep everything held (answered
+    /// Accept rounds waiting in queues, their smoothed round trip over the shortest one
+    /// seen in the last 10 s, for more than two retransmission intervals): give up an
+    /// eighth of the held leases (reason `Overload`), at most once per renewal interval
+    /// plus two retransmission intervals, and take no more than the rest until answers
+    /// come quickly again (the cap then grows by a 64th per retransmission interval while
+    /// the node is near it). Default `true`; with `false` an overloaded node keeps trying
+    /// to renew everything, and may lose all of it at once.
     pub shed_load: bool,
     /// Test-only: deliberately break one protocol rule. See [`crate::UnsafeRule`].
     #[cfg(feature = "unsafe-rules")]

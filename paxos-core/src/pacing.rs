@@ -371,17 +371,8 @@ mod tests {
         assert!(p.try_take(at(10_010), 0));
         assert_eq!(p.next_free(0), at(10_020));
     }
-}
 
-#[cfg(test)]
-mod shedding_tests {
-    use super::*;
-
-    const MS: Duration = Duration::from_millis(1);
-
-    fn at(ms: u64) -> Timestamp {
-        Timestamp::ZERO + MS * u32::try_from(ms).expect("small")
-    }
+    // ---- shedding and the retransmission wait ----------------------------------------
 
     fn shedding() -> Shedding {
         Shedding {
