@@ -15,6 +15,7 @@
 //! and fencing tokens keep increasing after a name is pruned by a majority.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use crate::acceptor::Acceptor;
@@ -62,10 +63,33 @@ impl Arrival {
     }
 }
 
-/// The acceptor entries of one node.
+/// Every lease name this node knows, in one map: its proposer (the index of the
+/// [`crate::lease::LeaseState`], if this node joined the lease) and its acceptor (if this
+/// node keeps one for it). One lookup per message finds both: with many leases each
+/// lookup is a cache miss, and a message needs both halves (a renewal's Accept is answered
+/// by the acceptor and raises the proposer's counter, T4).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Slot {
+    /// This node's proposer for the name.
+    pub(crate) joined: Option<usize>,
+    acceptor: Option<Acceptor>,
+}
+
+/// The acceptor work one message asks for, decided before the name is looked up (the
+/// checks need no state).
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Prepare(Ballot),
+    Accept(Ballot, Duration),
+    Release(Ballot),
+}
+
+/// The acceptor entries of one node (and, in the same slots, which names it joined).
 #[derive(Debug, Clone)]
 pub(crate) struct Acceptors {
-    map: HashMap<LeaseName, Acceptor>,
+    map: HashMap<LeaseName, Slot>,
+    /// Slots that keep an acceptor (what the cap counts).
+    live: usize,
     cap: usize,
     /// `Q`: how long an entry must stay untouched before it may be forgotten.
     idle: Duration,
@@ -86,6 +110,7 @@ impl Acceptors {
     pub(crate) fn new(cap: usize, idle: Duration, sweep_every: Duration, rules: Rules) -> Self {
         Acceptors {
             map: HashMap::new(),
+            live: 0,
             cap,
             idle,
             sweep_every: sweep_every.max(Duration::from_millis(1)),
@@ -97,146 +122,177 @@ impl Acceptors {
         }
     }
 
-    /// A4: in the restart quarantine a voter answers nothing, but remembers the ballots
-    /// proposers show it as promised (see [`Acceptor::observe_in_quarantine`]).
-    pub(crate) fn observe(
-        &mut self,
-        stats: &mut Stats,
-        at: Arrival,
-        lease: &LeaseName,
-        ballot: Ballot,
-    ) {
-        if at.voter && at.quarantined && at.from == ballot.node {
-            match self.entry(at.now, lease) {
-                Some(a) => a.observe_in_quarantine(at.now, ballot),
-                None => stats.dropped_over_capacity += 1,
-            }
-        }
+    /// The index of this node's proposer for `lease`, if it joined it.
+    pub(crate) fn joined(&self, lease: &LeaseName) -> Option<usize> {
+        self.map.get(lease).and_then(|s| s.joined)
     }
 
-    /// A1: the answer to a Prepare, if this node gives one.
-    pub(crate) fn handle_prepare(
-        &mut self,
-        stats: &mut Stats,
-        at: Arrival,
-        lease: &LeaseName,
-        ballot: Ballot,
-    ) -> Option<Message> {
-        if !at.may_answer(stats, ballot) {
-            return None;
-        }
-        let Some(acceptor) = self.entry(at.now, lease) else {
-            stats.dropped_over_capacity += 1;
-            return None;
-        };
-        Some(acceptor.handle_prepare(at.now, ballot))
+    /// Records that this node's proposer for `lease` is at `idx`.
+    pub(crate) fn set_joined(&mut self, lease: LeaseName, idx: usize) {
+        self.map.entry(lease).or_default().joined = Some(idx);
     }
 
-    /// A2: the answer to an Accept for a lease of `lease_duration`, if this node gives one.
-    pub(crate) fn handle_accept(
+    /// What one message does at the acceptor of `lease`: A4's observation in quarantine,
+    /// then A1 (Prepare), A2 (Accept) or A3 (Release). Returns this node's proposer for the
+    /// name (if it joined it) and the acceptor's answer (if it gives one), from one lookup.
+    pub(crate) fn receive(
         &mut self,
         stats: &mut Stats,
         at: Arrival,
         lease: &LeaseName,
-        ballot: Ballot,
-        lease_duration: Duration,
+        message: &Message,
         timing: &Timing,
-    ) -> Option<Message> {
-        if !at.may_answer(stats, ballot) {
-            return None;
-        }
-        // Never exclude for less than the proposer's own lease needs (T2).
-        let theirs = acceptor_duration(lease_duration.min(Duration::from_secs(86_400)), timing.rho);
-        let exclusion = timing.exclusion.max(theirs);
-        let overwrite = self.rules.defences_off();
-        let Some(acceptor) = self.entry(at.now, lease) else {
-            stats.dropped_over_capacity += 1;
-            return None;
-        };
-        let reply = acceptor.handle_accept(at.now, ballot, exclusion, overwrite);
-        #[cfg(feature = "sim")]
-        if let (Some(log), Message::Accepted { .. }) = (&mut self.accept_log, &reply) {
-            log.push((lease.clone(), ballot));
-        }
-        Some(reply)
-    }
-
-    /// A3: a Release from its owner (checked by the node). Recorded even for a lease this
-    /// acceptor has not heard of yet, so the released ballot's own late Prepare or Accept
-    /// is refused.
-    pub(crate) fn handle_release(
-        &mut self,
-        stats: &mut Stats,
-        at: Arrival,
-        lease: &LeaseName,
-        ballot: Ballot,
-    ) {
-        if !at.voter || at.quarantined {
-            return;
-        }
-        let owner_only = self.rules.breaks(UnsafeRule::OwnerOnlyRelease);
-        match self.entry(at.now, lease) {
-            Some(a) => a.handle_release(at.now, ballot, owner_only),
-            None => stats.dropped_over_capacity += 1,
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// The entry for `lease`, made if needed; `None` when the table is full.
-    pub(crate) fn entry(&mut self, now: Timestamp, lease: &LeaseName) -> Option<&mut Acceptor> {
-        if !self.map.contains_key(lease) {
-            if self.map.len() >= self.cap {
-                return None;
+    ) -> (Option<usize>, Option<Message>) {
+        // A4: in the restart quarantine a voter answers nothing, but remembers the ballots
+        // proposers show it as promised (see [`Acceptor::observe_in_quarantine`]).
+        let observe = message
+            .ballot_heard()
+            .filter(|b| at.voter && at.quarantined && at.from == b.node);
+        let work = match *message {
+            Message::Prepare { ballot } => at
+                .may_answer(stats, ballot)
+                .then_some(Work::Prepare(ballot)),
+            Message::Accept {
+                ballot,
+                lease_duration,
+            } => at
+                .may_answer(stats, ballot)
+                .then_some(Work::Accept(ballot, lease_duration)),
+            // A3: a Release from its owner (the node counts the others as spoofed).
+            // Recorded even for a lease this acceptor has not heard of yet, so the
+            // released ballot's own late Prepare or Accept is refused.
+            Message::Release { ballot } if ballot.node == at.from => {
+                (at.voter && !at.quarantined).then_some(Work::Release(ballot))
             }
-            // The floor stands for every pruned ballot: (counter, 0, 0) is at most any real
-            // ballot with that counter, so it refuses exactly the lower counters.
-            let floor = self.pruned_floor.map(|counter| Ballot {
-                counter,
-                incarnation: Incarnation(0),
-                node: NodeId(0),
-            });
-            self.map
-                .insert(lease.clone(), Acceptor::with_floor(now, floor));
+            _ => None,
+        };
+        let rules = self.rules;
+        let wants = u64::from(observe.is_some()) + u64::from(work.is_some());
+        let slot = if wants > 0 {
+            self.slot_with_acceptor(at.now, lease)
+        } else {
+            self.map.get_mut(lease)
+        };
+        let Some(slot) = slot else {
+            stats.dropped_over_capacity += wants;
+            return (None, None);
+        };
+        let joined = slot.joined;
+        let Some(acceptor) = slot.acceptor.as_mut() else {
+            stats.dropped_over_capacity += wants;
+            return (joined, None);
+        };
+        if let Some(ballot) = observe {
+            acceptor.observe_in_quarantine(at.now, ballot);
+        }
+        let reply = match work {
+            None => None,
+            Some(Work::Prepare(ballot)) => Some(acceptor.handle_prepare(at.now, ballot)),
+            Some(Work::Accept(ballot, lease_duration)) => {
+                // Never exclude for less than the proposer's own lease needs (T2).
+                let theirs =
+                    acceptor_duration(lease_duration.min(Duration::from_secs(86_400)), timing.rho);
+                let exclusion = timing.exclusion.max(theirs);
+                let overwrite = rules.defences_off();
+                Some(acceptor.handle_accept(at.now, ballot, exclusion, overwrite))
+            }
+            Some(Work::Release(ballot)) => {
+                let owner_only = rules.breaks(UnsafeRule::OwnerOnlyRelease);
+                acceptor.handle_release(at.now, ballot, owner_only);
+                None
+            }
+        };
+        #[cfg(feature = "sim")]
+        if let (Some(log), Some(Message::Accepted { ballot })) = (&mut self.accept_log, &reply) {
+            log.push((lease.clone(), *ballot));
+        }
+        (joined, reply)
+    }
+
+    /// How many names this node keeps an acceptor for.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// The slot of `lease` with its acceptor made if needed; the acceptor stays `None`
+    /// (and an unknown name gets no slot) when the table is full.
+    fn slot_with_acceptor(&mut self, now: Timestamp, lease: &LeaseName) -> Option<&mut Slot> {
+        let room = self.live < self.cap;
+        // The floor stands for every pruned ballot: (counter, 0, 0) is at most any real
+        // ballot with that counter, so it refuses exactly the lower counters.
+        let floor = self.pruned_floor.map(|counter| Ballot {
+            counter,
+            incarnation: Incarnation(0),
+            node: NodeId(0),
+        });
+        let slot = match self.map.entry(lease.clone()) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) if room => v.insert(Slot::default()),
+            Entry::Vacant(_) => return None,
+        };
+        if slot.acceptor.is_none() && room {
+            slot.acceptor = Some(Acceptor::with_floor(now, floor));
+            self.live += 1;
             if self.next_sweep == Timestamp::MAX {
                 self.next_sweep = now + self.sweep_every;
             }
         }
-        self.map.get_mut(lease)
+        Some(slot)
+    }
+
+    /// The acceptor for `lease`, made if needed; `None` when the table is full.
+    #[cfg(test)]
+    fn entry(&mut self, now: Timestamp, lease: &LeaseName) -> Option<&mut Acceptor> {
+        self.slot_with_acceptor(now, lease)
+            .and_then(|s| s.acceptor.as_mut())
     }
 
     /// Forgets the entries untouched for `Q`; returns how many. With `early` (the
-    /// `early-prune` unsafe rule) it forgets every entry at once and keeps no floor.
+    /// `early-prune` unsafe rule) it forgets every entry at once and keeps no floor. A
+    /// joined name keeps its slot (without an acceptor).
     pub(crate) fn sweep(&mut self, now: Timestamp, early: bool) -> usize {
         if now < self.next_sweep {
             return 0;
         }
-        let before = self.map.len();
+        let before = self.live;
         let idle = self.idle;
         let mut floor = self.pruned_floor;
-        self.map.retain(|_, a| {
-            let keep = !early && now < a.touched + idle;
-            if !keep && !early {
-                floor = floor.max(a.highest().map(|b| b.counter));
+        let mut live = self.live;
+        self.map.retain(|_, slot| {
+            if let Some(a) = &slot.acceptor {
+                let keep = !early && now < a.touched + idle;
+                if !keep {
+                    if !early {
+                        floor = floor.max(a.highest().map(|b| b.counter));
+                    }
+                    slot.acceptor = None;
+                    live -= 1;
+                }
             }
-            keep
+            slot.acceptor.is_some() || slot.joined.is_some()
         });
+        self.live = live;
         self.pruned_floor = floor;
-        self.next_sweep = if self.map.is_empty() {
+        self.next_sweep = if live == 0 {
             Timestamp::MAX
         } else {
             now + self.sweep_every
         };
-        before - self.map.len()
+        before - live
     }
 }
 
 impl std::hash::Hash for Acceptors {
-    /// The entries in name order (for the model checker, `state_hash.rs`).
+    /// The acceptor entries in name order (for the model checker, `state_hash.rs`); which
+    /// names are joined is hashed with the leases.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        crate::state_hash::hash_map_sorted(&self.map, state);
+        let mut entries: Vec<(&LeaseName, &Acceptor)> = self
+            .map
+            .iter()
+            .filter_map(|(name, slot)| slot.acceptor.as_ref().map(|a| (name, a)))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        entries.hash(state);
         self.cap.hash(state);
         self.idle.hash(state);
         self.sweep_every.hash(state);

@@ -4,7 +4,7 @@
 //! `learner.rs` (L1), joined per lease in `lease.rs`; `peers.rs` keeps the members'
 //! fingerprints (F1–F3). The roles write their outputs through a `Cx` (`context.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::acceptors::Acceptors;
 use crate::config::{Config, MAX_PRIORITY, Timing};
@@ -54,7 +54,6 @@ pub struct Node {
     peers: Peers,
     acceptors: Acceptors,
     leases: Vec<LeaseState>,
-    by_name: HashMap<LeaseName, usize>,
     /// Leases whose fresh acquisition waits for its turn (pacing), first come first served;
     /// an entry whose lease has since planned something else is skipped.
     waiting: VecDeque<usize>,
@@ -148,7 +147,6 @@ impl Node {
                 rules,
             ),
             leases: Vec::new(),
-            by_name: HashMap::new(),
             waiting: VecDeque::new(),
             timers: Timers::default(),
             outbox: Outbox::new(
@@ -294,11 +292,11 @@ impl Node {
                 return Err(Error::ObserverCandidate(self.setup.id));
             }
         }
-        let idx = match self.by_name.get(&lease) {
-            Some(&idx) => idx,
+        let idx = match self.acceptors.joined(&lease) {
+            Some(idx) => idx,
             None => {
                 self.leases.push(LeaseState::new(lease.clone()));
-                self.by_name.insert(lease, self.leases.len() - 1);
+                self.acceptors.set_joined(lease, self.leases.len() - 1);
                 self.leases.len() - 1
             }
         };
@@ -311,9 +309,9 @@ impl Node {
     /// releases it (P6) so another candidate takes over in a few message delays. This node
     /// stays a candidate but holds off for one lease duration. Returns whether it was master.
     pub fn resign(&mut self, now: Timestamp, lease: &LeaseName) -> Result<bool, Error> {
-        let idx = *self
-            .by_name
-            .get(lease)
+        let idx = self
+            .acceptors
+            .joined(lease)
             .ok_or_else(|| Error::UnknownLease(lease.clone()))?;
         let (l, mut cx) = self.parts(idx);
         let was_master = l.proposer.resign(&mut cx, &l.name, now);
@@ -337,14 +335,14 @@ impl Node {
     /// Who is master of `lease` as this node sees it: itself (exact deadline), another node
     /// (estimated expiry, L1), or `None`.
     pub fn master(&self, lease: &LeaseName) -> Option<Master> {
-        self.leases[*self.by_name.get(lease)?].master(&self.setup)
+        self.leases[self.acceptors.joined(lease)?].master(&self.setup)
     }
 
     /// Whether this node holds `lease` with authority at `now` (before `d - margin`).
     pub fn is_master(&self, now: Timestamp, lease: &LeaseName) -> bool {
-        self.by_name
-            .get(lease)
-            .and_then(|&idx| self.leases[idx].proposer.active)
+        self.acceptors
+            .joined(lease)
+            .and_then(|idx| self.leases[idx].proposer.active)
             .is_some_and(|a| now < a.surrender_at)
     }
 
@@ -547,7 +545,8 @@ impl std::hash::Hash for Node {
         self.peers.hash(state);
         self.acceptors.hash(state);
         self.leases.hash(state);
-        self.by_name.len().hash(state);
+        // (Which names are joined: as many as there are leases, in the acceptor table.)
+        self.leases.len().hash(state);
         self.waiting.hash(state);
         self.timers.hash(state);
         self.outbox.hash(state);

@@ -49,44 +49,22 @@ impl Node {
             quarantined: now < self.quarantine_until,
             conflict: self.peers.in_conflict(),
         };
-        // The lease's proposer, looked up once for the whole message (with many leases the
-        // lookup is a cache miss, one of the largest costs of a message).
-        let joined = self.by_name.get(&lease).copied();
+        // One lookup of the name for the whole message (with many leases each lookup is a
+        // cache miss, one of the largest costs of a message): the acceptor's part, and the
+        // index of this node's proposer for the lease.
+        let (joined, reply) =
+            self.acceptors
+                .receive(&mut self.stats, at, &lease, &message, &self.setup.timing);
         if let Some(ballot) = message.ballot_heard() {
             // T4, strengthened: never propose at or below a ballot seen for this lease.
             self.raise_counter(joined, ballot.counter);
-            self.acceptors.observe(&mut self.stats, at, &lease, ballot);
         }
         match message {
             Message::Log(log) => self.dispatch_log(now, from, lease, log),
             Message::Ask(ask) => self.dispatch_ask(now, from, lease, ask),
-            Message::Prepare { ballot } => {
-                if let Some(reply) =
-                    self.acceptors
-                        .handle_prepare(&mut self.stats, at, &lease, ballot)
-                {
-                    self.outbox.send(
-                        from,
-                        Envelope {
-                            lease,
-                            message: reply,
-                        },
-                    );
-                }
-            }
-            Message::Accept {
-                ballot,
-                lease_duration,
-            } => {
-                let timing = &self.setup.timing;
-                if let Some(reply) = self.acceptors.handle_accept(
-                    &mut self.stats,
-                    at,
-                    &lease,
-                    ballot,
-                    lease_duration,
-                    timing,
-                ) {
+            // Answered by the acceptor above (A1, A2).
+            Message::Prepare { .. } | Message::Accept { .. } => {
+                if let Some(reply) = reply {
                     self.outbox.send(
                         from,
                         Envelope {
@@ -101,8 +79,6 @@ impl Node {
                     self.stats.dropped_spoofed += 1;
                     return;
                 }
-                self.acceptors
-                    .handle_release(&mut self.stats, at, &lease, ballot);
                 if let Some(idx) = joined {
                     let (l, mut cx) = self.parts(idx);
                     l.handle_release(&mut cx, now, ballot);
