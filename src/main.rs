@@ -4,6 +4,12 @@ mod cli;
 
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: a node makes several small allocations per
+/// message (decoded names, batches, events), and with many leases glibc's allocator was
+/// about a tenth of its CPU (docs/renewal-cost.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// Lease-based master election built on PaxosLease.

@@ -109,13 +109,14 @@ impl Election {
     /// Whether every lease this node joined has a known master now.
     pub fn readiness(&self) -> Readiness {
         let now = Instant::now();
-        let without_master: Vec<String> = self
+        let mut without_master: Vec<String> = self
             .shared()
             .lease_list()
             .iter()
             .filter(|l| l.master().is_none_or(|m| m.expires <= now))
             .map(|l| l.name.to_string())
             .collect();
+        without_master.sort_unstable();
         Readiness {
             ready: without_master.is_empty(),
             without_master,
@@ -134,11 +135,11 @@ fn gauge(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: i64) -> std::
 }
 
 /// A family of counters (or gauges) over one label.
-fn family<V: Copy>(
+fn family<L: AsRef<str>, V: Copy>(
     e: &mut DescriptorEncoder<'_>,
     (name, help, kind): (&str, &str, MetricType),
     key: &'static str,
-    items: &[(String, V)],
+    items: &[(L, V)],
     write: impl Fn(V, prometheus_client::encoding::MetricEncoder<'_>) -> std::fmt::Result,
 ) -> std::fmt::Result {
     if items.is_empty() {
@@ -146,41 +147,41 @@ fn family<V: Copy>(
     }
     let mut m = e.encode_descriptor(name, help, None, kind)?;
     for (label, v) in items {
-        let labels = [(key, label.as_str())];
+        let labels = [(key, label.as_ref())];
         write(*v, m.encode_family(&labels)?)?;
     }
     Ok(())
 }
 
-fn counters(
+fn counters<L: AsRef<str>>(
     e: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     key: &'static str,
-    items: &[(String, u64)],
+    items: &[(L, u64)],
 ) -> std::fmt::Result {
     family(e, (name, help, MetricType::Counter), key, items, |v, m| {
         ConstCounter::new(v).encode(m)
     })
 }
 
-fn gauges(
+fn gauges<L: AsRef<str>>(
     e: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
     key: &'static str,
-    items: &[(String, i64)],
+    items: &[(L, i64)],
 ) -> std::fmt::Result {
     family(e, (name, help, MetricType::Gauge), key, items, |v, m| {
         ConstGauge::new(v).encode(m)
     })
 }
 
-fn counters_f64(
+fn counters_f64<L: AsRef<str>>(
     e: &mut DescriptorEncoder<'_>,
     (name, help): (&str, &str),
     key: &'static str,
-    items: &[(String, f64)],
+    items: &[(L, f64)],
 ) -> std::fmt::Result {
     family(e, (name, help, MetricType::Counter), key, items, |v, m| {
         ConstCounter::new(v).encode(m)
@@ -191,7 +192,7 @@ impl Collector for ElectionMetrics {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let now = Instant::now();
         let node = &self.node;
-        let leases = node.lease_list();
+        let leases = node.first_leases_by_name(PER_LEASE_LIMIT);
         // Per lease.
         let (mut master, mut known, mut won, mut changes, mut dark) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -203,11 +204,11 @@ impl Collector for ElectionMetrics {
             held += i64::from(holds);
             without += i64::from(!is_known);
             if i < PER_LEASE_LIMIT {
-                let name = lease.name.to_string();
-                master.push((name.clone(), i64::from(holds)));
-                known.push((name.clone(), i64::from(is_known)));
-                won.push((name.clone(), view.term));
-                changes.push((name.clone(), view.master_changes));
+                let name = lease.name.as_str();
+                master.push((name, i64::from(holds)));
+                known.push((name, i64::from(is_known)));
+                won.push((name, view.term));
+                changes.push((name, view.master_changes));
                 dark.push((name, view.no_master_time(now).as_secs_f64()));
             }
         }

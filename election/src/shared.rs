@@ -85,16 +85,27 @@ impl NodeShared {
             .clone()
     }
 
-    /// Every joined lease, sorted by name.
+    /// Every joined lease, in no particular order.
     pub(crate) fn lease_list(&self) -> Vec<Arc<LeaseShared>> {
-        let mut list: Vec<Arc<LeaseShared>> = self
-            .leases
+        self.leases
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
             .cloned()
-            .collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name));
+            .collect()
+    }
+
+    /// Every joined lease, the first `first` by name at the front in name order, the rest
+    /// after them in no particular order. (Sorting every name at each metrics scrape was a
+    /// visible share of a node's CPU with 100,000 leases.)
+    pub(crate) fn first_leases_by_name(&self, first: usize) -> Vec<Arc<LeaseShared>> {
+        let mut list = self.lease_list();
+        let by_name = |a: &Arc<LeaseShared>, b: &Arc<LeaseShared>| a.name.cmp(&b.name);
+        if list.len() > first {
+            list.select_nth_unstable_by(first, by_name);
+        }
+        let end = first.min(list.len());
+        list[..end].sort_unstable_by(by_name);
         list
     }
 

@@ -33,8 +33,26 @@ pub struct Owner {
 }
 
 /// The name of one independent lease (one election). Cheap to clone.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LeaseName(Arc<str>);
+
+/// Two clones of one name compare equal without reading the text: the runtime looks its
+/// leases up by the names the core's events carry, which are clones of the names it joined
+/// with, and with many leases reading the text is a cache miss. (`Arc<str>` itself has no
+/// such shortcut: std's applies to sized types only.)
+impl PartialEq for LeaseName {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for LeaseName {}
+
+impl std::hash::Hash for LeaseName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl LeaseName {
     /// Longest accepted name, in bytes.
@@ -66,5 +84,27 @@ impl LeaseName {
 impl fmt::Display for LeaseName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LeaseName;
+    use std::collections::HashMap;
+
+    #[test]
+    fn names_are_equal_by_text_whether_or_not_they_share_an_allocation() {
+        let a = LeaseName::new("orders").expect("valid");
+        let clone = a.clone();
+        let twin = LeaseName::new("orders").expect("valid");
+        let other = LeaseName::new("orderz").expect("valid");
+        assert_eq!(a, clone);
+        assert_eq!(a, twin, "a separate allocation with the same text");
+        assert_ne!(a, other);
+        let mut map = HashMap::new();
+        map.insert(a, 1);
+        assert_eq!(map.get(&twin), Some(&1), "hashes follow the text");
+        assert_eq!(map.get(&clone), Some(&1));
+        assert_eq!(map.get(&other), None);
     }
 }

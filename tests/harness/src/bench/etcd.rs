@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use rustix::process::Signal;
 
 use super::gp::NodeUse;
-use super::util::{CpuWindow, Proc, command_output, free_tcp_port, http, random_wait, rss_kib};
+use super::util::{CpuWindow, Proc, command_output, free_tcp_ports, http, random_wait, rss_kib};
 
 /// Makes sure `etcd` and `etcdctl` exist, installing the Debian packages if allowed.
 /// Returns the version line.
@@ -56,9 +56,7 @@ impl EtcdCluster {
     pub fn start(dir: &Path) -> Result<EtcdCluster> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
-        let ports = (0..6)
-            .map(|_| free_tcp_port())
-            .collect::<Result<Vec<_>>>()?;
+        let ports = free_tcp_ports(6)?;
         let peer = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i + 1]);
         let client = |i: usize| format!("127.0.0.1:{}", ports[2 * i]);
         let initial = (0..3)

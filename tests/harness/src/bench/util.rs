@@ -153,6 +153,11 @@ impl Proc {
     pub fn is_running(&mut self) -> bool {
         self.exited.is_none() && matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// How the process ended, if it has.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.exited.or_else(|| self.child.try_wait().ok().flatten())
+    }
 }
 
 impl Drop for Proc {
@@ -165,14 +170,29 @@ impl Drop for Proc {
     }
 }
 
-/// A free UDP port on 127.0.0.1 (released again; taken by the child soon after).
-pub fn free_udp_port() -> Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `n` distinct free UDP ports on 127.0.0.1, released again for the children to take soon
+/// after. Each socket is held until all are chosen,
+/// so the system cannot hand the same port out twice (a node that cannot bind its port
+/// exits, and two nodes on one metrics port would be counted twice).
+pub fn free_udp_ports(n: usize) -> Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok(held
+        .iter()
+        .map(|s| s.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()?)
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_tcp_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `n` distinct free TCP ports on 127.0.0.1 (see [`free_udp_ports`]).
+pub fn free_tcp_ports(n: usize) -> Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    Ok(held
+        .iter()
+        .map(|s| s.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()?)
 }
 
 /// utime + stime of a process (or thread: `/proc/thread-self`) in clock ticks.

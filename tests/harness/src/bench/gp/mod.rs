@@ -20,7 +20,7 @@ use events::{Log, Sink};
 pub use kv::KvFailover;
 pub use scale::{NodeOptions, NodeUse, ScaleResult, lease_config};
 
-use super::util::{Proc, free_tcp_port, free_udp_port, random_wait, wall_ms};
+use super::util::{Proc, free_tcp_ports, free_udp_ports, random_wait, wall_ms};
 
 /// Settings of a process cluster.
 #[derive(Debug, Clone)]
@@ -75,13 +75,15 @@ impl Cluster {
                 );
             }
         }
-        let addrs = (1..=3)
-            .map(|i| Ok((i, format!("127.0.0.1:{}", free_udp_port()?))))
-            .collect::<Result<Vec<_>>>()?;
+        let addrs: Vec<_> = (1..=3)
+            .zip(free_udp_ports(3)?)
+            .map(|(i, port)| (i, format!("127.0.0.1:{port}")))
+            .collect();
         let metrics = if setup.metrics {
-            (1..=3)
-                .map(|_| Ok(format!("127.0.0.1:{}", free_tcp_port()?)))
-                .collect::<Result<Vec<_>>>()?
+            free_tcp_ports(3)?
+                .into_iter()
+                .map(|port| format!("127.0.0.1:{port}"))
+                .collect()
         } else {
             Vec::new()
         };

@@ -50,8 +50,22 @@ impl Cluster {
                     peak_during_acquire[i] = peak_during_acquire[i].max(hwm);
                 }
             }
-            if self.nodes.values_mut().any(|p| !p.is_running()) {
-                r.notes.push("a node exited while acquiring".into());
+            let exited: Vec<(u64, String)> = self
+                .nodes
+                .iter_mut()
+                .filter_map(|(&id, p)| p.exit_status().map(|s| (id, s.to_string())))
+                .collect();
+            if !exited.is_empty() {
+                for (id, status) in exited {
+                    let stderr =
+                        std::fs::read_to_string(self.dir.join(format!("node-{id}.stderr")))
+                            .unwrap_or_default();
+                    let last = strip_ansi(stderr.lines().last().unwrap_or(""));
+                    r.notes.push(format!(
+                        "node {id} exited while acquiring ({status}); its last stderr line: `{}`",
+                        last.chars().take(300).collect::<String>()
+                    ));
+                }
                 break;
             }
         }
