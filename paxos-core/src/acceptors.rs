@@ -358,6 +358,34 @@ mod tests {
     }
 
     #[test]
+    fn a_joined_name_keeps_its_slot_when_its_acceptor_is_pruned_and_costs_no_room_in_the_cap() {
+        let mut table = Acceptors::new(1, Q, Q / 2, Rules::default());
+        let mine = name(1);
+        table.set_joined(mine.clone(), 7);
+        assert_eq!(table.len(), 0, "joining keeps no acceptor");
+        // The cap of one still has room for another name's acceptor.
+        assert!(table.entry(t(0), &name(2)).is_some());
+        assert_eq!(table.len(), 1);
+        // Full now: the joined name gets no acceptor, but stays joined.
+        assert!(table.entry(t(0), &mine).is_none());
+        assert_eq!(table.joined(&mine), Some(7));
+        // Both pruned: the other name is gone, the joined one still maps to its proposer,
+        // and its next acceptor starts from the pruned floor.
+        table
+            .entry(t(0), &name(2))
+            .map(|a| a.handle_prepare(t(0), b(40, 2)));
+        assert_eq!(table.sweep(t(2000), false), 1);
+        assert_eq!(table.len(), 0);
+        assert_eq!(table.joined(&mine), Some(7));
+        assert_eq!(table.joined(&name(2)), None);
+        let again = table.entry(t(2100), &mine).expect("room again");
+        assert!(matches!(
+            again.handle_prepare(t(2100), b(39, 3)),
+            Message::Reject { .. }
+        ));
+    }
+
+    #[test]
     fn the_cap_refuses_new_names_only() {
         let mut table = Acceptors::new(2, Q, Q / 2, Rules::default());
         assert!(table.entry(t(0), &name(1)).is_some());

@@ -284,6 +284,9 @@ pub struct NodeOptions {
     pub two_round_renewals: bool,
     /// Never shed load (`no_load_shedding = true`).
     pub no_load_shedding: bool,
+    /// A `renewed` line per renewal: the config lists the leases only (older builds
+    /// refuse any other key).
+    pub renewal_lines: bool,
 }
 
 /// Writes the `--config` file listing `n` lease names, with `options`.
@@ -291,7 +294,9 @@ pub fn lease_config(path: &Path, n: usize, options: NodeOptions) -> Result<()> {
     let mut text = String::with_capacity(n * 12 + 16);
     // A `renewed` line per renewal would cost the nodes (and the harness reading them)
     // more than the renewals; they are counted from /metrics instead.
-    text.push_str("quiet_renewals = true\n");
+    if !options.renewal_lines {
+        text.push_str("quiet_renewals = true\n");
+    }
     if options.two_round_renewals {
         text.push_str("two_round_renewals = true\n");
     }

@@ -279,6 +279,50 @@ pub(super) fn targets(w: &mut String, r: &Report, v: Views<'_>) {
             met(max_rss * 1.048576 <= 100.0)
         );
     }
+    // Issue 17's many-lease targets: every lease held once acquired, none lost, and the
+    // cost per node, at 2 s; all held at 10 s.
+    for s in r
+        .scale
+        .iter()
+        .skip(1)
+        .filter_map(|(_, res)| res.as_ref().ok())
+    {
+        let settled = s.acquire_secs + s.lease_ms as f64 / 2000.0;
+        let held_min = s
+            .held
+            .iter()
+            .filter(|(t, _)| *t >= settled)
+            .map(|&(_, held)| held)
+            .min();
+        let held = held_min.map_or("no samples".to_string(), |h| format!("lowest {h}"));
+        let all_held = s.acquired >= s.leases && held_min == Some(s.leases as u64);
+        let _ = writeln!(
+            w,
+            "| 5 | {} leases, lease {} s: held once acquired (sampled each second) | all {} | {held} | {} |",
+            s.leases,
+            s.lease_ms / 1000,
+            s.leases,
+            met(all_held)
+        );
+        if s.lease_ms == 2000 {
+            let max_cpu = s.nodes.iter().filter_map(|n| n.cpu_pct).fold(0.0, f64::max);
+            let max_rss = s.nodes.iter().map(|n| n.rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+            let _ = writeln!(
+                w,
+                "| 5 | {} leases, lease 2 s: lost in {:.0} s (expired or lost) | 0 | {} | {} |",
+                s.leases,
+                s.window_secs,
+                s.lost_in_window,
+                met(s.lost_in_window == 0)
+            );
+            let _ = writeln!(
+                w,
+                "| 5 | {} leases, lease 2 s: CPU / RSS per node | ≤ 70% of one core, ≤ 250 MiB | max {max_cpu:.1}%, {max_rss:.0} MiB | {} |",
+                s.leases,
+                met(max_cpu <= 70.0 && max_rss <= 250.0)
+            );
+        }
+    }
     let _ = writeln!(w);
 
     let _ = writeln!(w, "## How to run\n");
