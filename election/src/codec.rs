@@ -70,13 +70,15 @@ fn decode_config() -> DecodeConfig {
     bincode::config::standard().with_limit::<MAX_FRAME_LEN_CAP>()
 }
 
-/// The encoding buffer's first size: a full QUIC datagram on a 1,500-byte path.
-const FIRST_CAPACITY: usize = 1_500;
+/// The encoding buffer's first size. A batch of lease messages (up to
+/// `Config::max_batch_bytes`, 1,000 by default) grows it at most twice; a larger first
+/// size would stay attached to every frame waiting in the transport's queues.
+const FIRST_CAPACITY: usize = 256;
 
 /// Encodes `message` as one frame, refusing frames longer than `max_len` bytes.
 pub fn encode<T: Serialize + ?Sized>(message: &T, max_len: usize) -> Result<Vec<u8>, CodecError> {
-    // Room for a datagram's worth at once: a batch grew its buffer from one byte in about
-    // eight steps, a reallocation and copy each.
+    // A batch grew its buffer from one byte in about eight steps, a reallocation and
+    // copy each.
     let mut frame = Vec::with_capacity(FIRST_CAPACITY);
     frame.push(WIRE_VERSION);
     bincode::serde::encode_into_std_write(message, &mut frame, bincode::config::standard())

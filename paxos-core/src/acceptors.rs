@@ -369,8 +369,8 @@ mod tests {
         // Full now: the joined name gets no acceptor, but stays joined.
         assert!(table.entry(t(0), &mine).is_none());
         assert_eq!(table.joined(&mine), Some(7));
-        // Both pruned: the other name is gone, the joined one still maps to its proposer,
-        // and its next acceptor starts from the pruned floor.
+        // The other name's acceptor pruned: that name is gone, the joined one still maps to
+        // its proposer, and its next acceptor starts from the pruned floor.
         table
             .entry(t(0), &name(2))
             .map(|a| a.handle_prepare(t(0), b(40, 2)));

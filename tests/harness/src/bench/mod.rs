@@ -109,7 +109,8 @@ struct Args {
     no_load_shedding: bool,
     /// The scale runs' nodes print a `renewed` line per renewal (their `--config` lists the
     /// leases and nothing else), as every node did before `quiet_renewals`: for side-by-side
-    /// runs with older builds (`--gen-paxos`), which know no other setting.
+    /// runs with older builds (`--gen-paxos`), which know no other setting; it overrides
+    /// `--two-round-renewals` and `--no-load-shedding`.
     #[arg(long)]
     renewal_lines: bool,
     /// Do not apt-get install etcd if it is missing (its sections are then skipped).

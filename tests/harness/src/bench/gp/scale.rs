@@ -285,23 +285,25 @@ pub struct NodeOptions {
     /// Never shed load (`no_load_shedding = true`).
     pub no_load_shedding: bool,
     /// A `renewed` line per renewal: the config lists the leases only (older builds
-    /// refuse any other key).
+    /// refuse any other key), so the two options above are ignored.
     pub renewal_lines: bool,
 }
 
 /// Writes the `--config` file listing `n` lease names, with `options`.
 pub fn lease_config(path: &Path, n: usize, options: NodeOptions) -> Result<()> {
     let mut text = String::with_capacity(n * 12 + 16);
-    // A `renewed` line per renewal would cost the nodes (and the harness reading them)
-    // more than the renewals; they are counted from /metrics instead.
+    // With `renewal_lines` the file lists the leases and nothing else (older builds refuse
+    // any other key), whatever the other options say.
     if !options.renewal_lines {
+        // A `renewed` line per renewal would cost the nodes (and the harness reading them)
+        // more than the renewals; they are counted from /metrics instead.
         text.push_str("quiet_renewals = true\n");
-    }
-    if options.two_round_renewals {
-        text.push_str("two_round_renewals = true\n");
-    }
-    if options.no_load_shedding {
-        text.push_str("no_load_shedding = true\n");
+        if options.two_round_renewals {
+            text.push_str("two_round_renewals = true\n");
+        }
+        if options.no_load_shedding {
+            text.push_str("no_load_shedding = true\n");
+        }
     }
     text.push_str("leases = [\n");
     for i in 0..n {
