@@ -171,27 +171,33 @@ impl Drop for Proc {
 }
 
 /// `n` distinct free UDP ports on 127.0.0.1, released again for the children to take soon
-/// after. Each socket is held until all are chosen,
-/// so the system cannot hand the same port out twice (a node that cannot bind its port
-/// exits, and two nodes on one metrics port would be counted twice).
+/// after. Each socket is held until all are chosen, so the system cannot hand the same
+/// port out twice (a node that cannot bind its port exits, and two nodes on one metrics
+/// port would be counted twice).
 pub fn free_udp_ports(n: usize) -> Result<Vec<u16>> {
-    let held = (0..n)
-        .map(|_| UdpSocket::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    Ok(held
-        .iter()
-        .map(|s| s.local_addr().map(|a| a.port()))
-        .collect::<std::io::Result<Vec<_>>>()?)
+    free_ports(n, || UdpSocket::bind("127.0.0.1:0"), UdpSocket::local_addr)
 }
 
 /// `n` distinct free TCP ports on 127.0.0.1 (see [`free_udp_ports`]).
 pub fn free_tcp_ports(n: usize) -> Result<Vec<u16>> {
+    free_ports(
+        n,
+        || TcpListener::bind("127.0.0.1:0"),
+        TcpListener::local_addr,
+    )
+}
+
+fn free_ports<S>(
+    n: usize,
+    bind: impl Fn() -> std::io::Result<S>,
+    addr: impl Fn(&S) -> std::io::Result<std::net::SocketAddr>,
+) -> Result<Vec<u16>> {
     let held = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .map(|_| bind())
         .collect::<std::io::Result<Vec<_>>>()?;
     Ok(held
         .iter()
-        .map(|s| s.local_addr().map(|a| a.port()))
+        .map(|s| addr(s).map(|a| a.port()))
         .collect::<std::io::Result<Vec<_>>>()?)
 }
 
