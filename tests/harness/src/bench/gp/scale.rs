@@ -260,6 +260,21 @@ pub struct ScaleResult {
     pub held: Vec<(f64, u64)>,
 }
 
+impl ScaleResult {
+    /// The busiest node's CPU over the window, % of one core (0 if none was read).
+    pub fn max_cpu_pct(&self) -> f64 {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.cpu_pct)
+            .fold(0.0, f64::max)
+    }
+
+    /// The largest node's RSS over the window, MiB.
+    pub fn max_rss_mib(&self) -> f64 {
+        self.nodes.iter().map(|n| n.rss_kib).max().unwrap_or(0) as f64 / 1024.0
+    }
+}
+
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();

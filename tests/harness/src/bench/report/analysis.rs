@@ -113,7 +113,7 @@ pub(super) fn verdicts(w: &mut String, r: &Report, v: Views<'_>) {
         }
     }
     if let Some(s) = r.first_scale() {
-        let max_rss = s.nodes.iter().map(|n| n.rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        let max_rss = s.max_rss_mib();
         if max_rss * 1.048576 > 100.0 {
             let _ = writeln!(
                 w,

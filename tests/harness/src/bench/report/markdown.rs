@@ -257,8 +257,8 @@ pub(super) fn targets(w: &mut String, r: &Report, v: Views<'_>) {
                 s.leases.saturating_sub(with)
             });
         let lost = s.lost_in_window + s.elected_in_window + unmastered as u64;
-        let max_cpu = s.nodes.iter().filter_map(|n| n.cpu_pct).fold(0.0, f64::max);
-        let max_rss = s.nodes.iter().map(|n| n.rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        let max_cpu = s.max_cpu_pct();
+        let max_rss = s.max_rss_mib();
         let _ = writeln!(
             w,
             "| 5 | {} leases: leases lost | 0 | {lost} | {} |",
@@ -305,8 +305,8 @@ pub(super) fn targets(w: &mut String, r: &Report, v: Views<'_>) {
             met(all_held)
         );
         if s.lease_ms == 2000 {
-            let max_cpu = s.nodes.iter().filter_map(|n| n.cpu_pct).fold(0.0, f64::max);
-            let max_rss = s.nodes.iter().map(|n| n.rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+            let max_cpu = s.max_cpu_pct();
+            let max_rss = s.max_rss_mib();
             let _ = writeln!(
                 w,
                 "| 5 | {} leases, lease 2 s: lost in {:.0} s (expired or lost) | 0 | {} | {} |",
