@@ -1,14 +1,16 @@
 //! `gen-paxos node --metrics ADDR`: `/metrics` parsed as Prometheus text (with a parser, not
-//! by searching strings), `/healthz` and `/readyz` following what the cluster does.
+//! by searching strings), `/healthz` and `/readyz` following what the cluster does; `status`
+//! reporting the load, and paging through many leases.
 
 mod procs;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::Duration;
 
-use procs::{Proc, free_addr, make_certs, serial, status, temp_dir, within};
+use procs::{BIN, Proc, free_addr, make_certs, serial, status, temp_dir, within};
 
 /// `GET path` on `addr`: (status code, body). The request is the smallest HTTP/1.1 one.
 fn get(addr: &str, path: &str) -> Option<(u16, String)> {
@@ -217,5 +219,63 @@ fn quiet_renewals_leave_renewed_lines_out_and_count_them_on_metrics() {
             );
         }
     }
+    let _ = std::fs::remove_dir_all(&certs);
+}
+
+/// `status` asks a node with many leases page by page, and `--summary` gives the counts
+/// alone: the same leases, in name order, whatever the page size.
+#[test]
+fn status_pages_through_every_lease_and_summarizes_them() {
+    let _serial = serial();
+    let certs = temp_dir("status-pages");
+    make_certs(&certs, "1");
+    let names = ["e", "a", "d", "b", "c"];
+    let mut args = vec![
+        "--single-node".to_string(),
+        "--lease-duration".to_string(),
+        "300ms".to_string(),
+    ];
+    for n in names {
+        args.extend(["--lease".to_string(), n.to_string()]);
+    }
+    let node = Proc::start(1, &free_addr(), &certs, &args);
+    assert!(within(Duration::from_secs(10), || node
+        .events("elected")
+        .len()
+        == names.len()));
+    let ask = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["status", "--json", "--peer", &format!("1={}", node.addr)])
+            .arg("--certs")
+            .arg(&certs)
+            .args(extra)
+            .output()
+            .expect("status runs");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        (out.status.code(), json)
+    };
+    for page in ["1", "2", "5", "100"] {
+        let (code, json) = ask(&["--page-size", page]);
+        assert_eq!(code, Some(0), "{json}");
+        let listed: Vec<&str> = json["leases"]
+            .as_array()
+            .expect("leases")
+            .iter()
+            .map(|l| l["lease"].as_str().expect("name"))
+            .collect();
+        assert_eq!(listed, ["a", "b", "c", "d", "e"], "page size {page}");
+        assert_eq!(
+            (json["joined"].as_u64(), json["with_master"].as_u64()),
+            (Some(5), Some(5))
+        );
+    }
+    let (code, json) = ask(&["--summary"]);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["leases"].as_array().map(Vec::len), Some(0), "{json}");
+    assert_eq!(
+        (json["joined"].as_u64(), json["with_master"].as_u64()),
+        (Some(5), Some(5))
+    );
+    assert_eq!(json["load"]["held"], 5, "{json}");
     let _ = std::fs::remove_dir_all(&certs);
 }

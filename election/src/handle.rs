@@ -407,32 +407,18 @@ impl Election {
     /// Answers a status query from this node's view (for `status` tools).
     pub fn status(&self, request: &StatusRequest) -> StatusReply {
         let now = Instant::now();
-        let names = match &request.lease {
-            Some(name) => LeaseName::new(name).into_iter().collect(),
-            None => self.leases(),
-        };
-        let leases = names
-            .into_iter()
-            .filter_map(|name| {
-                let shared = self.inner.shared.lease(name.as_str())?;
-                let master = shared.master();
-                let replica = shared.replica.as_ref();
-                Some(LeaseStatus {
-                    lease: name,
-                    master: master.map(|m| m.node),
-                    token: master.map(|m| m.token),
-                    expires_in: master.map(|m| m.expires.saturating_duration_since(now)),
-                    exact: master.is_some_and(|m| m.exact),
-                    applied: replica.map(|r| r.applied.load(Ordering::Acquire)),
-                    ready: replica.is_some_and(|r| r.ready.load(Ordering::Acquire)),
-                })
-            })
-            .collect();
+        let all = self.inner.shared.lease_list();
+        let joined = all.len() as u64;
+        let with_master = all.iter().filter(|l| l.master().is_some()).count() as u64;
+        let (page, more) = crate::status::page_of(all, request);
         StatusReply {
             node: self.id(),
             alive: self.alive(),
             down: self.down(),
-            leases,
+            leases: page.iter().map(|l| LeaseStatus::of(l, now)).collect(),
+            more,
+            joined,
+            with_master,
             fingerprint: self.fingerprint().digest(),
             in_conflict: self.in_conflict(),
             peers: self.peer_configs(),

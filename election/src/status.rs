@@ -1,12 +1,16 @@
 //! Status queries: serializable questions and answers about a node's view, for tools such
 //! as the command-line `status` (e.g. over `transport-quic`'s status-client streams).
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gen_paxos_core::{Ballot, LeaseName, NodeId};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use crate::peer_configs::PeerConfig;
+use crate::view::LeaseShared;
 
 /// A question about a node's view.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -14,18 +18,79 @@ use crate::peer_configs::PeerConfig;
 pub struct StatusRequest {
     /// Only this lease (all joined leases when `None`).
     pub lease: Option<String>,
+    /// Only leases whose names sort after this one: the last name of the previous page.
+    pub after: Option<String>,
+    /// At most this many leases in the answer (`None`: all of them; 0: none, the counts
+    /// and the load only). A node with many leases answers in pages: a reply must fit
+    /// one frame (16 MiB at most; 300,000 leases do not).
+    pub max_leases: Option<u32>,
 }
 
 impl StatusRequest {
     /// A question about every lease.
     pub fn all() -> Self {
-        StatusRequest { lease: None }
+        StatusRequest::default()
     }
 
     /// A question about one lease.
     pub fn lease(name: impl Into<String>) -> Self {
         StatusRequest {
             lease: Some(name.into()),
+            ..StatusRequest::default()
+        }
+    }
+
+    /// A question about the first `max_leases` leases whose names sort after `after` (all
+    /// names when `None`); the reply says whether more follow ([`StatusReply::more`]).
+    pub fn page(after: Option<String>, max_leases: u32) -> Self {
+        StatusRequest {
+            lease: None,
+            after,
+            max_leases: Some(max_leases),
+        }
+    }
+}
+
+/// The leases a request asks about, among `all` (any order): sorted by name, and whether
+/// leases past the last of them were left out.
+pub(crate) fn page_of(
+    mut all: Vec<Arc<LeaseShared>>,
+    request: &StatusRequest,
+) -> (Vec<Arc<LeaseShared>>, bool) {
+    if let Some(name) = &request.lease {
+        all.retain(|l| l.name.as_str() == name);
+        return (all, false);
+    }
+    if let Some(after) = &request.after {
+        all.retain(|l| l.name.as_str() > after.as_str());
+    }
+    let max = request
+        .max_leases
+        .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
+    let by_name = |a: &Arc<LeaseShared>, b: &Arc<LeaseShared>| a.name.cmp(&b.name);
+    let more = all.len() > max;
+    if more {
+        // The `max` first names in front (no full sort of every name for each page).
+        all.select_nth_unstable_by(max, by_name);
+        all.truncate(max);
+    }
+    all.sort_unstable_by(by_name);
+    (all, more)
+}
+
+impl LeaseStatus {
+    /// `lease` as this node sees it at `now`.
+    pub(crate) fn of(lease: &LeaseShared, now: Instant) -> LeaseStatus {
+        let master = lease.master();
+        let replica = lease.replica.as_ref();
+        LeaseStatus {
+            lease: lease.name.clone(),
+            master: master.map(|m| m.node),
+            token: master.map(|m| m.token),
+            expires_in: master.map(|m| m.expires.saturating_duration_since(now)),
+            exact: master.is_some_and(|m| m.exact),
+            applied: replica.map(|r| r.applied.load(Ordering::Acquire)),
+            ready: replica.is_some_and(|r| r.ready.load(Ordering::Acquire)),
         }
     }
 }
@@ -42,6 +107,13 @@ pub struct StatusReply {
     pub down: Vec<NodeId>,
     /// The leases asked about, sorted by name (an unknown name is simply absent).
     pub leases: Vec<LeaseStatus>,
+    /// Leases past the last one in `leases` were left out ([`StatusRequest::max_leases`]):
+    /// ask again with [`StatusRequest::after`] set to its name.
+    pub more: bool,
+    /// Leases joined on this node, whatever the request asked about.
+    pub joined: u64,
+    /// Of those, the leases with a known master.
+    pub with_master: u64,
     /// The answering node's cluster fingerprint digest.
     pub fingerprint: u64,
     /// Whether it has stopped acting because a voter runs with another configuration

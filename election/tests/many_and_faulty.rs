@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Cluster, LEASE, Quirks, What, check_exclusive};
-use gen_paxos_election::{Candidacy, ElectionEvent, NodeId, SurrenderReason};
+use gen_paxos_election::{Candidacy, ElectionEvent, NodeId, StatusRequest, SurrenderReason};
 use tokio::time::Instant;
 
 fn first_election_bound() -> Duration {
@@ -55,6 +55,50 @@ async fn a_thousand_leases_on_three_nodes_all_get_a_master_and_keep_it() {
             ..
         }
     )));
+}
+
+/// A node with many leases answers status in pages: each page sorted, the next one
+/// starting after the last name of the one before, `more` until the last; the counts are of
+/// every joined lease whatever the page.
+#[tokio::test(start_paused = true)]
+async fn status_pages_cover_every_lease_once_in_name_order() {
+    const LEASES: usize = 25;
+    let mut c = Cluster::start(3, 0, 31);
+    let mut names: Vec<String> = (0..LEASES).map(|i| format!("p-{}", i * 7 % 25)).collect();
+    for name in &names {
+        c.join_all(name).await;
+    }
+    names.sort();
+    let end = Instant::now() + first_election_bound() + LEASE * 3;
+    while names.iter().any(|n| c.masters(n).len() != 1) {
+        assert!(Instant::now() < end, "not every lease has a master");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(LEASE / 2).await;
+    let node = &c.nodes[&NodeId(1)];
+    let (mut seen, mut after, mut pages) = (Vec::new(), None, Vec::new());
+    loop {
+        let page = node.status(&StatusRequest::page(after.clone(), 10));
+        assert_eq!((page.joined, page.with_master), (25, 25));
+        pages.push((page.leases.len(), page.more));
+        seen.extend(page.leases.iter().map(|l| l.lease.as_str().to_string()));
+        after = seen.last().cloned();
+        if !page.more {
+            break;
+        }
+    }
+    assert_eq!(pages, vec![(10, true), (10, true), (5, false)]);
+    assert_eq!(seen, names, "every lease once, in name order");
+    let summary = node.status(&StatusRequest::page(None, 0));
+    assert!(summary.leases.is_empty() && summary.more);
+    assert_eq!((summary.joined, summary.with_master), (25, 25));
+    let all = node.status(&StatusRequest::all());
+    assert_eq!(all.leases.len(), 25);
+    assert!(!all.more);
+    let one = node.status(&StatusRequest::lease("p-7"));
+    assert_eq!(one.leases.len(), 1);
+    assert_eq!(one.leases[0].lease.as_str(), "p-7");
+    assert!(one.leases[0].master.is_some());
 }
 
 #[tokio::test(start_paused = true)]

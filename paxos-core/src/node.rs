@@ -132,6 +132,7 @@ impl Node {
                 timing.retransmit,
                 config.shed_load.then(|| Shedding {
                     over: timing.retransmit * 2,
+                    lasting: timing.renew_after,
                     gap: timing.renew_after + timing.retransmit * 2,
                 }),
             ),

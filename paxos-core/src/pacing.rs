@@ -10,7 +10,8 @@
 //! is not enough: the renewals alone queue up until every one of them is late, and the
 //! node loses everything at once. So the pacing also sheds load: once answered attempts
 //! wait in queues (their smoothed round trip over the shortest one seen lately) for more
-//! than twice the target, it has the node give up an eighth of what it holds (at most
+//! than twice the target, without a break for a whole renewal interval (a spike is not
+//! overload), it has the node give up an eighth of what it holds (at most
 //! once per renewal interval, so each cut shows before the next) and caps what the node
 //! holds at what is left; quick answers raise the cap again, slowly. A slow network alone
 //! is not load: its round trip is the shortest one too.
@@ -53,6 +54,9 @@ pub(crate) struct Pacer {
     min_rtt_at: Timestamp,
     /// When to shed; `None`: never.
     shedding: Option<Shedding>,
+    /// Since when answers have waited in queues longer than the shedding threshold, without
+    /// a break; `None`: they do not now.
+    over_since: Option<Timestamp>,
     /// No shedding before this.
     next_shed: Timestamp,
     /// At most this many leases held: set by a shed, raised by quick answers; `None`
@@ -72,8 +76,13 @@ pub(crate) const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy, Hash)]
 pub(crate) struct Shedding {
     /// Shed while answered attempts wait in queues longer than this (their smoothed round
-    /// trip over the shortest one seen lately).
+    /// trip over the shortest one seen lately)...
     pub(crate) over: Duration,
+    /// ... and have done so, without a break, for at least this long (a renewal interval:
+    /// every lease held has been renewed through the queues). A spike of queueing is not
+    /// overload: at the edge of capacity, shedding on one started churn (the others took
+    /// the leases given up, and their extra work set off the next shed).
+    pub(crate) lasting: Duration,
     /// How long a shed takes to show in the round trips (a renewal interval and two
     /// targets): no second shed before.
     pub(crate) gap: Duration,
@@ -104,6 +113,7 @@ impl Pacer {
             min_rtt: Duration::MAX,
             min_rtt_at: Timestamp::ZERO,
             shedding,
+            over_since: None,
             next_shed: Timestamp::ZERO,
             hold_limit: None,
             limit_retry: Timestamp::ZERO,
@@ -148,14 +158,17 @@ impl Pacer {
         self.hold_limit
     }
 
-    /// How many of the `held` leases to give up now: an eighth of them while answered
-    /// attempts take longer than the shedding threshold (at most once per shed gap); the
-    /// hold limit drops to the rest.
+    /// How many of the `held` leases to give up now: an eighth of them once answered
+    /// attempts have waited in queues longer than the shedding threshold for the lasting
+    /// time (at most once per shed gap); the hold limit drops to the rest.
     pub(crate) fn shed(&mut self, now: Timestamp, held: u64) -> u64 {
         let Some(shedding) = self.shedding else {
             return 0;
         };
-        if self.queued() <= shedding.over || now < self.next_shed || held < MIN_HELD_TO_SHED {
+        let lasting = self
+            .over_since
+            .is_some_and(|since| now >= since + shedding.lasting);
+        if !lasting || now < self.next_shed || held < MIN_HELD_TO_SHED {
             return 0;
         }
         let keep = held - held / 8;
@@ -186,6 +199,13 @@ impl Pacer {
             if rt <= self.min_rtt || now >= self.min_rtt_at + MIN_RTT_WINDOW {
                 self.min_rtt = rt;
                 self.min_rtt_at = now;
+            }
+            if let Some(shedding) = self.shedding {
+                if self.queued() > shedding.over {
+                    self.over_since.get_or_insert(now);
+                } else {
+                    self.over_since = None;
+                }
             }
         }
         if self.smoothed > self.target {
@@ -377,6 +397,7 @@ mod tests {
     fn shedding() -> Shedding {
         Shedding {
             over: 200 * MS,
+            lasting: 670 * MS,
             gap: 870 * MS,
         }
     }
@@ -389,17 +410,26 @@ mod tests {
         }
     }
 
+    /// A pacer whose answers have waited in queues (400 ms behind the 2 ms seen first)
+    /// since about 100 ms, one per millisecond up to 900 ms.
+    fn overloaded() -> Pacer {
+        let mut p = Pacer::new(10_000, 1_000, 100 * MS, Some(shedding()));
+        answers(&mut p, 0, 50, 2 * MS, 1_000);
+        answers(&mut p, 100, 800, 402 * MS, 1_000);
+        p
+    }
+
     #[test]
-    fn queued_answers_shed_an_eighth_once_per_gap_and_cap_acquisitions() {
+    fn lasting_queues_shed_an_eighth_once_per_gap_and_cap_acquisitions() {
         let mut p = Pacer::new(10_000, 1_000, 100 * MS, Some(shedding()));
         answers(&mut p, 0, 50, 2 * MS, 1_000);
         assert_eq!(p.shed(at(50), 1_000), 0, "quick answers: nothing to shed");
-        // Answers 400 ms behind the 2 ms seen before: queues.
-        answers(&mut p, 100, 50, 402 * MS, 1_000);
-        assert_eq!(p.shed(at(150), 1_000), 125);
+        let mut p = overloaded();
+        assert_eq!(p.shed(at(900), 1_000), 125);
         assert_eq!(p.hold_limit(), Some(875));
-        assert_eq!(p.shed(at(151), 875), 0, "one shed per gap");
-        assert_eq!(p.shed(at(150 + 870), 875), 109, "another after the gap");
+        assert_eq!(p.shed(at(901), 875), 0, "one shed per gap");
+        answers(&mut p, 900, 900, 402 * MS, 875);
+        assert_eq!(p.shed(at(900 + 870), 875), 109, "another after the gap");
         assert_eq!(p.hold_limit(), Some(766));
         // At the limit no fresh attempt starts; it is asked again a target later.
         assert!(!p.try_take(at(2_000), 766));
@@ -410,27 +440,41 @@ mod tests {
     }
 
     #[test]
+    fn a_spike_of_queueing_is_not_overload() {
+        let mut p = Pacer::new(10_000, 1_000, 100 * MS, Some(shedding()));
+        answers(&mut p, 0, 50, 2 * MS, 1_000);
+        // Queues for half a second: over the threshold, not for a renewal interval.
+        answers(&mut p, 100, 500, 402 * MS, 1_000);
+        assert_eq!(p.shed(at(600), 1_000), 0, "not yet lasting");
+        // A break (quick answers), then queues again: the lasting time starts over.
+        answers(&mut p, 600, 100, 2 * MS, 1_000);
+        answers(&mut p, 700, 500, 402 * MS, 1_000);
+        assert_eq!(p.shed(at(1_200), 1_000), 0, "the break reset it");
+        assert_eq!(p.hold_limit(), None);
+        answers(&mut p, 1_200, 300, 402 * MS, 1_000);
+        assert_eq!(p.shed(at(1_500), 1_000), 125, "lasting now");
+    }
+
+    #[test]
     fn a_slow_network_is_not_a_queue_and_shedding_can_be_off() {
         let mut p = Pacer::new(10_000, 1_000, 100 * MS, Some(shedding()));
-        answers(&mut p, 0, 100, 400 * MS, 1_000);
+        answers(&mut p, 0, 1_000, 400 * MS, 1_000);
         assert_eq!(
-            p.shed(at(100), 1_000),
+            p.shed(at(1_000), 1_000),
             0,
             "400 ms is the shortest round trip"
         );
         let mut off = Pacer::new(10_000, 1_000, 100 * MS, None);
         answers(&mut off, 0, 50, 2 * MS, 1_000);
-        answers(&mut off, 100, 50, 900 * MS, 1_000);
-        assert_eq!(off.shed(at(150), 1_000), 0);
+        answers(&mut off, 100, 1_000, 900 * MS, 1_000);
+        assert_eq!(off.shed(at(1_100), 1_000), 0);
         assert_eq!(off.hold_limit(), None);
     }
 
     #[test]
     fn the_limit_grows_only_without_queues_and_only_while_it_binds() {
-        let mut p = Pacer::new(10_000, 1_000, 100 * MS, Some(shedding()));
-        answers(&mut p, 0, 50, 2 * MS, 1_000);
-        answers(&mut p, 100, 50, 402 * MS, 1_000);
-        assert_eq!(p.shed(at(150), 1_000), 125);
+        let mut p = overloaded();
+        assert_eq!(p.shed(at(900), 1_000), 125);
         // Quick answers again, the node at its limit: a 64th per target interval.
         answers(&mut p, 1_000, 400, 2 * MS, 875);
         let grown = p.hold_limit().expect("set");

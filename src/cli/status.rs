@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use gen_paxos_election::{NodeId, StatusRequest};
+use gen_paxos_election::{NodeId, StatusReply, StatusRequest};
 
 use super::common::complain;
 use super::control::{self, EXIT_ERROR, EXIT_NO_MASTER, EXIT_OK, ToolAnswer, ToolRequest};
@@ -12,6 +12,7 @@ use super::control::{self, EXIT_ERROR, EXIT_NO_MASTER, EXIT_OK, ToolAnswer, Tool
 /// Exit codes: 0 every lease asked about has a known master; 3 the node answered but some
 /// lease has none (or the node joined none); 4 the node did not answer in time or refused
 /// the client; 1 bad input (flags, certificate files, a lease the node has not joined).
+/// A node with many leases is asked page by page ([`PAGE`] leases per request).
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -22,22 +23,58 @@ pub struct StatusArgs {
     /// Print the answer as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print the node, its load and how many leases have a master, not each lease (for a
+    /// node with many leases). Exit code 0 if every joined lease has a known master.
+    #[arg(long, conflicts_with = "lease")]
+    pub summary: bool,
+    /// Leases asked for per request (tests page with a few leases).
+    #[arg(long, default_value_t = PAGE, hide = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub page_size: u32,
+}
+
+/// Leases asked for per request: a page of the longest names (255 bytes) stays far under
+/// the 16 MiB a status reply may take, and 300,000 leases do not fit one.
+const PAGE: u32 = 10_000;
+
+/// Asks one question; an answer that is not a status is an error (exit code inside).
+async fn ask_status(args: &StatusArgs, question: StatusRequest) -> Result<StatusReply, u8> {
+    let node = args.target.peer.0;
+    match control::ask(&args.target, &ToolRequest::Status(question)).await {
+        Ok(ToolAnswer::Status(answer)) => Ok(answer),
+        Ok(other) => {
+            complain(&format!("node {node} gave an unexpected answer: {other:?}"));
+            Err(EXIT_ERROR)
+        }
+        Err(e) => Err(control::report(e)),
+    }
+}
+
+/// The answer about every lease asked about: one lease, none (`--summary`), or all of
+/// them page by page (the header and the counts are the first page's).
+async fn ask_all(args: &StatusArgs) -> Result<StatusReply, u8> {
+    if let Some(name) = &args.lease {
+        return ask_status(args, StatusRequest::lease(name.clone())).await;
+    }
+    let first = if args.summary { 0 } else { args.page_size };
+    let mut answer = ask_status(args, StatusRequest::page(None, first)).await?;
+    while answer.more && !args.summary {
+        let after = answer.leases.last().map(|l| l.lease.as_str().to_string());
+        if after.is_none() {
+            break;
+        }
+        let next = ask_status(args, StatusRequest::page(after, args.page_size)).await?;
+        answer.leases.extend(next.leases);
+        answer.more = next.more;
+    }
+    Ok(answer)
 }
 
 /// Asks, prints, and returns the exit code.
 pub async fn run(args: &StatusArgs) -> Result<u8> {
     let node = args.target.peer.0;
-    let question = match &args.lease {
-        Some(name) => StatusRequest::lease(name.clone()),
-        None => StatusRequest::all(),
-    };
-    let answer = match control::ask(&args.target, &ToolRequest::Status(question)).await {
-        Ok(ToolAnswer::Status(answer)) => answer,
-        Ok(other) => {
-            complain(&format!("node {node} gave an unexpected answer: {other:?}"));
-            return Ok(EXIT_ERROR);
-        }
-        Err(e) => return Ok(control::report(e)),
+    let answer = match ask_all(args).await {
+        Ok(answer) => answer,
+        Err(code) => return Ok(code),
     };
     if let Some(name) = &args.lease
         && !answer.leases.iter().any(|l| l.lease.as_str() == name)
@@ -45,7 +82,12 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
         complain(&format!("node {node} has not joined lease {name:?}"));
         return Ok(EXIT_ERROR);
     }
-    let code = if !answer.leases.is_empty() && answer.leases.iter().all(|l| l.master.is_some()) {
+    let all_have_masters = if args.summary {
+        answer.joined > 0 && answer.with_master == answer.joined
+    } else {
+        !answer.leases.is_empty() && answer.leases.iter().all(|l| l.master.is_some())
+    };
+    let code = if all_have_masters {
         EXIT_OK
     } else {
         EXIT_NO_MASTER
@@ -80,6 +122,7 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
             "{}",
             serde_json::json!({
                 "node": answer.node.0, "alive": alive, "down": down, "leases": leases,
+                "joined": answer.joined, "with_master": answer.with_master,
                 "fingerprint": format!("{:016x}", answer.fingerprint),
                 "in_conflict": answer.in_conflict, "mismatched_peers": refused,
                 "load": {
@@ -114,6 +157,11 @@ pub async fn run(args: &StatusArgs) -> Result<u8> {
             load.attempt_rate_cuts,
             load.retransmissions,
             load.callbacks_busy
+        );
+        outln!(
+            "  joined {} lease(s), {} with a known master",
+            answer.joined,
+            answer.with_master
         );
         if load.shed > 0 {
             outln!(

@@ -185,7 +185,7 @@ impl Cluster {
         held.push((started.elapsed().as_secs_f64(), sum as u64));
     }
 
-    /// `gen-paxos status --json` against node 1: how many leases have a master.
+    /// `gen-paxos status --summary --json` against node 1: how many leases have a master.
     fn status_masters(&self, leases: usize) -> String {
         let Some((_, addr)) = self.addrs.first() else {
             return "no node".into();
@@ -193,6 +193,7 @@ impl Cluster {
         let out = Command::new(&self.setup.bin)
             .args([
                 "status",
+                "--summary",
                 "--json",
                 "--timeout",
                 "10s",
@@ -203,18 +204,19 @@ impl Cluster {
             .arg(&self.certs)
             .output();
         match out {
-            Ok(o) if o.status.success() => {
+            // Exit code 3: the node answered, some lease has no master.
+            Ok(o) if matches!(o.status.code(), Some(0 | 3)) => {
                 match serde_json::from_slice::<serde_json::Value>(&o.stdout) {
-                    Ok(v) => {
-                        let list = v["leases"].as_array().cloned().unwrap_or_default();
-                        let with = list.iter().filter(|l| !l["master"].is_null()).count();
-                        format!("{with} of {leases} leases have a master in node 1's status")
-                    }
+                    Ok(v) => format!(
+                        "{} of {leases} leases have a master in node 1's status ({} joined there)",
+                        v["with_master"], v["joined"]
+                    ),
                     Err(e) => format!("status output not JSON: {e}"),
                 }
             }
             Ok(o) => format!(
-                "status failed: {}",
+                "status failed ({}): {}",
+                o.status,
                 String::from_utf8_lossy(&o.stderr).trim()
             ),
             Err(e) => format!("status did not run: {e}"),
