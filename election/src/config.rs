@@ -104,6 +104,13 @@ pub struct Config {
     /// quick again (default `true`; see `gen_paxos_core::Config::shed_load`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shed_load: Option<bool>,
+    /// Publish an [`crate::ElectionEvent::Renewed`] on `Election::events` for every renewal
+    /// (default `true`). With many leases that is an event per renewal through the
+    /// channel and a wake-up of every subscriber; `false` leaves them out (the lease views,
+    /// guards and the core's counters follow renewals either way). `gen-paxos node
+    /// --quiet-renewals` sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_events: Option<bool>,
     /// Longest wait of a `leader_call` for a master and its reply (default one lease).
     #[serde(
         default,
@@ -225,6 +232,7 @@ impl Config {
             attempt_burst: None,
             one_round_renewals: None,
             shed_load: None,
+            renewal_events: None,
             call_timeout: None,
             sync_timeout: None,
             heartbeat_interval: None,

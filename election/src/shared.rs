@@ -30,6 +30,8 @@ pub(crate) struct NodeShared {
     pub(crate) leases: RwLock<HashMap<LeaseName, Arc<LeaseShared>>>,
     pub(crate) down: Mutex<BTreeSet<NodeId>>,
     pub(crate) events: broadcast::Sender<ElectionEvent>,
+    /// Whether every renewal is published on `events` ([`Config::renewal_events`]).
+    pub(crate) renewal_events: bool,
     pub(crate) stopped: AtomicBool,
     /// The node's storage failed: it answers no more as a log or `ask` acceptor.
     pub(crate) storage_failed: AtomicBool,
@@ -64,6 +66,7 @@ impl NodeShared {
             ),
             // Lets `broadcast` senders be cheap to keep around.
             events: broadcast::Sender::new(4096),
+            renewal_events: config.renewal_events.unwrap_or(true),
             stopped: AtomicBool::new(false),
             storage_failed: AtomicBool::new(false),
             callback_tasks: Arc::new(AtomicU64::new(0)),

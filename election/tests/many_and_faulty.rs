@@ -216,3 +216,36 @@ async fn a_slow_on_elected_does_not_delay_renewal_or_other_leases() {
     let reply = c.handle(NodeId(2), "other").call("ping".into()).await;
     assert_eq!(reply, Ok("1 answers ping to 2".to_string()));
 }
+
+/// `renewal_events = false` (what `gen-paxos node --quiet-renewals` sets): the master keeps
+/// its lease through many renewals, its guard's deadline moves with them and the core
+/// counts them, but no `Renewed` event is published; `Elected` still is.
+#[tokio::test(start_paused = true)]
+async fn without_renewal_events_leases_are_renewed_and_no_renewed_event_is_published() {
+    let mut c = Cluster::start_with(3, 0, 32, |config| config.renewal_events = Some(false));
+    c.join_all("quiet").await;
+    let master = c.wait_master("quiet", first_election_bound()).await;
+    let deadline = |c: &Cluster| {
+        c.nodes[&master]
+            .guard("quiet")
+            .and_then(|g| g.deadline())
+            .expect("master")
+    };
+    let before = deadline(&c);
+    c.run_checking("quiet", LEASE * 5).await;
+    assert_eq!(c.masters("quiet"), vec![master]);
+    let after = deadline(&c);
+    assert!(
+        after >= before + LEASE * 4,
+        "the deadline moves with renewals"
+    );
+    assert!(c.nodes[&master].core_stats().renewals >= 10);
+    let events = |what: fn(&ElectionEvent) -> bool| {
+        c.records()
+            .iter()
+            .filter(|r| matches!(&r.what, What::Event(e) if what(e)))
+            .count()
+    };
+    assert_eq!(events(|e| matches!(e, ElectionEvent::Renewed { .. })), 0);
+    assert_eq!(events(|e| matches!(e, ElectionEvent::Elected { .. })), 1);
+}

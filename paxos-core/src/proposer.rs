@@ -316,13 +316,14 @@ impl Proposer {
             return false;
         };
         let setup = cx.setup;
-        // Renewals start on a grid of one jitter step, so those due within a step leave
-        // together in one batch per peer instead of a datagram each (a lease table
-        // renewed evenly over time otherwise costs a wake-up and a send per renewal);
-        // never later than the surrender point allows.
+        // Renewals start on a grid (`Timing::renewal_step`: up to 2% of the lease, finer
+        // with many leases held), so those due within a step leave together in one batch
+        // per peer instead of a datagram each (a lease table renewed evenly over time
+        // otherwise costs a wake-up and a send per renewal); never later than the
+        // surrender point allows.
         let renew_at = att.started + setup.timing.renew_after;
         let surrender_at = att.deadline.saturating_sub(setup.timing.margin);
-        let renew_at = Some(renew_at.round_up(setup.timing.jitter))
+        let renew_at = Some(renew_at.round_up(setup.timing.renewal_step(cx.stats.held)))
             .filter(|&t| t < surrender_at)
             .unwrap_or(renew_at);
         // How long the majority took tells the pacing of fresh attempts how busy the

@@ -101,6 +101,42 @@ fn timing_follows_t2_and_t3() {
 }
 
 #[test]
+fn the_renewal_grid_is_a_fiftieth_of_the_lease_within_its_bounds() {
+    fn grid(lease: Duration, tweak: impl Fn(&mut Config)) -> Duration {
+        let mut c = Config::new(NodeId(1), voters(3));
+        c.set_lease_duration(lease);
+        tweak(&mut c);
+        c.timing().expect("valid").renewal_grid
+    }
+    let ms = Duration::from_millis;
+    assert_eq!(grid(ms(2_000), |_| {}), ms(40));
+    assert_eq!(grid(ms(10_000), |_| {}), ms(200));
+    // Short leases: the jitter's 1 ms floor decides.
+    assert_eq!(grid(ms(50), |_| {}), ms(1));
+    assert_eq!(grid(ms(20), |_| {}), ms(1));
+    // Never shorter than a jitter step...
+    assert_eq!(grid(ms(2_000), |c| c.jitter = ms(100)), ms(100));
+    // ... and never more than a quarter of the time a renewal has: 2 s, margin 100 ms,
+    // renewal at 0.9 of the lease leaves 100 ms.
+    assert_eq!(grid(ms(2_000), |c| c.renew_fraction = 0.9), ms(25));
+    // A node holding many leases renews on a finer grid, so a step's burst stays about
+    // 200 renewals: 2 s lease, renewal after 666.7 ms.
+    let mut c = Config::new(NodeId(1), voters(3));
+    c.set_lease_duration(ms(2_000));
+    let t = c.timing().expect("valid");
+    assert_eq!(t.renewal_step(0), ms(40));
+    assert_eq!(t.renewal_step(1_000), ms(40));
+    let step = t.renewal_step(10_000);
+    assert!(step > ms(13) && step < ms(14), "{step:?}");
+    assert_eq!(
+        t.renewal_step(33_333),
+        ms(10),
+        "one jitter step at the least"
+    );
+    assert_eq!(t.renewal_step(u64::MAX), ms(10));
+}
+
+#[test]
 fn bad_commands_are_refused() {
     let mut c = Config::new(NodeId(4), voters(3));
     c.observers = vec![NodeId(4)];

@@ -264,8 +264,10 @@ fn rule8_wall_clock_steps_do_not_touch_deadlines() {
             .is_master(sent + Duration::from_millis(999), &lease())
     );
     assert!(!c.node(1).is_master(sent + LEASE, &lease()));
-    // Renewal keeps the token increasing.
-    c.timeout(1, sent + Duration::from_millis(334));
+    // Renewal (a third of the lease on, on the renewal grid) keeps the token increasing.
+    let renew_at = c.node(1).poll_timeout().expect("the renewal timer");
+    assert!(renew_at >= sent + Duration::from_millis(333) && renew_at <= sent + LEASE / 2);
+    c.timeout(1, renew_at);
     let renewed = c.events.iter().find_map(|(_, e)| match e {
         Event::Renewed { token, .. } => Some(*token),
         _ => None,

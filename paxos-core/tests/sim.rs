@@ -295,12 +295,13 @@ fn checker_catches_every_log_mistake() {
             rule.name()
         );
     }
-    // Rare (3 seeds in 10,000: 5972, 7582, 7630): the restarted proposer usually hears a
-    // higher ballot before it is elected. Its shape is a deterministic scenario in
-    // log_scenarios.rs; a change to the workload's draws moves these seeds.
+    // Rare (2 seeds in 10,000: 3011, 5151): the restarted proposer usually hears a higher
+    // ballot before it is elected. Its shape is a deterministic scenario in
+    // log_scenarios.rs; a change to the workload's draws or the protocol's timing (the
+    // renewal grid moved them from 5972, 7582, 7630) moves these seeds.
     assert!(
-        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 7550..7650).is_some(),
-        "--unsafe reuse-log-ballot was not caught in seeds 7550..7650"
+        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 2950..3050).is_some(),
+        "--unsafe reuse-log-ballot was not caught in seeds 2950..3050"
     );
 }
 

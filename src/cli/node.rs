@@ -86,9 +86,10 @@ pub struct NodeArgs {
     /// with --kv, 4 without).
     #[arg(long)]
     pub max_clients: Option<usize>,
-    /// Print no `renewed` line per renewal (the other events still print; renewals are
-    /// counted as `gen_paxos_renewals` on --metrics). For nodes holding thousands of
-    /// leases, where a line per renewal costs more than the renewal.
+    /// Print no `renewed` line per renewal, and publish no renewal event inside the node
+    /// (the other events still print; renewals are counted as `gen_paxos_renewals` on
+    /// --metrics). For nodes holding thousands of leases, where a line per renewal costs
+    /// more than the renewal.
     #[arg(long)]
     pub quiet_renewals: bool,
     /// Renew with Prepare and Accept (two round trips) instead of Accept alone (P7 of
@@ -365,6 +366,8 @@ pub async fn start(args: &NodeArgs) -> Result<Started> {
     config.clock_rate = args.clock_rate_for_tests;
     config.one_round_renewals = Some(!s.two_round_renewals);
     config.shed_load = Some(!s.no_load_shedding);
+    // Quiet renewals print no line per renewal: do not publish one either.
+    config.renewal_events = Some(!s.quiet_renewals);
     config.validate().context("invalid cluster configuration")?;
 
     let mut settings = Settings::for_lease(s.lease_duration);

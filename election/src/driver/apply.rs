@@ -71,11 +71,13 @@ impl<T: Transport<Wire>> Driver<T> {
                     return;
                 };
                 rt.shared.view().hold(now, self.id, token, deadline);
-                self.node.publish(ElectionEvent::Renewed {
-                    lease,
-                    token,
-                    deadline,
-                });
+                if self.node.renewal_events {
+                    self.node.publish(ElectionEvent::Renewed {
+                        lease,
+                        token,
+                        deadline,
+                    });
+                }
             }
             Event::Surrendered {
                 lease,
