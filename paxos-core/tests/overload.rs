@@ -108,6 +108,21 @@ impl Net {
         }
     }
 
+    /// `n` lease names `{prefix}{i}`, joined on node 1 alone (priority 0) at `at`, after
+    /// running until then.
+    fn join_at(&mut self, at: Timestamp, prefix: &str, n: usize) -> Vec<LeaseName> {
+        let names: Vec<LeaseName> = (0..n)
+            .map(|i| LeaseName::new(format!("{prefix}{i}")).expect("name"))
+            .collect();
+        self.run_until(at);
+        for name in &names {
+            self.nodes[0]
+                .join(self.now, name.clone(), Some(0))
+                .expect("join");
+        }
+        names
+    }
+
     fn held(&self, names: &[LeaseName]) -> usize {
         names
             .iter()
@@ -123,16 +138,8 @@ fn secs(s: f64) -> Duration {
 #[test]
 fn late_answers_slow_fresh_acquisitions_and_held_leases_stay_held() {
     let mut net = Net::new();
-    let names: Vec<LeaseName> = (0..3_000)
-        .map(|i| LeaseName::new(format!("l{i}")).expect("name"))
-        .collect();
     // After the quarantine, node 1 alone stands for every lease; quick answers.
-    net.run_until(Timestamp::ZERO + secs(2.1));
-    for n in &names {
-        net.nodes[0]
-            .join(net.now, n.clone(), Some(0))
-            .expect("join");
-    }
+    let names = net.join_at(Timestamp::ZERO + secs(2.1), "l", 3_000);
     // Slow start: a tenth of the rate, raised as answers come quickly.
     assert_eq!(net.nodes[0].stats().attempt_rate, u64::from(RATE / 10));
     net.run_until(net.now + secs(1.5));
@@ -193,15 +200,7 @@ fn a_network_slow_from_the_start_is_not_overload() {
     let mut net = Net::new();
     // 200 ms one way from the start: every answer takes 400 ms, the shortest too.
     net.delay = Duration::from_millis(200);
-    let names: Vec<LeaseName> = (0..300)
-        .map(|i| LeaseName::new(format!("s{i}")).expect("name"))
-        .collect();
-    net.run_until(Timestamp::ZERO + secs(2.5));
-    for n in &names {
-        net.nodes[0]
-            .join(net.now, n.clone(), Some(0))
-            .expect("join");
-    }
+    let names = net.join_at(Timestamp::ZERO + secs(2.5), "s", 300);
     // (The acquisition rate stays at its floor, 10 per second, with round trips this long.)
     net.run_until(net.now + secs(40.0));
     let s = net.nodes[0].stats();
@@ -213,15 +212,7 @@ fn a_network_slow_from_the_start_is_not_overload() {
 #[test]
 fn a_spike_of_late_answers_sheds_nothing() {
     let mut net = Net::new();
-    let names: Vec<LeaseName> = (0..300)
-        .map(|i| LeaseName::new(format!("p{i}")).expect("name"))
-        .collect();
-    net.run_until(Timestamp::ZERO + secs(2.1));
-    for n in &names {
-        net.nodes[0]
-            .join(net.now, n.clone(), Some(0))
-            .expect("join");
-    }
+    let names = net.join_at(Timestamp::ZERO + secs(2.1), "p", 300);
     net.run_until(net.now + secs(3.0));
     assert_eq!(net.held(&names), 300);
     // Answers 200 ms late for 400 ms (queues, by the shortest round trip seen), less than
