@@ -111,6 +111,18 @@ pub struct Config {
     /// --quiet-renewals` sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_events: Option<bool>,
+    /// The coarsest step renewals start on (default 2% of the lease; see
+    /// `gen_paxos_core::Config::renewal_grid`): a node holding few leases starts their
+    /// renewals together on this grid, in fewer datagrams, each up to one step later. The
+    /// step used is never finer than the jitter nor coarser than a quarter of the time
+    /// from the renewal point to the surrender point; `0` keeps renewals on the jitter's
+    /// step. Local to the node (not part of the cluster fingerprint).
+    #[serde(
+        default,
+        with = "crate::duration::opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub renewal_grid: Option<Duration>,
     /// Longest wait of a `leader_call` for a master and its reply (default one lease).
     #[serde(
         default,
@@ -233,6 +245,7 @@ impl Config {
             one_round_renewals: None,
             shed_load: None,
             renewal_events: None,
+            renewal_grid: None,
             call_timeout: None,
             sync_timeout: None,
             heartbeat_interval: None,
@@ -288,6 +301,9 @@ impl Config {
         }
         if let Some(shed) = self.shed_load {
             core.shed_load = shed;
+        }
+        if let Some(grid) = self.renewal_grid {
+            core.renewal_grid = grid;
         }
         core
     }
@@ -413,5 +429,47 @@ mod tests {
         let mut zero = config.clone();
         zero.attempt_rate = Some(0);
         assert!(zero.validate().is_err());
+    }
+
+    #[test]
+    fn the_renewal_grid_reaches_the_core_within_its_bounds_and_leaves_the_fingerprint_alone() {
+        let text = "node = 1\nvoters = [1, 2, 3]\nlease_duration = \"2s\"\n";
+        let plain: Config = toml::from_str(text).expect("parses");
+        let step = |c: &Config, held: u64| {
+            let timing = c.core_config().timing().expect("valid");
+            (timing.renewal_grid, timing.renewal_step(held))
+        };
+        // Default: 2% of the lease (40 ms), the step for a node holding one lease.
+        assert_eq!(
+            step(&plain, 1),
+            (Duration::from_millis(40), Duration::from_millis(40))
+        );
+        let coarse: Config =
+            toml::from_str(&format!("{text}renewal_grid = \"100ms\"\n")).expect("parses");
+        assert_eq!(
+            coarse.core_config().renewal_grid,
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            step(&coarse, 1),
+            (Duration::from_millis(100), Duration::from_millis(100))
+        );
+        // At most a quarter of the renewal's slack: (2 s - 100 ms - 666.67 ms) / 4.
+        let huge: Config =
+            toml::from_str(&format!("{text}renewal_grid = \"10s\"\n")).expect("parses");
+        let (grid, _) = step(&huge, 1);
+        assert!(
+            grid > Duration::from_millis(308) && grid < Duration::from_millis(309),
+            "{grid:?}"
+        );
+        // Zero: the jitter's step (10 ms), whatever the node holds.
+        let fine: Config =
+            toml::from_str(&format!("{text}renewal_grid = \"0s\"\n")).expect("parses");
+        assert_eq!(
+            step(&fine, 1),
+            (Duration::from_millis(10), Duration::from_millis(10))
+        );
+        assert_eq!(coarse.fingerprint(), plain.fingerprint());
+        assert_eq!(coarse.validate(), Ok(()));
     }
 }

@@ -391,26 +391,21 @@ impl Election {
 
     /// The names of the leases joined on this node, sorted.
     pub fn leases(&self) -> Vec<LeaseName> {
-        let mut names: Vec<LeaseName> = self
-            .inner
-            .shared
-            .leases
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .cloned()
-            .collect();
-        names.sort_unstable();
-        names
+        self.inner.shared.read_leases().keys().cloned().collect()
     }
 
     /// Answers a status query from this node's view (for `status` tools).
     pub fn status(&self, request: &StatusRequest) -> StatusReply {
         let now = Instant::now();
-        let all = self.inner.shared.lease_list();
-        let joined = all.len() as u64;
-        let with_master = all.iter().filter(|l| l.master().is_some()).count() as u64;
-        let (page, more) = crate::status::page_of(all, request);
+        let (joined, with_master, (page, more)) = {
+            let all = self.inner.shared.read_leases();
+            let with_master = all.values().filter(|l| l.master().is_some()).count();
+            (
+                all.len() as u64,
+                with_master as u64,
+                crate::status::page_of(&all, request),
+            )
+        };
         StatusReply {
             node: self.id(),
             alive: self.alive(),

@@ -192,25 +192,40 @@ impl Collector for ElectionMetrics {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let now = Instant::now();
         let node = &self.node;
-        let leases = node.first_leases_by_name(PER_LEASE_LIMIT);
-        // Per lease.
+        // Per lease: the first names in name order, their rows taken under the map's lock
+        // (the counts go over every lease), the text encoded after it.
+        let mut rows = Vec::new();
+        let (mut held, mut without) = (0i64, 0i64);
+        let joined = {
+            let all = node.read_leases();
+            for (i, lease) in all.values().enumerate() {
+                let view = lease.view();
+                let holds = view.holds(now);
+                let is_known = view.master.is_some_and(|m| now < m.expires);
+                held += i64::from(holds);
+                without += i64::from(!is_known);
+                if i < PER_LEASE_LIMIT {
+                    rows.push((
+                        lease.name.clone(),
+                        i64::from(holds),
+                        i64::from(is_known),
+                        view.term,
+                        view.master_changes,
+                        view.no_master_time(now).as_secs_f64(),
+                    ));
+                }
+            }
+            all.len()
+        };
         let (mut master, mut known, mut won, mut changes, mut dark) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut held, mut without) = (0i64, 0i64);
-        for (i, lease) in leases.iter().enumerate() {
-            let view = lease.view();
-            let holds = view.holds(now);
-            let is_known = view.master.is_some_and(|m| now < m.expires);
-            held += i64::from(holds);
-            without += i64::from(!is_known);
-            if i < PER_LEASE_LIMIT {
-                let name = lease.name.as_str();
-                master.push((name, i64::from(holds)));
-                known.push((name, i64::from(is_known)));
-                won.push((name, view.term));
-                changes.push((name, view.master_changes));
-                dark.push((name, view.no_master_time(now).as_secs_f64()));
-            }
+        for (name, holds, is_known, term, master_changes, no_master) in &rows {
+            let name = name.as_str();
+            master.push((name, *holds));
+            known.push((name, *is_known));
+            won.push((name, *term));
+            changes.push((name, *master_changes));
+            dark.push((name, *no_master));
         }
         gauges(
             &mut e,
@@ -253,7 +268,7 @@ impl Collector for ElectionMetrics {
             &mut e,
             "gen_paxos_leases_joined",
             "Leases this node joined",
-            leases.len() as i64,
+            joined as i64,
         )?;
         gauge(
             &mut e,

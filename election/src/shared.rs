@@ -1,7 +1,7 @@
 //! Node-wide state the driver writes and the handles (and metrics) read: joined leases,
 //! peers down, counters, fingerprints, the event channel.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -27,7 +27,8 @@ pub(crate) struct NodeShared {
     pub(crate) core_stats: Mutex<(gen_paxos_core::Stats, usize)>,
     /// Surrenders by reason, since start.
     pub(crate) surrenders: Mutex<BTreeMap<&'static str, u64>>,
-    pub(crate) leases: RwLock<HashMap<LeaseName, Arc<LeaseShared>>>,
+    /// Joined leases, in name order (metrics and status pages read the first names).
+    pub(crate) leases: RwLock<BTreeMap<LeaseName, Arc<LeaseShared>>>,
     pub(crate) down: Mutex<BTreeSet<NodeId>>,
     pub(crate) events: broadcast::Sender<ElectionEvent>,
     /// Whether every renewal is published on `events` ([`Config::renewal_events`]).
@@ -54,7 +55,7 @@ impl NodeShared {
             surrenders: Mutex::new(BTreeMap::new()),
             voters: core.voters().to_vec(),
             observers,
-            leases: RwLock::new(HashMap::new()),
+            leases: RwLock::new(BTreeMap::new()),
             // A peer is alive once heard from, not before: a node that starts alone must
             // not report peers that never answered as alive.
             down: Mutex::new(
@@ -88,28 +89,18 @@ impl NodeShared {
             .clone()
     }
 
-    /// Every joined lease, in no particular order.
+    /// Every joined lease, in name order.
     pub(crate) fn lease_list(&self) -> Vec<Arc<LeaseShared>> {
-        self.leases
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect()
+        self.read_leases().values().cloned().collect()
     }
 
-    /// Every joined lease, the first `first` by name at the front in name order, the rest
-    /// after them in no particular order. (Sorting every name at each metrics scrape was a
-    /// visible share of a node's CPU with 100,000 leases.)
-    pub(crate) fn first_leases_by_name(&self, first: usize) -> Vec<Arc<LeaseShared>> {
-        let mut list = self.lease_list();
-        let by_name = |a: &Arc<LeaseShared>, b: &Arc<LeaseShared>| a.name.cmp(&b.name);
-        if list.len() > first {
-            list.select_nth_unstable_by(first, by_name);
-        }
-        let end = first.min(list.len());
-        list[..end].sort_unstable_by(by_name);
-        list
+    /// The joined leases (read-locked), in name order: for counts and pages without a
+    /// copy of every lease. (Sorting every name at each metrics scrape was a visible share
+    /// of a node's CPU with 100,000 leases; so was selecting the first thousand.)
+    pub(crate) fn read_leases(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, BTreeMap<LeaseName, Arc<LeaseShared>>> {
+        self.leases.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn set_core_stats(&self, stats: gen_paxos_core::Stats, acceptor_entries: usize) {
@@ -158,12 +149,7 @@ impl NodeShared {
     }
 
     pub(crate) fn lease(&self, name: &str) -> Option<Arc<LeaseShared>> {
-        let name = LeaseName::new(name).ok()?;
-        self.leases
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&name)
-            .cloned()
+        self.read_leases().get(name).cloned()
     }
 
     /// Marks `peer` down; true if it was up.

@@ -1,6 +1,8 @@
 //! Status queries: serializable questions and answers about a node's view, for tools such
 //! as the command-line `status` (e.g. over `transport-quic`'s status-client streams).
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -51,31 +53,27 @@ impl StatusRequest {
     }
 }
 
-/// The leases a request asks about, among `all` (any order): sorted by name, and whether
-/// leases past the last of them were left out.
+/// The leases a request asks about, among a node's joined leases (`all`, in name order):
+/// in name order, and whether leases past the last of them were left out.
 pub(crate) fn page_of(
-    mut all: Vec<Arc<LeaseShared>>,
+    all: &BTreeMap<LeaseName, Arc<LeaseShared>>,
     request: &StatusRequest,
 ) -> (Vec<Arc<LeaseShared>>, bool) {
     if let Some(name) = &request.lease {
-        all.retain(|l| l.name.as_str() == name);
-        return (all, false);
-    }
-    if let Some(after) = &request.after {
-        all.retain(|l| l.name.as_str() > after.as_str());
+        return (all.get(name.as_str()).cloned().into_iter().collect(), false);
     }
     let max = request
         .max_leases
         .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
-    let by_name = |a: &Arc<LeaseShared>, b: &Arc<LeaseShared>| a.name.cmp(&b.name);
-    let more = all.len() > max;
-    if more {
-        // The `max` first names in front (no full sort of every name for each page).
-        all.select_nth_unstable_by(max, by_name);
-        all.truncate(max);
-    }
-    all.sort_unstable_by(by_name);
-    (all, more)
+    let from = match &request.after {
+        Some(after) => Bound::Excluded(after.as_str()),
+        None => Bound::Unbounded,
+    };
+    let mut rest = all
+        .range::<str, _>((from, Bound::Unbounded))
+        .map(|(_, l)| l);
+    let page: Vec<Arc<LeaseShared>> = rest.by_ref().take(max).cloned().collect();
+    (page, rest.next().is_some())
 }
 
 impl LeaseStatus {
@@ -160,8 +158,8 @@ impl Load {
     pub(crate) fn of(node: &crate::shared::NodeShared) -> Load {
         let now = tokio::time::Instant::now();
         let held = node
-            .lease_list()
-            .iter()
+            .read_leases()
+            .values()
             .filter(|l| l.view().holds(now))
             .count();
         let (s, _) = node.core_stats();

@@ -18,11 +18,12 @@ fn first_election_bound() -> Duration {
 
 #[tokio::test(start_paused = true)]
 async fn a_thousand_leases_on_three_nodes_all_get_a_master_and_keep_it() {
-    const LEASES: usize = 1000;
+    // Past the metrics' per-lease limit (1,000), joined out of name order.
+    const LEASES: usize = 1010;
     let mut c = Cluster::start(3, 0, 30);
     let names: Vec<String> = (0..LEASES).map(|i| format!("lease-{i:04}")).collect();
-    for name in &names {
-        c.join_all(name).await;
+    for i in 0..LEASES {
+        c.join_all(&names[i * 7 % LEASES]).await;
     }
     // Every lease gets a master; the quarantine and duels are the same for all of them.
     let end = Instant::now() + first_election_bound() + LEASE * 3;
@@ -55,6 +56,42 @@ async fn a_thousand_leases_on_three_nodes_all_get_a_master_and_keep_it() {
             ..
         }
     )));
+    // Metrics: per lease the first 1,000 names in name order, the counts over all of them.
+    let mut held = 0.0;
+    for id in 1..=3 {
+        let text = metrics_text(&c.nodes[&NodeId(id)]);
+        let known: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("gen_paxos_lease_master_known{lease=\""))
+            .map(|l| l.split('"').next().unwrap())
+            .collect();
+        assert_eq!(
+            known,
+            names[..1000].iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert_eq!(metric(&text, "gen_paxos_leases_joined"), LEASES as f64);
+        assert_eq!(metric(&text, "gen_paxos_leases_without_master"), 0.0);
+        held += metric(&text, "gen_paxos_leases_held");
+    }
+    assert_eq!(held, LEASES as f64, "every lease held by exactly one node");
+}
+
+/// `election`'s metrics in the Prometheus text format.
+fn metrics_text(election: &gen_paxos_election::Election) -> String {
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(Box::new(election.metrics()));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    text
+}
+
+/// The value of the unlabelled metric `name` in `text`.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in the metrics"))
+        .parse()
+        .unwrap()
 }
 
 /// A node with many leases answers status in pages: each page sorted, the next one
@@ -99,6 +136,11 @@ async fn status_pages_cover_every_lease_once_in_name_order() {
     assert_eq!(one.leases.len(), 1);
     assert_eq!(one.leases[0].lease.as_str(), "p-7");
     assert!(one.leases[0].master.is_some());
+    assert!(node.status(&StatusRequest::lease("p-77")).leases.is_empty());
+    // A page may start after a name that was never joined: "p-15" < "p-15a" < "p-16".
+    let from = node.status(&StatusRequest::page(Some("p-15a".into()), 2));
+    let from: Vec<&str> = from.leases.iter().map(|l| l.lease.as_str()).collect();
+    assert_eq!(from, ["p-16", "p-17"]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -54,6 +54,13 @@ impl std::hash::Hash for LeaseName {
     }
 }
 
+/// A name is looked up by its text: it hashes, compares and orders as its `str` does.
+impl std::borrow::Borrow<str> for LeaseName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl LeaseName {
     /// Longest accepted name, in bytes.
     pub const MAX_LEN: usize = 255;
