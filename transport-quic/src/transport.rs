@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{Instrument, debug, info_span, trace};
+use tracing::{Instrument, debug, info, info_span, trace, warn};
 
 use crate::accept::accept_loop;
 use crate::client::{ClientRequest, ClientRequests};
@@ -102,6 +102,7 @@ where
         };
         let server = tls::server_config(&config.identity, &config.ca, admission, &settings)?;
         let client = tls::client_config(&config.identity, &config.ca, &settings)?;
+        socket_buffers(&socket, settings.recv_buffer_size);
         socket.set_nonblocking(true)?;
         let mut endpoint = {
             let _guard = runtime.enter();
@@ -310,5 +311,61 @@ where
         let _ =
             tokio::time::timeout(shared.settings.close_timeout, shared.endpoint.wait_idle()).await;
         debug!(node = %shared.local_id, "transport closed");
+    }
+}
+
+/// Asks the kernel for a receive buffer of `want` bytes on `socket` and logs what it gave
+/// (Linux caps the request at `net.core.rmem_max` and reports twice what it grants). A
+/// buffer already larger is kept: where `rmem_max` is below the default, asking would
+/// shrink it.
+fn socket_buffers(socket: &std::net::UdpSocket, want: usize) {
+    let sock = socket2::SockRef::from(socket);
+    let before = sock.recv_buffer_size().unwrap_or(0);
+    if before >= want {
+        return;
+    }
+    if let Err(e) = sock.set_recv_buffer_size(want) {
+        warn!(error = %e, want, "cannot set the UDP receive buffer");
+    }
+    match sock.recv_buffer_size() {
+        Ok(got) if got < before => {
+            // Back to the size it had (Linux reports twice what it was asked for).
+            let _ = sock.set_recv_buffer_size(before / 2);
+        }
+        Ok(got) if got < want => info!(
+            got,
+            want,
+            "the kernel gave the UDP socket a smaller receive buffer than asked: with many \
+             leases raise net.core.rmem_max (docs/deploy.md)"
+        ),
+        Ok(got) => debug!(got, "UDP receive buffer"),
+        Err(e) => debug!(error = %e, "cannot read the UDP receive buffer size"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::socket_buffers;
+
+    #[test]
+    fn the_receive_buffer_is_raised_as_far_as_the_kernel_allows() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let before = socket2::SockRef::from(&socket)
+            .recv_buffer_size()
+            .expect("read");
+        let want = 4 << 20;
+        socket_buffers(&socket, want);
+        let got = socket2::SockRef::from(&socket)
+            .recv_buffer_size()
+            .expect("read");
+        // Linux grants min(want, net.core.rmem_max) and reports twice that.
+        let Some(max) = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+        else {
+            assert!(got >= before);
+            return;
+        };
+        assert_eq!(got, (2 * want.min(max)).max(before), "rmem_max {max}");
     }
 }
