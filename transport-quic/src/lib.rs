@@ -181,6 +181,7 @@ mod guests;
 mod identity;
 mod node;
 mod outgoing;
+mod paths;
 mod peer;
 mod receive;
 mod shared;

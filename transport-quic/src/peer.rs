@@ -145,6 +145,18 @@ impl Peer {
         }
     }
 
+    /// Every live connection with the peer (one, or two while a simultaneous dial is
+    /// being settled).
+    pub(crate) fn live_connections(&self) -> Vec<quinn::Connection> {
+        let c = lock(&self.connections);
+        [&c.dialled, &c.accepted]
+            .into_iter()
+            .flatten()
+            .filter(|entry| live(entry))
+            .map(|(conn, _)| conn.clone())
+            .collect()
+    }
+
     pub(crate) fn set_dialled(&self, conn: quinn::Connection) {
         let old = lock(&self.connections)
             .dialled

@@ -121,14 +121,21 @@ pub(crate) fn bump(counter: &AtomicU64) {
 
 /// A clonable handle on a transport's counters, from [`crate::QuicTransport::stats_handle`].
 /// Registered in a [`prometheus_client`] registry it reports every counter as
-/// `gen_paxos_transport_<name>_total`.
+/// `gen_paxos_transport_<name>_total`, and per configured peer with a live connection
+/// QUIC's round trip, congestion window, lost packets, congestion events and datagram
+/// frames (`gen_paxos_transport_peer_*`, label `peer`).
 #[derive(Debug, Clone)]
-pub struct StatsHandle(pub(crate) std::sync::Arc<Counters>);
+pub struct StatsHandle {
+    pub(crate) counters: std::sync::Arc<Counters>,
+    /// The configured peers (fixed when the transport is bound).
+    pub(crate) peers:
+        std::collections::HashMap<gen_paxos_core::NodeId, std::sync::Arc<crate::peer::Peer>>,
+}
 
 impl StatsHandle {
     /// A snapshot of the counters.
     pub fn snapshot(&self) -> Stats {
-        self.0.snapshot()
+        self.counters.snapshot()
     }
 }
 
@@ -258,6 +265,6 @@ impl prometheus_client::collector::Collector for StatsHandle {
             let metric = encoder.encode_descriptor(&name, help, None, MetricType::Counter)?;
             ConstCounter::new(value).encode(metric)?;
         }
-        Ok(())
+        crate::paths::encode(&crate::paths::peer_paths(&self.peers), &mut encoder)
     }
 }

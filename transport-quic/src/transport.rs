@@ -198,7 +198,10 @@ impl<M> QuicTransport<M> {
     /// A handle on the counters that outlives this value's move into the runtime: for
     /// metrics ([`StatsHandle`] is a Prometheus collector).
     pub fn stats_handle(&self) -> StatsHandle {
-        StatsHandle(self.shared.counters.clone())
+        StatsHandle {
+            counters: self.shared.counters.clone(),
+            peers: self.shared.peers.clone(),
+        }
     }
 
     /// The stream of status requests from clients (identity "client"); `Some` the first
