@@ -246,6 +246,8 @@ pub struct Settings {
     /// granted is logged at start. A datagram that arrives while the buffer is full is
     /// lost (`RcvbufErrors` in `/proc/net/snmp`): with 100,000 leases and the usual
     /// 208 KiB, a node lost 10 to 30 datagrams a second, each carrying many renewals.
+    /// QUIC's own buffer of received datagrams the node has not read yet has the same
+    /// size (quinn drops the oldest beyond it).
     pub recv_buffer_size: usize,
 }
 
