@@ -192,9 +192,10 @@ impl Collector for ElectionMetrics {
     fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let now = Instant::now();
         let node = &self.node;
-        // Per lease: the first names in name order, their rows taken under the map's lock
-        // (the counts go over every lease), the text encoded after it.
-        let mut rows = Vec::new();
+        // Per lease: the first names in name order (taken under the map's lock, the counts
+        // over every lease), the text encoded after it.
+        let (mut master, mut known, mut won, mut changes, mut dark) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut held, mut without) = (0i64, 0i64);
         let joined = {
             let all = node.read_leases();
@@ -205,28 +206,16 @@ impl Collector for ElectionMetrics {
                 held += i64::from(holds);
                 without += i64::from(!is_known);
                 if i < PER_LEASE_LIMIT {
-                    rows.push((
-                        lease.name.clone(),
-                        i64::from(holds),
-                        i64::from(is_known),
-                        view.term,
-                        view.master_changes,
-                        view.no_master_time(now).as_secs_f64(),
-                    ));
+                    let name = &lease.name;
+                    master.push((name.clone(), i64::from(holds)));
+                    known.push((name.clone(), i64::from(is_known)));
+                    won.push((name.clone(), view.term));
+                    changes.push((name.clone(), view.master_changes));
+                    dark.push((name.clone(), view.no_master_time(now).as_secs_f64()));
                 }
             }
             all.len()
         };
-        let (mut master, mut known, mut won, mut changes, mut dark) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (name, holds, is_known, term, master_changes, no_master) in &rows {
-            let name = name.as_str();
-            master.push((name, *holds));
-            known.push((name, *is_known));
-            won.push((name, *term));
-            changes.push((name, *master_changes));
-            dark.push((name, *no_master));
-        }
         gauges(
             &mut e,
             "gen_paxos_lease_master",

@@ -61,6 +61,12 @@ impl std::borrow::Borrow<str> for LeaseName {
     }
 }
 
+impl AsRef<str> for LeaseName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl LeaseName {
     /// Longest accepted name, in bytes.
     pub const MAX_LEN: usize = 255;
