@@ -111,9 +111,10 @@ pub struct Config {
     /// --quiet-renewals` sets it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_events: Option<bool>,
-    /// The coarsest step renewals start on (default 2% of the lease; see
-    /// `gen_paxos_core::Config::renewal_grid`): a node holding few leases starts their
-    /// renewals together on this grid, in fewer datagrams, each up to one step later. The
+    /// The coarsest step renewals start on (default 5% of the lease; see
+    /// `gen_paxos_core::Config::renewal_grid`): a node holding hundreds or thousands of
+    /// leases starts their renewals together on this grid, in fewer datagrams, each up to
+    /// one step later (a node holding dozens or fewer uses the jitter step). The
     /// step used is never finer than the jitter nor coarser than a quarter of the time
     /// from the renewal point to the surrender point; `0` keeps renewals on the jitter's
     /// step. Local to the node (not part of the cluster fingerprint).
@@ -439,20 +440,22 @@ mod tests {
             let timing = c.core_config().timing().expect("valid");
             (timing.renewal_grid, timing.renewal_step(held))
         };
-        // Default: 2% of the lease (40 ms), the step for a node holding one lease.
+        // Default: 5% of the lease (100 ms), the step for a node holding 1,000 leases (one
+        // holding a single lease renews on the jitter step, 10 ms).
         assert_eq!(
-            step(&plain, 1),
-            (Duration::from_millis(40), Duration::from_millis(40))
+            step(&plain, 1_000),
+            (Duration::from_millis(100), Duration::from_millis(100))
         );
+        assert_eq!(step(&plain, 1).1, Duration::from_millis(10));
         let coarse: Config =
-            toml::from_str(&format!("{text}renewal_grid = \"100ms\"\n")).expect("parses");
+            toml::from_str(&format!("{text}renewal_grid = \"200ms\"\n")).expect("parses");
         assert_eq!(
             coarse.core_config().renewal_grid,
-            Duration::from_millis(100)
+            Duration::from_millis(200)
         );
         assert_eq!(
-            step(&coarse, 1),
-            (Duration::from_millis(100), Duration::from_millis(100))
+            step(&coarse, 1_000),
+            (Duration::from_millis(200), Duration::from_millis(200))
         );
         // At most a quarter of the renewal's slack: (2 s - 100 ms - 666.67 ms) / 4.
         let huge: Config =
@@ -466,7 +469,7 @@ mod tests {
         let fine: Config =
             toml::from_str(&format!("{text}renewal_grid = \"0s\"\n")).expect("parses");
         assert_eq!(
-            step(&fine, 1),
+            step(&fine, 1_000),
             (Duration::from_millis(10), Duration::from_millis(10))
         );
         assert_eq!(coarse.fingerprint(), plain.fingerprint());

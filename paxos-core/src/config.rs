@@ -46,10 +46,11 @@ pub struct Config {
     /// Renewals start on a grid of at most this step, so the renewals due within a step
     /// leave together, in one batch per peer: fewer datagrams and wake-ups per renewal, for
     /// renewing up to one step later. A node holding many leases uses a finer step, down
-    /// to one jitter step, so that about 200 renewals fall in each
-    /// ([`Timing::renewal_step`]). Default 2% of the lease (40 ms for a 2 s lease; for
-    /// leases under 200 ms the jitter's 1 ms floor decides); cut to a quarter of the time
-    /// from the renewal point to the surrender point if longer.
+    /// to one jitter step, so that about 500 renewals fall in each, and a node holding
+    /// so few that fewer than 10 would, one jitter step ([`Timing::renewal_step`]).
+    /// Default 5% of the lease (100 ms for a 2 s lease; for leases under 20 ms the
+    /// jitter's 1 ms floor decides); cut to a quarter of the time from the renewal point
+    /// to the surrender point if longer.
     pub renewal_grid: Duration,
     /// Most protocol messages in one batch to one peer.
     pub max_batch: usize,
@@ -141,7 +142,7 @@ impl Config {
         self.surrender_margin = lease / 20;
         self.retransmit_interval = (lease / 20).max(Duration::from_millis(1));
         self.jitter = (lease / 200).max(Duration::from_millis(1));
-        self.renewal_grid = lease / 50;
+        self.renewal_grid = lease / 20;
         self
     }
 
@@ -239,19 +240,32 @@ impl Config {
 }
 
 /// Renewals a node aims to send per step of its renewal grid: with fewer leases held the
-/// grid is as coarse as [`Config::renewal_grid`] allows (a third of the datagrams at
+/// grid is as coarse as [`Config::renewal_grid`] allows (a fifth of the datagrams at
 /// 10,000 leases), with many it shrinks towards one jitter step, so a step's burst stays
 /// about this size (a 40 ms grid at 100,000 leases made bursts of 2,000 renewals per node).
-const RENEWALS_PER_STEP: u64 = 200;
+const RENEWALS_PER_STEP: u64 = 500;
+
+/// Below this many renewals per step of the grid, renewals rarely share a datagram, and a
+/// coarse step would only start them later: such a node renews on the jitter step.
+const FEWEST_PER_STEP: u64 = 10;
 
 impl Timing {
     /// The renewal grid's step for a node holding `held` leases: the step in which about
-    /// 200 of their renewals fall due, at least one jitter step and at most `renewal_grid`.
+    /// 500 of their renewals fall due, at least one jitter step and at most
+    /// `renewal_grid`; one jitter step (or `renewal_grid` if finer) when even the coarsest
+    /// step would hold fewer than 10.
     pub fn renewal_step(&self, held: u64) -> Duration {
-        let per_step = nanos(self.renew_after).saturating_mul(RENEWALS_PER_STEP) / held.max(1);
-        Duration::from_nanos(per_step)
+        let renew = nanos(self.renew_after);
+        let per_step = renew.saturating_mul(RENEWALS_PER_STEP) / held.max(1);
+        let step = Duration::from_nanos(per_step)
             .max(self.jitter)
-            .min(self.renewal_grid)
+            .min(self.renewal_grid);
+        if u128::from(held) * u128::from(nanos(step))
+            < u128::from(renew) * u128::from(FEWEST_PER_STEP)
+        {
+            return self.jitter.min(self.renewal_grid);
+        }
+        step
     }
 }
 

@@ -316,7 +316,7 @@ impl Proposer {
             return false;
         };
         let setup = cx.setup;
-        // Renewals start on a grid (`Timing::renewal_step`: up to 2% of the lease, finer
+        // Renewals start on a grid (`Timing::renewal_step`: up to 5% of the lease, finer
         // with many leases held), so those due within a step leave together in one batch
         // per peer instead of a datagram each (a lease table renewed evenly over time
         // otherwise costs a wake-up and a send per renewal); never later than the

@@ -101,7 +101,7 @@ fn timing_follows_t2_and_t3() {
 }
 
 #[test]
-fn the_renewal_grid_is_a_fiftieth_of_the_lease_within_its_bounds() {
+fn the_renewal_grid_is_a_twentieth_of_the_lease_within_its_bounds() {
     fn grid(lease: Duration, tweak: impl Fn(&mut Config)) -> Duration {
         let mut c = Config::new(NodeId(1), voters(3));
         c.set_lease_duration(lease);
@@ -109,31 +109,55 @@ fn the_renewal_grid_is_a_fiftieth_of_the_lease_within_its_bounds() {
         c.timing().expect("valid").renewal_grid
     }
     let ms = Duration::from_millis;
-    assert_eq!(grid(ms(2_000), |_| {}), ms(40));
-    assert_eq!(grid(ms(10_000), |_| {}), ms(200));
-    // Short leases: the jitter's 1 ms floor decides.
-    assert_eq!(grid(ms(50), |_| {}), ms(1));
+    assert_eq!(grid(ms(2_000), |_| {}), ms(100));
+    assert_eq!(grid(ms(10_000), |_| {}), ms(500));
+    // Short leases: 2.5 ms at 50 ms; under 20 ms the jitter's 1 ms floor decides.
+    assert_eq!(grid(ms(50), |_| {}), Duration::from_micros(2_500));
     assert_eq!(grid(ms(20), |_| {}), ms(1));
+    assert_eq!(grid(ms(10), |_| {}), ms(1));
     // Never shorter than a jitter step...
-    assert_eq!(grid(ms(2_000), |c| c.jitter = ms(100)), ms(100));
+    assert_eq!(grid(ms(2_000), |c| c.jitter = ms(200)), ms(200));
     // ... and never more than a quarter of the time a renewal has: 2 s, margin 100 ms,
     // renewal at 0.9 of the lease leaves 100 ms.
     assert_eq!(grid(ms(2_000), |c| c.renew_fraction = 0.9), ms(25));
-    // A node holding many leases renews on a finer grid, so a step's burst stays about
-    // 200 renewals: 2 s lease, renewal after 666.7 ms.
+}
+
+#[test]
+fn the_renewal_step_batches_about_500_renewals_and_never_delays_a_few() {
+    let ms = Duration::from_millis;
+    // 2 s lease: renewal after 666.7 ms, grid 100 ms, jitter 10 ms.
     let mut c = Config::new(NodeId(1), voters(3));
     c.set_lease_duration(ms(2_000));
     let t = c.timing().expect("valid");
-    assert_eq!(t.renewal_step(0), ms(40));
-    assert_eq!(t.renewal_step(1_000), ms(40));
+    // Too few for a step of the grid to hold 10 renewals (66.7 at 100 ms): the jitter
+    // step, not a coarser grid that would only start them later.
+    for held in [0, 1, 10, 66] {
+        assert_eq!(t.renewal_step(held), ms(10), "{held} held");
+    }
+    assert_eq!(t.renewal_step(67), ms(100));
+    assert_eq!(t.renewal_step(3_333), ms(100));
+    // Many leases: the step in which about 500 fall due, so a burst stays that size.
     let step = t.renewal_step(10_000);
-    assert!(step > ms(13) && step < ms(14), "{step:?}");
+    assert!(step > ms(33) && step < ms(34), "{step:?}");
     assert_eq!(
-        t.renewal_step(33_333),
+        t.renewal_step(33_334),
         ms(10),
         "one jitter step at the least"
     );
     assert_eq!(t.renewal_step(u64::MAX), ms(10));
+    // A 50 ms lease holding one: its 1 ms jitter step, as before the grid.
+    c.set_lease_duration(ms(50));
+    let t = c.timing().expect("valid");
+    assert_eq!(t.renewal_step(1), ms(1));
+    // When the time a renewal has cuts the grid below a jitter step, the grid decides in
+    // both branches: 2 s, margin 100 ms, renewal at 0.9 leaves 100 ms, a quarter of it.
+    c.set_lease_duration(ms(2_000));
+    c.renew_fraction = 0.9;
+    c.jitter = ms(100);
+    let t = c.timing().expect("valid");
+    assert_eq!(t.renewal_grid, ms(25));
+    assert_eq!(t.renewal_step(1), ms(25));
+    assert_eq!(t.renewal_step(1_000_000), ms(25));
 }
 
 #[test]

@@ -295,13 +295,14 @@ fn checker_catches_every_log_mistake() {
             rule.name()
         );
     }
-    // Rare (2 seeds in 10,000: 3011, 5151): the restarted proposer usually hears a higher
-    // ballot before it is elected. Its shape is a deterministic scenario in
-    // log_scenarios.rs; a change to the workload's draws or the protocol's timing (the
-    // renewal grid moved them from 5972, 7582, 7630) moves these seeds.
+    // Rare (3 seeds in 10,000: 5972, 7582, 7630): the restarted proposer usually hears a
+    // higher ballot before it is elected. Its shape is a deterministic scenario in
+    // log_scenarios.rs; a change to the workload's draws or the protocol's timing moves
+    // these seeds (the renewal grid of 2% moved them to 3011 and 5151; the simulated
+    // nodes hold too few leases for today's grid, so they are back on the jitter step).
     assert!(
-        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 2950..3050).is_some(),
-        "--unsafe reuse-log-ballot was not caught in seeds 2950..3050"
+        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 5950..6050).is_some(),
+        "--unsafe reuse-log-ballot was not caught in seeds 5950..6050"
     );
 }
 
