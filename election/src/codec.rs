@@ -166,4 +166,32 @@ mod tests {
             Err(CodecError::Malformed(_))
         ));
     }
+
+    #[test]
+    fn lease_names_decode_from_their_text_and_refuse_bad_utf8() -> Result<(), CodecError> {
+        use gen_paxos_core::{Ballot, Envelope, Incarnation, LeaseName, Message, NodeId};
+        let envelope = Envelope {
+            lease: LeaseName::new("orders/eu-1").expect("a valid name"),
+            message: Message::Accepted {
+                ballot: Ballot {
+                    counter: 3,
+                    incarnation: Incarnation(9),
+                    node: NodeId(2),
+                },
+            },
+        };
+        let frame = encode(&envelope, 1024)?;
+        let decoded = decode::<Envelope>(&frame, 1024)?;
+        assert_eq!(decoded, envelope);
+        assert_eq!(decoded.lease.as_str(), "orders/eu-1");
+        // The version byte, the name's length, then its text: not UTF-8 is refused.
+        assert_eq!(frame.get(1), Some(&11));
+        let mut bad = frame.clone();
+        bad[2] = 0xff;
+        assert!(matches!(
+            decode::<Envelope>(&bad, 1024),
+            Err(CodecError::Malformed(_))
+        ));
+        Ok(())
+    }
 }

@@ -33,8 +33,28 @@ pub struct Owner {
 }
 
 /// The name of one independent lease (one election). Cheap to clone.
-#[derive(Debug, Clone, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialOrd, Ord, Serialize)]
 pub struct LeaseName(Arc<str>);
+
+/// A name decoded from the text in one allocation: serde's own `Arc<str>` builds a
+/// `Box<str>` first and copies it into the `Arc` (two allocations and a copy for every
+/// message of every frame, 5% of a node holding 10,000 leases in a profile). The text is
+/// not checked here: the core drops a message whose name is not well formed.
+impl<'de> Deserialize<'de> for LeaseName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = LeaseName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a lease name")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<LeaseName, E> {
+                Ok(LeaseName(Arc::from(text)))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
 
 /// Two clones of one name compare equal without reading the text: the runtime looks its
 /// leases up by the names the core's events carry, which are clones of the names it joined
