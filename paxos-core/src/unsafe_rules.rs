@@ -77,6 +77,10 @@ pub enum UnsafeRule {
     /// Log mistake 5: the master answers reads from its own state without the ready
     /// check (before its recovery finished).
     StaleRead,
+    /// Log mistake 11: `ask` and `get` answer the decision the first acceptor reports,
+    /// without hearing a majority about the instance: after a forget that this node's
+    /// acceptor missed, a caller gets the closed instance's value.
+    AskOneDecision,
 }
 
 #[cfg(feature = "unsafe-rules")]
@@ -96,7 +100,7 @@ impl UnsafeRule {
 #[cfg(feature = "unsafe-rules")]
 impl UnsafeRule {
     /// Every switch, with its command-line name.
-    pub const ALL: [(&'static str, UnsafeRule); 25] = [
+    pub const ALL: [(&'static str, UnsafeRule); 26] = [
         ("late-timer", UnsafeRule::LateTimer),
         ("no-quarantine", UnsafeRule::NoQuarantine),
         ("count-duplicates", UnsafeRule::CountDuplicates),
@@ -122,6 +126,7 @@ impl UnsafeRule {
         ("truncate-unchosen", UnsafeRule::TruncateUnchosen),
         ("ask-unchosen", UnsafeRule::AskUnchosen),
         ("stale-read", UnsafeRule::StaleRead),
+        ("ask-one-decision", UnsafeRule::AskOneDecision),
     ];
 
     /// Parses a command-line name such as `late-timer`.

@@ -273,8 +273,8 @@ fn first_log_violation(rule: UnsafeRule, nodes: usize, seeds: std::ops::Range<u6
 }
 
 /// Every one of the log's known mistakes that the simulator reaches is caught: a slot
-/// chosen twice differently, an acknowledged append lost, a replica out of order, or two
-/// `ask` answers for one instance. (How often, per switch, is in docs/REPLICATION.md.)
+/// chosen twice differently, an acknowledged append lost, a replica out of order, two
+/// `ask` answers for one instance, or an answer from an instance a forget had closed. (How often, per switch, is in docs/REPLICATION.md.)
 #[test]
 fn checker_catches_every_log_mistake() {
     for rule in [
@@ -288,6 +288,7 @@ fn checker_catches_every_log_mistake() {
         UnsafeRule::TruncateUnchosen,
         UnsafeRule::AskUnchosen,
         UnsafeRule::StaleRead,
+        UnsafeRule::AskOneDecision,
     ] {
         assert!(
             first_log_violation(rule, 3, 0..300).is_some(),
@@ -295,14 +296,15 @@ fn checker_catches_every_log_mistake() {
             rule.name()
         );
     }
-    // Rare (3 seeds in 10,000: 5972, 7582, 7630): the restarted proposer usually hears a
+    // Rare (3 seeds in 10,000: 2293, 2365, 3600): the restarted proposer usually hears a
     // higher ballot before it is elected. Its shape is a deterministic scenario in
     // log_scenarios.rs; a change to the workload's draws or the protocol's timing moves
-    // these seeds (the renewal grid of 2% moved them to 3011 and 5151; the simulated
-    // nodes hold too few leases for today's grid, so they are back on the jitter step).
+    // these seeds (the renewal grid of 2% moved them from 5972, 7582, 7630 to 3011 and
+    // 5151, the jitter step for nodes holding few leases back, and `ask` answers that
+    // wait for a majority to these).
     assert!(
-        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 5950..6050).is_some(),
-        "--unsafe reuse-log-ballot was not caught in seeds 5950..6050"
+        first_log_violation(UnsafeRule::ReuseLogBallot, 3, 2250..2350).is_some(),
+        "--unsafe reuse-log-ballot was not caught in seeds 2250..2350"
     );
 }
 

@@ -26,6 +26,9 @@ struct Request {
     best: Option<(LogBallot, AskValue)>,
     /// Phase 2: the value proposed and who accepted it.
     accepting: Option<(AskValue, u64)>,
+    /// The decision an acceptor reported for this instance, answered once a majority has
+    /// replied about this instance (one acceptor cannot tell whether a forget closed it).
+    decided: Option<AskValue>,
     /// When to retry if nothing settles it.
     retry_at: Timestamp,
     attempts: u32,
@@ -190,6 +193,7 @@ impl AskProposers {
                 promised: 0,
                 best: None,
                 accepting: None,
+                decided: None,
                 retry_at: now + self.retransmit,
                 attempts,
                 blocked: false,
@@ -233,7 +237,20 @@ impl AskProposers {
                     decided
                 };
                 if let Some(value) = decided {
-                    // The acceptor was told the decision: it is chosen, answer it.
+                    // The acceptor was told the decision: it is chosen in this instance.
+                    // It answers the caller once a majority replied about this instance
+                    // (phase 2 began only after one did): a forget that a majority
+                    // acknowledged before this request would have moved one of them on,
+                    // and one acceptor that missed it still reports the old decision.
+                    r.promised |= bit(voter);
+                    // Unsafe `ask-one-decision`: the first decision reported is the answer.
+                    if r.accepting.is_none()
+                        && voters_in(r.promised) < majority
+                        && !self.rules.breaks(UnsafeRule::AskOneDecision)
+                    {
+                        r.decided.get_or_insert(value);
+                        return;
+                    }
                     self.finish(
                         &key,
                         AskEvent::Decided {
@@ -255,6 +272,18 @@ impl AskProposers {
                     r.best = Some((b, v));
                 }
                 if voters_in(r.promised) < majority {
+                    return;
+                }
+                if let Some(value) = r.decided.take() {
+                    self.finish(
+                        &key,
+                        AskEvent::Decided {
+                            key: key.clone(),
+                            instance,
+                            value,
+                        },
+                        fx,
+                    );
                     return;
                 }
                 // Propose the highest-ballot value accepted before, else our own.

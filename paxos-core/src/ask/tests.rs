@@ -312,3 +312,37 @@ fn forget_opens_the_next_instance_and_never_revives_the_old_one() {
         [(_, AskMessage::Moved { current: 1, .. })]
     ));
 }
+
+/// A forget that a majority acknowledged ends the instance for every later caller: a node
+/// whose own acceptor missed the forget must not answer the closed instance's decision
+/// from that one acceptor (a `get` is linearizable: it hears a majority).
+#[test]
+fn a_get_after_a_forget_never_answers_the_closed_instance() {
+    let mut c = Cluster::new(3);
+    c.ask(1, Some("a"));
+    c.run();
+    // Node 2's forget never reaches node 3; nodes 1 and 2 acknowledge it.
+    c.cut.push((NodeId(2), NodeId(3)));
+    c.forget(2);
+    c.run();
+    assert!(c.nodes[1].events.contains(&AskEvent::Forgotten {
+        key: key(),
+        instance: 0
+    }));
+    assert_eq!(
+        c.nodes[2].acceptors.local(&key()),
+        (0, Some(v("a"))),
+        "node 3's acceptor still has instance 0 decided"
+    );
+    // Node 3 gets while the others' replies to it are lost: its own acceptor alone is
+    // not an answer.
+    c.cut = vec![(NodeId(1), NodeId(3)), (NodeId(2), NodeId(3))];
+    c.ask(3, None);
+    c.run();
+    assert_eq!(c.answers(3), vec![], "answered from one acceptor");
+    // Once it hears a majority, it is moved on to instance 1, where nothing is chosen.
+    c.cut.clear();
+    c.tick();
+    c.run();
+    assert_eq!(c.answers(3), vec![(1, None)]);
+}

@@ -77,6 +77,10 @@ pub(super) struct Replicated {
     prefix: Vec<u64>,
     pub(super) installs: u64,
     asks: HashMap<(LeaseName, Instance), AskValue>,
+    /// When (simulated time) each (host, epoch, key)'s oldest unanswered ask or get began.
+    asking: HashMap<(usize, u64, LeaseName), u64>,
+    /// Per key: when each completed forget completed, and the instance it closed.
+    forgotten: HashMap<LeaseName, Vec<(u64, Instance)>>,
     keys: Vec<LeaseName>,
     pub(super) acks: u64,
     pub(super) first_ack_after_heal: Option<u64>,
@@ -96,6 +100,8 @@ impl Replicated {
             prefix: vec![App::EMPTY.hash],
             installs: 0,
             asks: HashMap::new(),
+            asking: HashMap::new(),
+            forgotten: HashMap::new(),
             keys: (0..3)
                 .map(|i| LeaseName::new(format!("key-{i}")).expect("static keys are valid"))
                 .collect(),
@@ -235,10 +241,16 @@ impl Sim<'_> {
                 }
                 self.note(|| format!("node {} appends {text}: {result:?}", host + 1));
             }
-        } else if roll < 90 {
-            node.ask(local, &key, text.as_bytes());
         } else if roll < 98 {
-            node.get(local, &key);
+            if roll < 90 {
+                node.ask(local, &key, text.as_bytes());
+            } else {
+                node.get(local, &key);
+            }
+            let now = self.now;
+            if let Some(r) = self.replica.as_mut() {
+                r.asking.entry((host, epoch, key)).or_insert(now);
+            }
         } else {
             node.forget(local, &key);
         }
@@ -424,6 +436,40 @@ impl Sim<'_> {
 
     /// Checks one `ask` answer of `host`.
     pub(super) fn ask_event(&mut self, host: usize, event: &AskEvent) {
+        let (now, epoch) = (self.now, self.hosts[host].epoch);
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        // R8 is linearizable: an answer is for an instance no forget had closed when the
+        // request began (a forget completed before it would have moved it on).
+        let answered = match event {
+            AskEvent::Decided { key, instance, .. } | AskEvent::Undecided { key, instance } => {
+                Some((key, *instance))
+            }
+            AskEvent::Forgotten { key, instance } => {
+                r.forgotten
+                    .entry(key.clone())
+                    .or_default()
+                    .push((now, *instance));
+                None
+            }
+        };
+        if let Some((key, instance)) = answered
+            && let Some(began) = r.asking.remove(&(host, epoch, key.clone()))
+            && let Some(&(at, _)) = r.forgotten.get(key).and_then(|f| {
+                f.iter()
+                    .find(|&&(at, closed)| at < began && closed >= instance)
+            })
+        {
+            let v = format!(
+                "answer from a closed instance: node {} was answered {key} instance {instance}, which a forget closed at {} ms, before it asked at {} ms",
+                host + 1,
+                at / 1_000_000,
+                began / 1_000_000,
+            );
+            self.note(|| format!("VIOLATION {v}"));
+            self.checker.violations.push(v);
+        }
         let Some(r) = self.replica.as_mut() else {
             return;
         };
