@@ -28,6 +28,7 @@ use crate::view::LeaseShared;
 use crate::wire::{Frame, Wire};
 
 mod apply;
+mod ask_waiters;
 mod commands;
 mod frames;
 mod overload;
@@ -187,7 +188,7 @@ pub(crate) struct Driver<T> {
     appends:
         HashMap<(LeaseName, u64), oneshot::Sender<Result<u64, gen_paxos_core::log::AppendError>>>,
     /// `ask`, `get` and `forget` callers, by key.
-    asks: HashMap<LeaseName, Vec<replication::AskWaiter>>,
+    asks: ask_waiters::AskWaiters,
 }
 
 /// The parts of a driver made before its task starts.
@@ -239,7 +240,7 @@ impl<T: Transport<Wire>> Driver<T> {
             ready_calls: Vec::new(),
             persister: parts.persister,
             appends: HashMap::new(),
-            asks: HashMap::new(),
+            asks: ask_waiters::AskWaiters::default(),
         }
     }
 

@@ -67,10 +67,10 @@ impl<T: Transport<Wire>> Driver<T> {
                 reply,
             } => self.append(lease, command, reply),
             Cmd::Ask { key, value, reply } => {
-                self.ask(key, value, super::replication::AskWaiter::Value(reply));
+                self.ask(key, value, super::ask_waiters::AskWaiter::Value(reply));
             }
             Cmd::Forget { key, reply } => {
-                self.ask(key, None, super::replication::AskWaiter::Forget(reply));
+                self.ask(key, None, super::ask_waiters::AskWaiter::Forget(reply));
             }
             Cmd::Resign { lease, reply } => {
                 let result = self.core.resign(ts, &lease).map_err(|e| match e {

@@ -14,6 +14,7 @@ use gen_paxos_core::log::{AppendError, LogEvent, Value};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
+use super::ask_waiters::{AskWaiter, Round};
 use super::persist::Job;
 use super::{Cmd, Driver};
 use crate::callbacks::LeaseMsg;
@@ -45,15 +46,6 @@ impl std::fmt::Debug for ReplicaRt {
             .field("pending_elected", &self.pending_elected.is_some())
             .finish_non_exhaustive()
     }
-}
-
-/// What an `ask`, `get` or `forget` caller waits for.
-#[derive(Debug)]
-pub(crate) enum AskWaiter {
-    /// `ask` or `get`: the value chosen (`None`: a `get` found nothing chosen).
-    Value(oneshot::Sender<Result<Option<Vec<u8>>, AskError>>),
-    /// `forget`: the instance closed.
-    Forget(oneshot::Sender<Result<u64, AskError>>),
 }
 
 impl<T: Transport<Wire>> Driver<T> {
@@ -268,40 +260,43 @@ impl<T: Transport<Wire>> Driver<T> {
             }
             return;
         }
-        let forget = matches!(waiter, AskWaiter::Forget(_));
-        self.asks.entry(key.clone()).or_default().push(waiter);
-        match (forget, value) {
-            (true, _) => self.core.forget(ts, &key),
-            (false, Some(value)) => self.core.ask(ts, &key, value),
-            (false, None) => self.core.get(ts, &key),
+        match waiter {
+            AskWaiter::Forget(reply) => {
+                self.asks.forget(&key, reply);
+                self.core.forget(ts, &key);
+            }
+            AskWaiter::Value(reply) => {
+                // A caller that comes while a round is in flight waits for the next.
+                if let Some(round) = self.asks.value(&key, value, reply) {
+                    self.start_round(round);
+                }
+            }
         }
         self.flush();
     }
 
+    fn start_round(&mut self, round: Round) {
+        let ts = self.ts;
+        match round.value {
+            Some(value) => self.core.ask(ts, &round.key, value),
+            None => self.core.get(ts, &round.key),
+        }
+    }
+
     /// An `ask` answer: to every caller waiting for it.
     pub(super) fn apply_ask(&mut self, event: AskEvent) {
-        let (key, value, forgotten) = match event {
-            AskEvent::Decided { key, value, .. } => (key, Some(value.to_vec()), None),
-            AskEvent::Undecided { key, .. } => (key, None, None),
-            AskEvent::Forgotten { key, instance } => (key, None, Some(instance)),
-        };
-        let Some(waiters) = self.asks.remove(&key) else {
-            return;
-        };
-        let mut left = Vec::new();
-        for waiter in waiters {
-            match (waiter, forgotten) {
-                (AskWaiter::Forget(reply), Some(instance)) => {
-                    let _ = reply.send(Ok(instance));
-                }
-                (AskWaiter::Value(reply), None) => {
-                    let _ = reply.send(Ok(value.clone()));
-                }
-                (waiter, _) => left.push(waiter),
+        let next = match event {
+            AskEvent::Decided { key, value, .. } => self.asks.answered(&key, Some(value.to_vec())),
+            AskEvent::Undecided { key, .. } => self.asks.answered(&key, None),
+            AskEvent::Forgotten { key, instance } => {
+                self.asks.forgotten(&key, instance);
+                None
             }
-        }
-        if !left.is_empty() {
-            self.asks.insert(key, left);
+        };
+        // Those who came while that round was in flight: a round of their own (the
+        // driver flushes after applying the core's events).
+        if let Some(round) = next {
+            self.start_round(round);
         }
     }
 

@@ -171,7 +171,10 @@ impl Node {
     }
 
     /// R8: `ask(key, value)`: the value chosen for the key's open instance comes as an
-    /// [`Event::Ask`] (the first proposal to win, for every caller).
+    /// [`Event::Ask`] (the first proposal to win, for every caller). A call while a request
+    /// for the key is in flight joins it, and that answer may rest on replies sent before
+    /// the call (missing a `forget` completed since): for a linearizable answer, call only
+    /// when none is in flight and call again after the answer, as the runtime does.
     pub fn ask(&mut self, now: Timestamp, key: &LeaseName, value: impl Into<Arc<[u8]>>) {
         let mut fx = AskEffects::default();
         self.replication
@@ -181,7 +184,8 @@ impl Node {
         self.flush_local(now);
     }
 
-    /// R8: `get(key)`: the value chosen for the key's open instance, or undecided.
+    /// R8: `get(key)`: the value chosen for the key's open instance, or undecided (a call
+    /// while one is in flight joins it, as with [`Node::ask`]).
     pub fn get(&mut self, now: Timestamp, key: &LeaseName) {
         let mut fx = AskEffects::default();
         self.replication.ask_proposers.ask(now, key, None, &mut fx);

@@ -441,7 +441,9 @@ impl Sim<'_> {
             return;
         };
         // R8 is linearizable: an answer is for an instance no forget had closed when the
-        // request began (a forget completed before it would have moved it on).
+        // request began (a forget completed before it would have moved it on). The
+        // workload calls while a request is in flight too, and those calls join it
+        // (`Node::ask`): the check is against the request's first call.
         let answered = match event {
             AskEvent::Decided { key, instance, .. } | AskEvent::Undecided { key, instance } => {
                 Some((key, *instance))
