@@ -207,6 +207,22 @@ impl AskProposers {
         fx.events.push(event);
     }
 
+    /// Finishes the request of `key` with the value chosen in `instance`.
+    fn answer(
+        &mut self,
+        key: &LeaseName,
+        instance: Instance,
+        value: AskValue,
+        fx: &mut AskEffects,
+    ) {
+        let event = AskEvent::Decided {
+            key: key.clone(),
+            instance,
+            value,
+        };
+        self.finish(key, event, fx);
+    }
+
     /// Handles one reply from `from`.
     pub(crate) fn handle(
         &mut self,
@@ -251,15 +267,7 @@ impl AskProposers {
                         r.decided.get_or_insert(value);
                         return;
                     }
-                    self.finish(
-                        &key,
-                        AskEvent::Decided {
-                            key: key.clone(),
-                            instance,
-                            value,
-                        },
-                        fx,
-                    );
+                    self.answer(&key, instance, value, fx);
                     return;
                 }
                 if r.blocked || r.accepting.is_some() || r.promised & bit(voter) != 0 {
@@ -275,15 +283,7 @@ impl AskProposers {
                     return;
                 }
                 if let Some(value) = r.decided.take() {
-                    self.finish(
-                        &key,
-                        AskEvent::Decided {
-                            key: key.clone(),
-                            instance,
-                            value,
-                        },
-                        fx,
-                    );
+                    self.answer(&key, instance, value, fx);
                     return;
                 }
                 // Propose the highest-ballot value accepted before, else our own.
