@@ -46,7 +46,7 @@ pub struct Config {
     /// Renewals start on a grid of at most this step, so the renewals due within a step
     /// leave together, in one batch per peer: fewer datagrams and wake-ups per renewal, for
     /// renewing up to one step later. A node holding many leases uses a finer step, down
-    /// to one jitter step, so that about 500 renewals fall in each, and a node holding
+    /// to one jitter step, so that about 200 renewals fall in each, and a node holding
     /// so few that fewer than 10 would, one jitter step ([`Timing::renewal_step`]).
     /// Default 5% of the lease (100 ms for a 2 s lease; for leases under 20 ms the
     /// jitter's 1 ms floor decides); cut to a quarter of the time from the renewal point
@@ -240,10 +240,11 @@ impl Config {
 }
 
 /// Renewals a node aims to send per step of its renewal grid: with fewer leases held the
-/// grid is as coarse as [`Config::renewal_grid`] allows (a fifth of the datagrams at
-/// 10,000 leases), with many it shrinks towards one jitter step, so a step's burst stays
-/// about this size (a 40 ms grid at 100,000 leases made bursts of 2,000 renewals per node).
-const RENEWALS_PER_STEP: u64 = 500;
+/// grid is as coarse as [`Config::renewal_grid`] allows, with many it shrinks towards one
+/// jitter step, so a step's burst stays about this size (a 40 ms grid at 100,000 leases
+/// made bursts of 2,000 renewals per node). 500 per step saved datagrams at 10,000 leases
+/// but made 100,000 leases at a 2 s lease collapse after about 5 minutes (docs/overload.md).
+const RENEWALS_PER_STEP: u64 = 200;
 
 /// Below this many renewals per step of the grid, renewals rarely share a datagram, and a
 /// coarse step would only start them later: such a node renews on the jitter step.
@@ -251,7 +252,7 @@ const FEWEST_PER_STEP: u64 = 10;
 
 impl Timing {
     /// The renewal grid's step for a node holding `held` leases: the step in which about
-    /// 500 of their renewals fall due, at least one jitter step and at most
+    /// 200 of their renewals fall due, at least one jitter step and at most
     /// `renewal_grid`; one jitter step (or `renewal_grid` if finer) when even the coarsest
     /// step would hold fewer than 10.
     pub fn renewal_step(&self, held: u64) -> Duration {
