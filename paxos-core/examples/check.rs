@@ -28,7 +28,7 @@ fn usage() -> String {
         "usage: check [--nodes N] [--depth D] [--unsafe RULE] [--crashes K] [--duplicates K]\n\
          \x20            [--ticks K] [--resigns K] [--fires K] [--tick-ms MS] [--retransmit-ms MS] [--lease-ms MS]\n\
          \x20            [--rho R] [--clocks U,U,.. | --clock U1,U2,..] [--priorities P,P,..] [--link-capacity K] [--cut A-B,..] [--opening 'STEP;STEP;..'] [--max-states N] [--test-name NAME] [--deepen] [--no-token-order]\n\
-         \x20            [--log [--appends K] [--asks K] [--compactions K] [--instant-sync]]\n\
+         \x20            [--log [--appends K] [--asks K] [--gets K] [--forgets K] [--compactions K] [--instant-sync]]\n\
          RULE is one of: {}\n\
          --clocks: each host's clock runs at 1 + rho*U for every U listed, in every combination (default -1,1)\n\
          --deepen: search depth 1, 2, .. up to --depth, stopping at the first violation (a shortest one)\n\
@@ -39,7 +39,7 @@ fn usage() -> String {
          \x20 (such as 'node 1 timer fires;deliver node 1 -> node 2'); --depth counts the steps after them\n\
          --link-capacity: each link keeps its newest K messages in flight, older ones are lost (default: unbounded)\n\
          --log: the replicated log on the lease and ask on key-0, with disks, client steps and the log's properties\n\
-         \x20 (budgets: --appends 1, --asks 0, --compactions 0; --instant-sync: writes are synced in the step that made them)\n\
+         \x20 (budgets: --appends 1, --asks 0, --gets 0, --forgets 0, --compactions 0; --instant-sync: writes are synced in the step that made them)\n\
          --priorities: one per node, 0 to 3, or '-' for a learner only (default 0 each)",
         rules.join(", ")
     )
@@ -110,6 +110,8 @@ fn parse() -> Result<Args, String> {
             "--fires" => c.fires = Some(number("--fires", &v)?),
             "--appends" => c.appends = number("--appends", &v)?,
             "--asks" => c.asks = number("--asks", &v)?,
+            "--gets" => c.gets = number("--gets", &v)?,
+            "--forgets" => c.forgets = number("--forgets", &v)?,
             "--compactions" => c.compactions = number("--compactions", &v)?,
             "--tick-ms" => c.tick = Duration::from_millis(number("--tick-ms", &v)?),
             "--retransmit-ms" => {

@@ -100,6 +100,43 @@ fn search_finds_ask_unchosen() {
     assert!(cx.actions.iter().filter(|a| matches!(a, Ask(_))).count() == 2);
 }
 
+/// As [`asks_only`] with one ask, one get and one forget: room for an instance to be
+/// decided, closed by a majority that leaves one acceptor out, and read again.
+fn ask_get_forget(rule: Option<&str>) -> CheckConfig {
+    let mut c = asks_only(rule);
+    c.asks = 1;
+    c.gets = 1;
+    c.forgets = 1;
+    c
+}
+
+/// The bound at which [`search_finds_ask_one_decision`] finds its nine steps, explored
+/// to the end (896,191 states; depth 11, 7.1 million, in docs/model-checking.md).
+#[test]
+fn ask_get_and_forget_are_linearizable_within_nine_steps() {
+    let mut c = ask_get_forget(None);
+    c.depth = 9;
+    let r = explores_clean(&c);
+    assert!(r.states > 500_000, "{} states", r.states);
+}
+
+/// A forget closes instance 0 on two acceptors; the third, which missed it, reports the
+/// old decision to a later `get`, answered from it alone.
+#[test]
+fn search_finds_ask_one_decision() {
+    let mut c = ask_get_forget(Some("ask-one-decision"));
+    c.depth = 9;
+    let cx = finds(c, "answer from a closed instance");
+    let at = |f: fn(&Action) -> bool| cx.actions.iter().position(f);
+    let forget = at(|a| matches!(a, Forget(_))).expect("a forget");
+    let get = at(|a| matches!(a, Get(_))).expect("a get");
+    assert!(
+        forget < get,
+        "the get comes after the forget: {:?}",
+        cx.actions
+    );
+}
+
 /// With syncs as steps of their own and a crash, the safe log (an election, its recovery,
 /// an append, its acknowledgement) shows no violation.
 #[test]

@@ -46,6 +46,8 @@ impl Context {
             Action::Sync(h) => format!("{} node {} syncs its disk", t(world.now), h + 1),
             Action::Append(h) => format!("{} node {} appends", t(world.now), h + 1),
             Action::Ask(h) => format!("{} node {} asks key-0", t(world.now), h + 1),
+            Action::Get(h) => format!("{} node {} gets key-0", t(world.now), h + 1),
+            Action::Forget(h) => format!("{} node {} forgets key-0", t(world.now), h + 1),
             Action::Compact(h) => format!("{} node {} compacts its log", t(world.now), h + 1),
         }
     }

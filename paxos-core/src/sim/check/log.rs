@@ -10,17 +10,17 @@
 //!   prefix it claims;
 //! - a lease read sees every append acknowledged before it: checked at every state, for
 //!   every host whose node says a read may be served there (`Node::is_ready`);
-//! - `ask` answers agree per instance.
+//! - `ask`'s properties (`ask.rs`).
 
 use std::sync::Arc;
 
-use crate::ask::{AskEvent, AskValue, Instance};
 use crate::durable::Record;
-use crate::id::LeaseName;
 use crate::log::{LogEvent, Slot, Value};
 use crate::node::Node;
 use crate::sim::chosen::{App, Chosen, snapshot_violation};
 
+use super::CheckConfig;
+use super::ask::AskWorld;
 use super::world::{Action, Context, World};
 
 /// One host's disk and application.
@@ -45,17 +45,16 @@ pub(super) struct LogWorld {
     pending: Vec<(usize, u32, Slot, Value)>,
     /// The highest slot acknowledged so far, and by which host.
     acked_upto: Option<(Slot, usize)>,
-    /// The value each `ask` instance was answered with.
-    asks: Vec<(Instance, AskValue)>,
+    /// `ask`, `get` and `forget`.
+    pub(super) ask: AskWorld,
     /// Client values are numbered so that every one differs.
-    next_value: u32,
+    pub(super) next_value: u32,
     appends: u8,
-    asks_left: u8,
     compactions: u8,
 }
 
 impl LogWorld {
-    pub(super) fn new(hosts: usize, appends: u8, asks: u8, compactions: u8) -> LogWorld {
+    pub(super) fn new(hosts: usize, cfg: &CheckConfig) -> LogWorld {
         LogWorld {
             stores: vec![
                 Store {
@@ -68,18 +67,12 @@ impl LogWorld {
             chosen: Chosen::default(),
             pending: Vec::new(),
             acked_upto: None,
-            asks: Vec::new(),
+            ask: AskWorld::new(cfg.asks, cfg.gets, cfg.forgets),
             next_value: 0,
-            appends,
-            asks_left: asks,
-            compactions,
+            appends: cfg.appends,
+            compactions: cfg.compactions,
         }
     }
-}
-
-/// The key every `ask` uses.
-fn key() -> LeaseName {
-    LeaseName::new("key-0").expect("a static name is valid")
 }
 
 impl Context {
@@ -100,9 +93,7 @@ impl Context {
             if log.appends > 0 && node.is_master(local, &self.lease) {
                 actions.push(Action::Append(h));
             }
-            if log.asks_left > 0 {
-                actions.push(Action::Ask(h));
-            }
+            log.ask.enabled(h, actions);
             let covered = node.log_snapshot(&self.lease).map_or(0, |(upto, _)| upto);
             if log.compactions > 0 && store.app.next > covered {
                 actions.push(Action::Compact(h));
@@ -113,7 +104,10 @@ impl Context {
     /// Takes one of the log's steps.
     pub(super) fn log_apply(&self, world: &mut World, action: &Action) {
         let h = match *action {
-            Action::Sync(h) | Action::Append(h) | Action::Ask(h) | Action::Compact(h) => h,
+            Action::Sync(h) | Action::Append(h) | Action::Compact(h) => h,
+            Action::Ask(_) | Action::Get(_) | Action::Forget(_) => {
+                return self.ask_apply(world, action);
+            }
             _ => return,
         };
         match *action {
@@ -145,17 +139,6 @@ impl Context {
                     });
                 }
             }
-            Action::Ask(h) => {
-                let value = self.with_log(world, |l| {
-                    l.asks_left -= 1;
-                    l.next_value += 1;
-                    format!("a{}", l.next_value)
-                });
-                let local = self.local(world, h);
-                if let Some(node) = self.node_mut(world, h) {
-                    node.ask(local, &key(), value.as_bytes());
-                }
-            }
             Action::Compact(h) => {
                 let app = self.with_log(world, |l| {
                     l.compactions -= 1;
@@ -178,7 +161,7 @@ impl Context {
         self.pump(world, h);
     }
 
-    fn with_log<T>(&self, world: &mut World, f: impl FnOnce(&mut LogWorld) -> T) -> T {
+    pub(super) fn with_log<T>(&self, world: &mut World, f: impl FnOnce(&mut LogWorld) -> T) -> T {
         let log = world.log.as_mut().expect("the log is on");
         f(Arc::make_mut(log))
     }
@@ -233,6 +216,7 @@ impl Context {
             }
             store.app = App::EMPTY;
             l.pending.retain(|p| p.0 != host);
+            l.ask.crash(host);
         });
     }
 
@@ -333,42 +317,6 @@ impl Context {
         {
             world.notes.push(n);
         }
-        if let Some(v) = violation {
-            world.violation.get_or_insert(v);
-        }
-    }
-
-    /// `ask` answers agree per instance.
-    pub(super) fn ask_event(&self, world: &mut World, host: usize, event: &AskEvent) {
-        let AskEvent::Decided {
-            instance, value, ..
-        } = event
-        else {
-            return;
-        };
-        if self.tracing {
-            world.notes.push(format!(
-                "  node {} is answered {:?} for instance {instance}",
-                host + 1,
-                String::from_utf8_lossy(value)
-            ));
-        }
-        let violation = self.with_log(world, |l| {
-            match l.asks.iter().find(|(i, _)| i == instance) {
-                Some((_, had)) if had != value => Some(format!(
-                    "ask instance {instance}: node {} was answered {:?}, another {:?}",
-                    host + 1,
-                    String::from_utf8_lossy(value),
-                    String::from_utf8_lossy(had)
-                )),
-                Some(_) => None,
-                None => {
-                    let at = l.asks.partition_point(|(i, _)| i < instance);
-                    l.asks.insert(at, (*instance, value.clone()));
-                    None
-                }
-            }
-        });
         if let Some(v) = violation {
             world.violation.get_or_insert(v);
         }

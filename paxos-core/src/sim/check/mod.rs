@@ -47,6 +47,7 @@
 //! assert!(report.states > 100);
 //! ```
 
+mod ask;
 mod describe;
 mod explorer;
 mod fingerprint;
@@ -132,6 +133,10 @@ pub struct CheckConfig {
     pub appends: u8,
     /// With the log: how many [`Action::Ask`]s a history may contain.
     pub asks: u8,
+    /// With the log: how many [`Action::Get`]s a history may contain.
+    pub gets: u8,
+    /// With the log: how many [`Action::Forget`]s a history may contain.
+    pub forgets: u8,
     /// With the log: how many [`Action::Compact`]s a history may contain.
     pub compactions: u8,
     /// With the log: every write is synced in the step that made it (no
@@ -171,6 +176,8 @@ impl CheckConfig {
             log: false,
             appends: 1,
             asks: 0,
+            gets: 0,
+            forgets: 0,
             compactions: 0,
             instant_sync: false,
             #[cfg(feature = "unsafe-rules")]

@@ -90,6 +90,8 @@ impl Counterexample {
             ("resigns", config.resigns, defaults.resigns),
             ("appends", config.appends, defaults.appends),
             ("asks", config.asks, defaults.asks),
+            ("gets", config.gets, defaults.gets),
+            ("forgets", config.forgets, defaults.forgets),
             ("compactions", config.compactions, defaults.compactions),
         ] {
             if ours != default {

@@ -50,6 +50,11 @@ pub enum Action {
     Append(usize),
     /// The host's application asks the next client value for `key-0` (with the log on).
     Ask(usize),
+    /// The host's application asks which value is chosen for `key-0`, proposing none
+    /// (with the log on).
+    Get(usize),
+    /// The host's application closes `key-0`'s instance (with the log on).
+    Forget(usize),
     /// The host's application snapshots what it applied and compacts the log below it
     /// (with the log on).
     Compact(usize),
@@ -237,14 +242,7 @@ impl Context {
             ticks: self.cfg.ticks,
             resigns: self.cfg.resigns,
             fires: self.cfg.fires.unwrap_or(u8::MAX),
-            log: self.cfg.log.then(|| {
-                Arc::new(LogWorld::new(
-                    n,
-                    self.cfg.appends,
-                    self.cfg.asks,
-                    self.cfg.compactions,
-                ))
-            }),
+            log: self.cfg.log.then(|| Arc::new(LogWorld::new(n, &self.cfg))),
             violation: None,
             notes: Vec::new(),
             if_lost: None,
@@ -363,7 +361,12 @@ impl Context {
                 }
                 self.pump(world, h);
             }
-            Action::Sync(_) | Action::Append(_) | Action::Ask(_) | Action::Compact(_) => {
+            Action::Sync(_)
+            | Action::Append(_)
+            | Action::Ask(_)
+            | Action::Get(_)
+            | Action::Forget(_)
+            | Action::Compact(_) => {
                 self.log_apply(world, action);
             }
         }
