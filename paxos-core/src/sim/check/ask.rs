@@ -3,7 +3,9 @@
 //! - the answers for one instance agree, on every host;
 //! - an answer is for an instance no `forget` had closed when the request began: a forget
 //!   that completed before a request would have moved the request on to a later instance
-//!   (linearizability across `forget`; the `ask-one-decision` switch breaks it).
+//!   (linearizability across `forget`; the `ask-one-decision` switch breaks it);
+//! - a `get` is not answered "nothing chosen" for an instance some request had been
+//!   answered a value for before it began (a decision is permanent).
 //!
 //! A call made while a request for the key is in flight on the same host joins it
 //! (`Node::ask`), so a request begins with its first call, as in the simulator.
@@ -21,11 +23,23 @@ pub(super) struct AskWorld {
     answers: Vec<(Instance, AskValue)>,
     /// The highest instance a completed `forget` closed.
     closed: Option<Instance>,
-    /// Requests in flight: (host, its restarts, [`AskWorld::closed`] when it began).
-    asking: Vec<(usize, u32, Option<Instance>)>,
+    /// Requests in flight, by host and restarts.
+    asking: Vec<Request>,
     asks: u8,
     gets: u8,
     forgets: u8,
+}
+
+/// A request in flight.
+#[derive(Debug, Clone, Hash)]
+struct Request {
+    host: usize,
+    /// The host's restarts when it began.
+    restarts: u32,
+    /// [`AskWorld::closed`] when it began.
+    closed: Option<Instance>,
+    /// The instances answered a value before it began.
+    decided: Vec<Instance>,
 }
 
 impl AskWorld {
@@ -55,16 +69,21 @@ impl AskWorld {
 
     /// A crash ends the host's requests: they will never be answered.
     pub(super) fn crash(&mut self, host: usize) {
-        self.asking.retain(|a| a.0 != host);
+        self.asking.retain(|a| a.host != host);
     }
 
     /// A request begins on `host`, unless one is in flight there (the call joins it).
     fn begin(&mut self, host: usize, restarts: u32) {
-        if !self.asking.iter().any(|a| (a.0, a.1) == (host, restarts)) {
-            let at = self
-                .asking
-                .partition_point(|a| (a.0, a.1) < (host, restarts));
-            self.asking.insert(at, (host, restarts, self.closed));
+        let key = |a: &Request| (a.host, a.restarts);
+        if !self.asking.iter().any(|a| key(a) == (host, restarts)) {
+            let at = self.asking.partition_point(|a| key(a) < (host, restarts));
+            let request = Request {
+                host,
+                restarts,
+                closed: self.closed,
+                decided: self.answers.iter().map(|(i, _)| *i).collect(),
+            };
+            self.asking.insert(at, request);
         }
     }
 
@@ -83,12 +102,18 @@ impl AskWorld {
         if let Some(at) = self
             .asking
             .iter()
-            .position(|a| (a.0, a.1) == (host, restarts))
+            .position(|a| (a.host, a.restarts) == (host, restarts))
         {
-            let (.., closed) = self.asking.remove(at);
-            if closed.is_some_and(|c| instance <= c) {
+            let request = self.asking.remove(at);
+            if request.closed.is_some_and(|c| instance <= c) {
                 return Some(format!(
                     "answer from a closed instance: node {} was answered key-0 instance {instance}, which a forget had closed before it asked",
+                    host + 1
+                ));
+            }
+            if value.is_none() && request.decided.contains(&instance) {
+                return Some(format!(
+                    "a decision lost: node {} was answered nothing chosen for key-0 instance {instance}, which a request had been answered a value for before it asked",
                     host + 1
                 ));
             }
