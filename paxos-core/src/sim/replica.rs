@@ -76,7 +76,8 @@ pub(super) struct Replicated {
     /// `prefix[i]`: the application state after the first `i` chosen slots.
     prefix: Vec<u64>,
     pub(super) installs: u64,
-    asks: HashMap<(LeaseName, Instance), AskValue>,
+    /// Per instance: the value it was answered with, and when it first was.
+    asks: HashMap<(LeaseName, Instance), (AskValue, u64)>,
     /// When (simulated time) each (host, epoch, key)'s oldest unanswered ask or get began.
     asking: HashMap<(usize, u64, LeaseName), u64>,
     /// Per key: when each completed forget completed, and the instance it closed.
@@ -456,21 +457,41 @@ impl Sim<'_> {
                 None
             }
         };
+        let began = answered.and_then(|(key, _)| r.asking.remove(&(host, epoch, key.clone())));
         if let Some((key, instance)) = answered
-            && let Some(began) = r.asking.remove(&(host, epoch, key.clone()))
-            && let Some(&(at, _)) = r.forgotten.get(key).and_then(|f| {
+            && let Some(began) = began
+        {
+            let closed = r.forgotten.get(key).and_then(|f| {
                 f.iter()
                     .find(|&&(at, closed)| at < began && closed >= instance)
-            })
-        {
-            let v = format!(
-                "answer from a closed instance: node {} was answered {key} instance {instance}, which a forget closed at {} ms, before it asked at {} ms",
-                host + 1,
-                at / 1_000_000,
-                began / 1_000_000,
-            );
-            self.note(|| format!("VIOLATION {v}"));
-            self.checker.violations.push(v);
+            });
+            // A decision is permanent: a request that began after an answer for the
+            // instance is not told nothing was chosen there.
+            let decided = matches!(event, AskEvent::Undecided { .. })
+                .then(|| r.asks.get(&(key.clone(), instance)))
+                .flatten()
+                .filter(|&&(_, at)| at < began);
+            let v = if let Some(&(at, _)) = closed {
+                Some(format!(
+                    "answer from a closed instance: node {} was answered {key} instance {instance}, which a forget closed at {} ms, before it asked at {} ms",
+                    host + 1,
+                    at / 1_000_000,
+                    began / 1_000_000,
+                ))
+            } else {
+                decided.map(|&(_, at)| {
+                    format!(
+                        "a decision lost: node {} was answered nothing chosen for {key} instance {instance}, answered a value at {} ms, before it asked at {} ms",
+                        host + 1,
+                        at / 1_000_000,
+                        began / 1_000_000,
+                    )
+                })
+            };
+            if let Some(v) = v {
+                self.note(|| format!("VIOLATION {v}"));
+                self.checker.violations.push(v);
+            }
         }
         let Some(r) = self.replica.as_mut() else {
             return;
@@ -482,7 +503,7 @@ impl Sim<'_> {
         } = event
         {
             match r.asks.get(&(key.clone(), *instance)) {
-                Some(had) if had != value => {
+                Some((had, _)) if had != value => {
                     let v = format!(
                         "{key} instance {instance}: node {} was answered {value:?}, another {had:?}",
                         host + 1
@@ -491,7 +512,8 @@ impl Sim<'_> {
                 }
                 Some(_) => {}
                 None => {
-                    r.asks.insert((key.clone(), *instance), value.clone());
+                    r.asks
+                        .insert((key.clone(), *instance), (value.clone(), now));
                 }
             }
         }
