@@ -148,27 +148,31 @@ impl Context {
             Action::Ask(h) | Action::Get(h) | Action::Forget(h) => (h, world.restarts[h]),
             _ => return,
         };
-        let value = self.with_log(world, |l| {
-            match action {
-                Action::Ask(_) => l.ask.asks -= 1,
-                Action::Get(_) => l.ask.gets -= 1,
-                _ => {
-                    l.ask.forgets -= 1;
-                    return 0;
-                }
+        // Takes the step's budget; a request begins with an ask (of the next client
+        // value) or a get.
+        let value = self.with_log(world, |l| match action {
+            Action::Forget(_) => {
+                l.ask.forgets -= 1;
+                None
             }
-            l.ask.begin(h, restarts);
-            if matches!(action, Action::Ask(_)) {
+            Action::Get(_) => {
+                l.ask.gets -= 1;
+                l.ask.begin(h, restarts);
+                None
+            }
+            _ => {
+                l.ask.asks -= 1;
+                l.ask.begin(h, restarts);
                 l.next_value += 1;
+                Some(format!("a{}", l.next_value))
             }
-            l.next_value
         });
         let local = self.local(world, h);
         if let Some(node) = self.node_mut(world, h) {
-            match action {
-                Action::Ask(_) => node.ask(local, &key(), format!("a{value}").as_bytes()),
-                Action::Get(_) => node.get(local, &key()),
-                _ => node.forget(local, &key()),
+            match (action, value) {
+                (Action::Forget(_), _) => node.forget(local, &key()),
+                (_, Some(value)) => node.ask(local, &key(), value.as_bytes()),
+                (_, None) => node.get(local, &key()),
             }
         }
         self.pump(world, h);
