@@ -48,6 +48,10 @@ fn scrape(addr: &str) -> HashMap<(String, Vec<(String, String)>), f64> {
                 prometheus_parse::Value::Counter(v)
                 | prometheus_parse::Value::Gauge(v)
                 | prometheus_parse::Value::Untyped(v) => v,
+                // A histogram by its count (its `+Inf` bucket).
+                prometheus_parse::Value::Histogram(buckets) => {
+                    buckets.last().map_or(0.0, |b| b.count)
+                }
                 other => panic!("unexpected value {other:?}"),
             };
             ((s.metric, labels), value)
@@ -127,6 +131,10 @@ fn metrics_health_and_readiness_follow_the_cluster() {
         1.0
     );
     assert!(one("gen_paxos_renewals_total") >= 1.0, "renewals counted");
+    assert!(
+        one("gen_paxos_driver_turn_seconds") >= 1.0,
+        "the driver's turns timed"
+    );
     assert_eq!(one("gen_paxos_voters_reachable"), 3.0);
     assert_eq!(one("gen_paxos_in_conflict"), 0.0);
     assert!(one("gen_paxos_transport_sent_datagrams_total") > 0.0);

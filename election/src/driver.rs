@@ -31,6 +31,7 @@ mod apply;
 mod ask_waiters;
 mod commands;
 mod frames;
+pub(crate) mod lag;
 mod overload;
 pub(crate) mod persist;
 pub(crate) mod replication;
@@ -177,6 +178,10 @@ pub(crate) struct Driver<T> {
     last_heard: HashMap<NodeId, Instant>,
     next_heartbeat: Instant,
     overload: overload::OverloadReport,
+    /// How late timers run and how long inputs take (copied out at each heartbeat).
+    lag: lag::Lag,
+    /// When the current turn's first input read the clock.
+    turn_began: Option<Instant>,
     /// The clock as read for the input being handled (once per input).
     now: Instant,
     ts: Timestamp,
@@ -221,6 +226,8 @@ impl<T: Transport<Wire>> Driver<T> {
             transport: parts.transport,
             next_heartbeat: parts.epoch,
             overload: overload::OverloadReport::default(),
+            lag: lag::Lag::default(),
+            turn_began: None,
             config: parts.config,
             epoch: parts.epoch,
             wall_at_epoch: parts.wall_at_epoch,
@@ -254,12 +261,19 @@ impl<T: Transport<Wire>> Driver<T> {
                 // most once in a row, so the channels below are always polled in between.
                 immediate = true;
                 self.handle_timer();
+                self.lag
+                    .timer_lateness
+                    .observe(self.now.saturating_duration_since(wake));
+                self.end_turn();
                 continue;
             }
             immediate = false;
             tokio::select! {
                 biased;
-                () = sleep_until(wake) => self.handle_timer(),
+                () = sleep_until(wake) => {
+                    self.handle_timer();
+                    self.lag.timer_lateness.observe(self.now.saturating_duration_since(wake));
+                }
                 // While a command met in gathering appends waits, newer ones wait behind it.
                 cmd = self.cmd_rx.recv(), if self.deferred.is_none() => match cmd {
                     Some(Cmd::Stop { done }) => break done,
@@ -268,7 +282,7 @@ impl<T: Transport<Wire>> Driver<T> {
                 },
                 Some(internal) = self.internal_rx.recv() => self.handle_internal(internal),
                 incoming = self.transport.recv() => match incoming {
-                    Some(incoming) => self.handle_frame(incoming.from, incoming.message),
+                    Some(incoming) => self.handle_frames(incoming),
                     None => {
                         debug!(node = %self.id, "transport closed: stopping");
                         break None;
@@ -283,6 +297,7 @@ impl<T: Transport<Wire>> Driver<T> {
                     }
                 }
             }
+            self.end_turn();
         };
         self.stop().await;
         if let Some(done) = done {
@@ -300,9 +315,17 @@ impl<T: Transport<Wire>> Driver<T> {
         let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
         self.core
             .raise_ballot_floor(self.wall_at_epoch.saturating_add(millis));
+        self.turn_began.get_or_insert(now);
         self.now = now;
         self.ts = Timestamp::from_duration(since);
         (self.now, self.ts)
+    }
+
+    /// Counts the turn that just ended (its inputs read the clock first when it began).
+    fn end_turn(&mut self) {
+        if let Some(began) = self.turn_began.take() {
+            self.lag.turns.observe(began.elapsed());
+        }
     }
 
     fn instant(&self, t: Timestamp) -> Instant {
@@ -379,6 +402,7 @@ impl<T: Transport<Wire>> Driver<T> {
         self.overload.check(now, &stats);
         self.node
             .set_core_stats(stats, self.core.acceptor_entries());
+        self.node.set_lag(self.lag);
         let timeout = self.config.peer_timeout();
         let mut newly_down = Vec::new();
         for (&peer, &heard) in &self.last_heard {

@@ -355,6 +355,19 @@ impl<M: Clone + Send + 'static> Transport<M> for MemoryTransport<M> {
         }
     }
 
+    fn try_recv(&self) -> Option<Incoming<M>> {
+        let mut state = self.mailbox.state();
+        if state.closed {
+            return None;
+        }
+        match state.heap.peek() {
+            Some(Reverse(q)) if q.at <= Instant::now() => {
+                state.heap.pop().map(|Reverse(q)| q.incoming)
+            }
+            _ => None,
+        }
+    }
+
     async fn close(&self) {
         let mut state = self.mailbox.state();
         state.closed = true;

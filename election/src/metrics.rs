@@ -129,6 +129,21 @@ fn counter(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> std
     ConstCounter::new(v).encode(m)
 }
 
+fn histogram(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    h: &crate::driver::lag::Histogram,
+) -> std::fmt::Result {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+        h.sum_secs(),
+        h.count(),
+        &h.buckets(),
+        None,
+    )
+}
+
 fn gauge(e: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: i64) -> std::fmt::Result {
     let m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
     ConstGauge::new(v).encode(m)
@@ -386,6 +401,20 @@ impl Collector for ElectionMetrics {
             "gen_paxos_acceptors_pruned",
             "Acceptor entries forgotten after a quarantine unused",
             s.pruned_acceptors,
+        )?;
+        let lag = node.lag();
+        histogram(
+            &mut e,
+            "gen_paxos_driver_timer_lateness_seconds",
+            "How long after it was due the driver handled each timer (renewals start on \
+             timers: a renewal this late is that much closer to its lease's end)",
+            &lag.timer_lateness,
+        )?;
+        histogram(
+            &mut e,
+            "gen_paxos_driver_turn_seconds",
+            "How long each input (a message, a command, a timer) kept the driver busy",
+            &lag.turns,
         )?;
         counter(
             &mut e,

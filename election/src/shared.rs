@@ -9,6 +9,7 @@ use gen_paxos_core::{LeaseName, Node, NodeId};
 use tokio::sync::broadcast;
 
 use crate::config::Config;
+use crate::driver::lag::Lag;
 use crate::events::ElectionEvent;
 use crate::peer_configs::PeerConfigs;
 use crate::view::LeaseShared;
@@ -25,6 +26,8 @@ pub(crate) struct NodeShared {
     pub(crate) conflict: AtomicBool,
     /// The core's counters and acceptor entries, as of the last heartbeat (for metrics).
     pub(crate) core_stats: Mutex<(gen_paxos_core::Stats, usize)>,
+    /// The driver's lateness, as of the last heartbeat (for metrics).
+    pub(crate) lag: Mutex<Lag>,
     /// Surrenders by reason, since start.
     pub(crate) surrenders: Mutex<BTreeMap<&'static str, u64>>,
     /// Joined leases, in name order (metrics and status pages read the first names).
@@ -52,6 +55,7 @@ impl NodeShared {
             configs: Mutex::new(configs),
             conflict: AtomicBool::new(false),
             core_stats: Mutex::new((core.stats(), 0)),
+            lag: Mutex::new(Lag::default()),
             surrenders: Mutex::new(BTreeMap::new()),
             voters: core.voters().to_vec(),
             observers,
@@ -115,6 +119,14 @@ impl NodeShared {
             .core_stats
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_lag(&self, lag: Lag) {
+        *self.lag.lock().unwrap_or_else(PoisonError::into_inner) = lag;
+    }
+
+    pub(crate) fn lag(&self) -> Lag {
+        *self.lag.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn count_surrender(&self, reason: gen_paxos_core::SurrenderReason) {

@@ -49,6 +49,16 @@ where
     /// Waits for the next message from any peer. Returns `None` once the transport is closed.
     async fn recv(&self) -> Option<Incoming<M>>;
 
+    /// A message that is already waiting, without waiting for one; `None` if none is.
+    ///
+    /// The driver takes the messages that queued up while it was busy this way and
+    /// answers them together, in fewer and fuller datagrams: under load its work per
+    /// message falls instead of its queue growing. The default says nothing is waiting
+    /// (every message then gets a turn of its own).
+    fn try_recv(&self) -> Option<Incoming<M>> {
+        None
+    }
+
     /// Closes the transport: flushes what can be flushed within a short bound, then stops.
     async fn close(&self);
 }

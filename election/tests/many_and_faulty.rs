@@ -72,6 +72,23 @@ async fn a_thousand_leases_on_three_nodes_all_get_a_master_and_keep_it() {
         assert_eq!(metric(&text, "gen_paxos_leases_joined"), LEASES as f64);
         assert_eq!(metric(&text, "gen_paxos_leases_without_master"), 0.0);
         held += metric(&text, "gen_paxos_leases_held");
+        // The driver's lateness: Prometheus histograms, cumulative up to `+Inf` = count.
+        for h in [
+            "gen_paxos_driver_turn_seconds",
+            "gen_paxos_driver_timer_lateness_seconds",
+        ] {
+            let count = metric(&text, &format!("{h}_count"));
+            assert!(count > 0.0, "{h}: no observation");
+            let prefix = format!("{h}_bucket{{le=\"");
+            let buckets: Vec<f64> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix(prefix.as_str()))
+                .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(buckets.len(), 13, "{h}");
+            assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{h}: {buckets:?}");
+            assert_eq!(buckets.last(), Some(&count), "{h}: {buckets:?}");
+        }
     }
     assert_eq!(held, LEASES as f64, "every lease held by exactly one node");
 }

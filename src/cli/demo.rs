@@ -65,6 +65,14 @@ impl<T: Transport<Wire>> Transport<Wire> for Switchable<T> {
             }
         }
     }
+    fn try_recv(&self) -> Option<Incoming<Wire>> {
+        loop {
+            let incoming = self.inner.try_recv()?;
+            if !self.cut.load(Ordering::Relaxed) {
+                return Some(incoming);
+            }
+        }
+    }
     async fn close(&self) {
         self.inner.close().await;
     }

@@ -292,6 +292,14 @@ where
         }
     }
 
+    fn try_recv(&self) -> Option<Incoming<M>> {
+        if *self.shared.closing.borrow() {
+            return None;
+        }
+        // Held by a waiting `recv` only while the driver is not asking here (one driver).
+        self.incoming.try_lock().ok()?.try_recv().ok()
+    }
+
     async fn close(&self) {
         let shared = &self.shared;
         if shared.closing.send_replace(true) {

@@ -67,6 +67,13 @@ impl<T: Transport<Wire>> Transport<Wire> for Traced<T> {
         }
         Some(incoming)
     }
+    fn try_recv(&self) -> Option<Incoming<Wire>> {
+        let incoming = self.inner.try_recv()?;
+        if self.on.load(Ordering::Relaxed) && incoming.message.is_protocol() {
+            record(&self.trace, false, &incoming.message);
+        }
+        Some(incoming)
+    }
     async fn close(&self) {
         self.inner.close().await;
     }
