@@ -31,7 +31,6 @@ mod apply;
 mod ask_waiters;
 mod commands;
 mod frames;
-pub(crate) mod lag;
 mod overload;
 pub(crate) mod persist;
 pub(crate) mod replication;
@@ -179,7 +178,7 @@ pub(crate) struct Driver<T> {
     next_heartbeat: Instant,
     overload: overload::OverloadReport,
     /// How late timers run and how long inputs take (copied out at each heartbeat).
-    lag: lag::Lag,
+    lag: crate::lag::Lag,
     /// When the current turn's first input read the clock.
     turn_began: Option<Instant>,
     /// The clock as read for the input being handled (once per input).
@@ -226,7 +225,7 @@ impl<T: Transport<Wire>> Driver<T> {
             transport: parts.transport,
             next_heartbeat: parts.epoch,
             overload: overload::OverloadReport::default(),
-            lag: lag::Lag::default(),
+            lag: crate::lag::Lag::default(),
             turn_began: None,
             config: parts.config,
             epoch: parts.epoch,

@@ -143,6 +143,7 @@ mod error;
 mod event_line;
 mod events;
 mod handle;
+mod lag;
 mod leader;
 #[cfg(feature = "test-util")]
 pub mod memory;

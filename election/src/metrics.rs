@@ -133,7 +133,7 @@ fn histogram(
     e: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
-    h: &crate::driver::lag::Histogram,
+    h: &crate::lag::Histogram,
 ) -> std::fmt::Result {
     let mut m = e.encode_descriptor(name, help, None, MetricType::Histogram)?;
     m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(

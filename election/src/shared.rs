@@ -9,8 +9,8 @@ use gen_paxos_core::{LeaseName, Node, NodeId};
 use tokio::sync::broadcast;
 
 use crate::config::Config;
-use crate::driver::lag::Lag;
 use crate::events::ElectionEvent;
+use crate::lag::Lag;
 use crate::peer_configs::PeerConfigs;
 use crate::view::LeaseShared;
 
