@@ -259,20 +259,14 @@ impl<T: Transport<Wire>> Driver<T> {
                 // its millisecond tick, adding up to a millisecond to every attempt. At
                 // most once in a row, so the channels below are always polled in between.
                 immediate = true;
-                self.handle_timer();
-                self.lag
-                    .timer_lateness
-                    .observe(self.now.saturating_duration_since(wake));
+                self.handle_timer(wake);
                 self.end_turn();
                 continue;
             }
             immediate = false;
             tokio::select! {
                 biased;
-                () = sleep_until(wake) => {
-                    self.handle_timer();
-                    self.lag.timer_lateness.observe(self.now.saturating_duration_since(wake));
-                }
+                () = sleep_until(wake) => self.handle_timer(wake),
                 // While a command met in gathering appends waits, newer ones wait behind it.
                 cmd = self.cmd_rx.recv(), if self.deferred.is_none() => match cmd {
                     Some(Cmd::Stop { done }) => break done,
@@ -362,8 +356,12 @@ impl<T: Transport<Wire>> Driver<T> {
         wake
     }
 
-    fn handle_timer(&mut self) {
+    /// The timers due at `due` (the wake-up the loop slept until), and how late it ran.
+    fn handle_timer(&mut self, due: Instant) {
         let (now, ts) = self.read_clock();
+        self.lag
+            .timer_lateness
+            .observe(now.saturating_duration_since(due));
         if self.core.poll_timeout().is_some_and(|t| t <= ts) {
             self.core.handle_timeout(ts);
             self.flush();
