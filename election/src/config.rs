@@ -453,7 +453,7 @@ mod tests {
             coarse.core_config().renewal_grid,
             Duration::from_millis(200)
         );
-        // (A node holding 500: the step in which its 200 renewals fall due is 267 ms.)
+        // (A node holding 500: the step in which 500 of its renewals fall due is 667 ms.)
         assert_eq!(
             step(&coarse, 500),
             (Duration::from_millis(200), Duration::from_millis(200))

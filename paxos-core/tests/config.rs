@@ -123,7 +123,7 @@ fn the_renewal_grid_is_a_twentieth_of_the_lease_within_its_bounds() {
 }
 
 #[test]
-fn the_renewal_step_batches_about_200_renewals_and_never_delays_a_few() {
+fn the_renewal_step_batches_about_500_renewals_then_200_and_never_delays_a_few() {
     let ms = Duration::from_millis;
     // 2 s lease: renewal after 666.7 ms, grid 100 ms, jitter 10 ms.
     let mut c = Config::new(NodeId(1), voters(3));
@@ -136,9 +136,14 @@ fn the_renewal_step_batches_about_200_renewals_and_never_delays_a_few() {
     }
     assert_eq!(t.renewal_step(67), ms(100));
     assert_eq!(t.renewal_step(1_333), ms(100));
-    // Many leases: the step in which about 200 fall due, so a burst stays that size.
-    let step = t.renewal_step(3_333);
-    assert!(step > ms(40) && step < ms(41), "{step:?}");
+    // Up to 5,000 held: the step in which about 500 fall due (the grid caps it up to
+    // 3,333 held).
+    assert_eq!(t.renewal_step(3_333), ms(100));
+    let step = t.renewal_step(5_000);
+    assert!(step > ms(66) && step < ms(67), "{step:?}");
+    // More: the step in which about 200 fall due, so a burst stays that size.
+    let step = t.renewal_step(5_001);
+    assert!(step > ms(26) && step < ms(27), "{step:?}");
     let step = t.renewal_step(10_000);
     assert!(step > ms(13) && step < ms(14), "{step:?}");
     assert_eq!(
