@@ -37,6 +37,22 @@ pub(super) fn section(w: &mut String, r: &Report) {
             "\nMaster changes no fault caused, in a quiet window of {:.0} s: **{spurious}**.\n",
             s.quiet_secs
         );
+        // Failovers the restarted node won back before either survivor (its quarantine
+        // over): named, since they end later than the survivors' would.
+        let regained: Vec<String> = s
+            .failover
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.winner == t.killed)
+            .map(|(i, t)| format!("trial {i} ({} ms)", ms(t.total)))
+            .collect();
+        if !regained.is_empty() {
+            let _ = writeln!(
+                w,
+                "Failovers the restarted node itself won, before either survivor: {}.\n",
+                regained.join(", ")
+            );
+        }
         for e in &s.errors {
             let _ = writeln!(w, "- error: {e}");
         }
