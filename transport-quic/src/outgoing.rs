@@ -53,8 +53,15 @@ where
         let conn = match peer.connection() {
             Some(conn) => conn,
             None => {
+                // A dial sent before the peer was listening waits for QUIC to resend its
+                // first packet (a probe timeout, hundreds of milliseconds). If the peer
+                // dials us meanwhile it is up, and its connection serves: give up the
+                // dial rather than hold the queue behind it (a node started before its
+                // peers could not send to them for that long, which with a 20 ms lease
+                // let a restarted node win the first failover before the survivors).
                 let dialled = tokio::select! {
                     result = dial(&shared, &peer) => result,
+                    _ = peer.connected.notified() => continue,
                     _ = closed(&mut closing) => break,
                 };
                 match dialled {

@@ -225,3 +225,62 @@ async fn peer_that_crashed_silently_is_reconnected_within_a_second() -> anyhow::
 async fn crashed_peer_that_speaks_first_replaces_the_dead_connection() -> anyhow::Result<()> {
     crashed_peer_is_reconnected(false).await
 }
+
+/// Node 1 starts first and dials node 2 before node 2 listens: its first packet is lost,
+/// and QUIC would resend it only after a probe timeout (seconds here, with a 1 s initial
+/// round trip). Node 2 then starts and dials node 1. Node 1's queued message must go out
+/// on the connection node 2 made, not wait for its own dial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_sent_before_the_peer_listened_gives_way_to_the_peers_connection()
+-> anyhow::Result<()> {
+    let ca = ClusterCa::generate("test")?;
+    let s1 = socket()?;
+    let a1 = s1.local_addr()?;
+    let a2 = {
+        let s2 = socket()?;
+        s2.local_addr()?
+    };
+    let mut slow = common::settings();
+    slow.initial_rtt = Duration::from_secs(1);
+    slow.connect_timeout = Duration::from_secs(10);
+    let n1 = node_with(
+        1,
+        ca.issue_node(NodeId(1))?.identity()?,
+        ca.certificate(),
+        s1,
+        &[(2, a2)],
+        slow.clone(),
+    )?;
+    n1.send(NodeId(2), Msg::Ping(1), Delivery::Reliable);
+    // Let node 1's first packet leave for the closed port.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = Instant::now();
+    let n2 = node_with(
+        2,
+        ca.issue_node(NodeId(2))?.identity()?,
+        ca.certificate(),
+        rebind(a2).await?,
+        &[(1, a1)],
+        slow,
+    )?;
+    n2.send(NodeId(1), Msg::Ping(2), Delivery::Reliable);
+    let got = recv_within(&n1, Duration::from_secs(2)).await;
+    assert_eq!(
+        got.map(|g| g.message),
+        Some(Msg::Ping(2)),
+        "node 2's dial was accepted"
+    );
+    // Node 1's own dial would complete only after its probe timeout, about 3 s after it
+    // began: within 1.5 s of node 2's start the message came over node 2's connection.
+    let got = recv_within(&n2, Duration::from_millis(1_500)).await;
+    assert_eq!(
+        got.map(|g| g.message),
+        Some(Msg::Ping(1)),
+        "node 1's message waited for its own dial ({:?} after node 2 started)",
+        started.elapsed()
+    );
+    n1.close().await;
+    n2.close().await;
+    Ok(())
+}

@@ -15,7 +15,8 @@ pub enum Kind {
     Surrendered,
     /// A replicated lease's new master has its log ready, with this many entries.
     Ready(u64),
-    Other,
+    /// The master this node knows changed (to none: `None`).
+    Master(Option<u64>),
 }
 
 #[derive(Debug, Clone)]
@@ -132,7 +133,7 @@ impl Sink {
                         LineEvent::Renewed { .. } => Kind::Renewed,
                         LineEvent::Surrendered { .. } => Kind::Surrendered,
                         LineEvent::Ready { entries, .. } => Kind::Ready(entries),
-                        LineEvent::Master { .. } => Kind::Other,
+                        LineEvent::Master { master, .. } => Kind::Master(master),
                     },
                 }),
                 Err(_) => eprintln!("bench: not an event line: {line}"),

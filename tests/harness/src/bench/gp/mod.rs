@@ -51,6 +51,8 @@ pub struct Cluster {
     metrics: Vec<String>,
     nodes: BTreeMap<u64, Proc>,
     started: BTreeMap<u64, Instant>,
+    /// The same, in wall-clock ms (event lines' time base).
+    started_ms: BTreeMap<u64, f64>,
     sink: Sink,
     log: Arc<Log>,
     pub counts: Arc<Counts>,
@@ -102,6 +104,7 @@ impl Cluster {
             metrics,
             nodes: BTreeMap::new(),
             started: BTreeMap::new(),
+            started_ms: BTreeMap::new(),
             sink,
             log,
             counts,
@@ -156,6 +159,7 @@ impl Cluster {
             old.stop(Duration::from_secs(3));
         }
         self.restarts += 1;
+        let start_ms = wall_ms();
         let sink = self.sink.clone();
         let cmd = self.command(id);
         let stderr = self.dir.join(format!("node-{id}.stderr"));
@@ -184,6 +188,7 @@ impl Cluster {
         )?;
         self.nodes.insert(id, proc);
         self.started.insert(id, Instant::now());
+        self.started_ms.insert(id, start_ms);
         Ok(())
     }
 
@@ -213,9 +218,14 @@ impl Cluster {
         self.nodes.iter().map(|(id, p)| (*id, p.pid())).collect()
     }
 
-    /// Waits until every node is out of its restart quarantine (plus a margin) and a
-    /// master has renewed or been elected recently; returns the master and the time (ms)
-    /// of its last elected/renewed event.
+    /// Waits until every node is out of its restart quarantine (plus a margin), a master
+    /// has renewed or been elected recently, and every running node knows that master
+    /// (its last `master` line since it started names it); returns the master and the
+    /// time (ms) of its last elected/renewed event. Without the last condition a trial
+    /// could begin before every node had joined: with a 20 ms lease and CPU-bound
+    /// competitors a node once heard nothing from the master for the first 128 ms (its
+    /// messages waited behind a dial sent before the node listened, since fixed in the
+    /// transport), and the kill of the master then left the survivors unable to agree.
     fn settled_master(&self, limit: Duration) -> Result<(u64, f64)> {
         let ready = self
             .started
@@ -235,14 +245,25 @@ impl Cluster {
                 .log
                 .last(|e| matches!(e.kind, Kind::Elected | Kind::Renewed) && e.ts >= recent)
                 .filter(|e| self.nodes.contains_key(&e.node))
+                && self.all_know(ev.node)
             {
                 return Ok((ev.node, ev.ts));
             }
             if Instant::now() >= until {
-                bail!("no master renewed within {limit:?}");
+                bail!("no master renewed and known to every node within {limit:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Whether every running node's last `master` line since its start names `master`.
+    fn all_know(&self, master: u64) -> bool {
+        self.nodes.keys().all(|&id| {
+            let since = self.started_ms.get(&id).copied().unwrap_or(0.0);
+            self.log
+                .last(|e| e.node == id && matches!(e.kind, Kind::Master(_)) && e.ts >= since)
+                .is_some_and(|e| e.kind == Kind::Master(Some(master)))
+        })
     }
 
     /// The last elected/renewed time of `node` no later than `before`.
@@ -292,10 +313,11 @@ impl Cluster {
             .last_accept(master, kill_ms)
             .context("the master's last renewal is unknown")?;
         // Restart the dead node at once, as a supervisor would; it is silent for its
-        // quarantine, so usually the two survivors decide the failover. Usually: with a
-        // very short lease on a loaded machine the restarted node, quarantine over, can
-        // win before them, and the lease has a master again all the same, so the next
-        // `elected` of any node ends the trial (the trial table names the winner).
+        // quarantine, so the two survivors should decide the failover. Should: if they
+        // cannot (it happened at a 20 ms lease while two survivors could not reach each
+        // other), the restarted node wins once its quarantine is over, and the lease has
+        // a master again all the same, so the next `elected` of any node ends the trial
+        // (the trial table names the winner) rather than dropping it.
         self.start(master)?;
         let d_a = self.d_a().as_secs_f64() * 1000.0;
         let ev = self
