@@ -44,7 +44,14 @@ fn a_node_started_without_its_peers_never_makes_a_second_master() {
     let mut n3 = Proc::start(3, &a[2], &certs, &lease_args("2s"));
     assert!(within(Duration::from_secs(5), || n3.exited().is_some()));
     assert_eq!(n3.exited().and_then(|s| s.code()), Some(1));
-    assert!(n3.stderr().contains("--single-node"), "{}", n3.stderr());
+    // The exit can be seen before the reader thread has taken the last line of stderr.
+    assert!(
+        within(Duration::from_secs(5), || n3
+            .stderr()
+            .contains("--single-node")),
+        "{}",
+        n3.stderr()
+    );
 
     let n1 = Proc::start(
         1,
