@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Msg, node, node_with, raw_connect, recv_within, send_until_received, socket, stats_eventually,
+    Msg, node, node_settings, raw_connect, recv_within, send_until_received, socket,
+    stats_eventually,
 };
 use gen_paxos_core::NodeId;
 use gen_paxos_election::Delivery;
@@ -101,15 +102,7 @@ async fn malformed_and_oversized_frames_are_dropped_counted_and_the_connection_k
     let a1 = s1.local_addr()?;
     let mut settings = common::settings();
     settings.max_frame_len = 4096;
-    let identity = ca.issue_node(NodeId(1))?.identity()?;
-    let n1 = node_with(
-        1,
-        identity,
-        ca.certificate(),
-        s1,
-        &[(2, "127.0.0.1:9".parse()?)],
-        settings,
-    )?;
+    let n1 = node_settings(&ca, 1, s1, &[(2, "127.0.0.1:9".parse()?)], settings)?;
     let cert2 = ca.issue_node(NodeId(2))?;
     let (_endpoint, conn) = raw_connect(&cert2, &ca.certificate(), a1, 1).await?;
 
@@ -176,15 +169,7 @@ async fn persistent_bad_frames_close_the_connection() -> anyhow::Result<()> {
     let a1 = s1.local_addr()?;
     let mut settings = common::settings();
     settings.bad_frame_limit = 3;
-    let identity = ca.issue_node(NodeId(1))?.identity()?;
-    let n1 = node_with(
-        1,
-        identity,
-        ca.certificate(),
-        s1,
-        &[(2, "127.0.0.1:9".parse()?)],
-        settings,
-    )?;
+    let n1 = node_settings(&ca, 1, s1, &[(2, "127.0.0.1:9".parse()?)], settings)?;
     let cert2 = ca.issue_node(NodeId(2))?;
     let (_endpoint, conn) = raw_connect(&cert2, &ca.certificate(), a1, 1).await?;
     let mut uni = conn.open_uni().await?;

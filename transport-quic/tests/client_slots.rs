@@ -19,14 +19,7 @@ async fn idle_status_clients_give_their_slots_back() -> anyhow::Result<()> {
     let mut settings = common::settings();
     settings.accept_clients = true;
     settings.client_idle_timeout = Duration::from_millis(400);
-    let n1 = common::node_with(
-        1,
-        ca.issue_node(NodeId(1))?.identity()?,
-        ca.certificate(),
-        s1,
-        &[(2, "127.0.0.1:9".parse()?)],
-        settings.clone(),
-    )?;
+    let n1 = common::node_settings(&ca, 1, s1, &[(2, "127.0.0.1:9".parse()?)], settings.clone())?;
     let mut requests = n1
         .client_requests()
         .ok_or_else(|| anyhow::anyhow!("no requests"))?;

@@ -6,7 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Msg, node, node_with, raw_connect, recv_within, socket, stats_eventually};
+use common::{
+    Msg, node, node_settings, node_with, raw_connect, recv_within, socket, stats_eventually,
+};
 use gen_paxos_core::NodeId;
 use gen_paxos_election::{Delivery, Transport};
 use gen_paxos_quic::{ClusterCa, Config, Error, QuicTransport, Validity};
@@ -143,14 +145,7 @@ async fn valid_certificate_for_a_node_outside_the_cluster_is_rejected_without_gu
     // Node 1's cluster is {1, 2}; node 9 holds a valid certificate from the same CA.
     let mut no_guests = common::settings();
     no_guests.accept_guests = false;
-    let n1 = node_with(
-        1,
-        ca.issue_node(NodeId(1))?.identity()?,
-        ca.certificate(),
-        s1,
-        &[(2, "127.0.0.1:9".parse()?)],
-        no_guests,
-    )?;
+    let n1 = node_settings(&ca, 1, s1, &[(2, "127.0.0.1:9".parse()?)], no_guests)?;
     let n9 = node(&ca, 9, s9, &[(1, a1)])?;
     assert_refused(&n1, &n9).await?;
     // Node 1 never sends to it either: it is not a peer.
@@ -170,14 +165,7 @@ async fn a_node_outside_the_cluster_is_a_bounded_guest() -> anyhow::Result<()> {
     let a1 = s1.local_addr()?;
     let mut one_guest = common::settings();
     one_guest.max_guests = 1;
-    let n1 = node_with(
-        1,
-        ca.issue_node(NodeId(1))?.identity()?,
-        ca.certificate(),
-        s1,
-        &[(2, "127.0.0.1:9".parse()?)],
-        one_guest,
-    )?;
+    let n1 = node_settings(&ca, 1, s1, &[(2, "127.0.0.1:9".parse()?)], one_guest)?;
     let n9 = node(&ca, 9, socket()?, &[(1, a1)])?;
     let got = common::send_until_received(&n9, 1, &n1, Msg::Ping(9), Delivery::BestEffort).await?;
     assert_eq!(got.from, NodeId(9), "attributed to the certificate's id");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Msg, node, node_with, recv_within, socket};
+use common::{Msg, node, node_settings, node_with, recv_within, socket};
 use gen_paxos_core::NodeId;
 use gen_paxos_election::{Delivery, Transport};
 use gen_paxos_quic::ClusterCa;
@@ -243,27 +243,13 @@ async fn a_dial_sent_before_the_peer_listened_gives_way_to_the_peers_connection(
     let mut slow = common::settings();
     slow.initial_rtt = Duration::from_secs(1);
     slow.connect_timeout = Duration::from_secs(10);
-    let n1 = node_with(
-        1,
-        ca.issue_node(NodeId(1))?.identity()?,
-        ca.certificate(),
-        s1,
-        &[(2, a2)],
-        slow.clone(),
-    )?;
+    let n1 = node_settings(&ca, 1, s1, &[(2, a2)], slow.clone())?;
     n1.send(NodeId(2), Msg::Ping(1), Delivery::Reliable);
     // Let node 1's first packet leave for the closed port.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let started = Instant::now();
-    let n2 = node_with(
-        2,
-        ca.issue_node(NodeId(2))?.identity()?,
-        ca.certificate(),
-        rebind(a2).await?,
-        &[(1, a1)],
-        slow,
-    )?;
+    let n2 = node_settings(&ca, 2, rebind(a2).await?, &[(1, a1)], slow)?;
     n2.send(NodeId(1), Msg::Ping(2), Delivery::Reliable);
     let got = recv_within(&n1, Duration::from_secs(2)).await;
     assert_eq!(

@@ -69,8 +69,19 @@ pub fn node(
     socket: UdpSocket,
     peers: &[(u64, SocketAddr)],
 ) -> anyhow::Result<Node> {
+    node_settings(ca, id, socket, peers, settings())
+}
+
+/// Starts node `id` with a fresh certificate from `ca` and `settings`.
+pub fn node_settings(
+    ca: &ClusterCa,
+    id: u64,
+    socket: UdpSocket,
+    peers: &[(u64, SocketAddr)],
+    settings: Settings,
+) -> anyhow::Result<Node> {
     let identity = ca.issue_node(NodeId(id))?.identity()?;
-    node_with(id, identity, ca.certificate(), socket, peers, settings())
+    node_with(id, identity, ca.certificate(), socket, peers, settings)
 }
 
 /// The next message within `within`, if any.

@@ -50,9 +50,9 @@ pub struct Cluster {
     /// Each node's `/metrics` address, with [`Setup::metrics`].
     metrics: Vec<String>,
     nodes: BTreeMap<u64, Proc>,
-    started: BTreeMap<u64, Instant>,
-    /// The same, in wall-clock ms (event lines' time base).
-    started_ms: BTreeMap<u64, f64>,
+    /// When each node was last started, and the same in wall-clock ms (the event lines'
+    /// time base).
+    started: BTreeMap<u64, (Instant, f64)>,
     sink: Sink,
     log: Arc<Log>,
     pub counts: Arc<Counts>,
@@ -104,7 +104,6 @@ impl Cluster {
             metrics,
             nodes: BTreeMap::new(),
             started: BTreeMap::new(),
-            started_ms: BTreeMap::new(),
             sink,
             log,
             counts,
@@ -187,8 +186,7 @@ impl Cluster {
             },
         )?;
         self.nodes.insert(id, proc);
-        self.started.insert(id, Instant::now());
-        self.started_ms.insert(id, start_ms);
+        self.started.insert(id, (Instant::now(), start_ms));
         Ok(())
     }
 
@@ -230,7 +228,7 @@ impl Cluster {
         let ready = self
             .started
             .values()
-            .map(|s| *s + self.d_a() + Duration::from_millis(100))
+            .map(|(s, _)| *s + self.d_a() + Duration::from_millis(100))
             .max()
             .unwrap_or_else(Instant::now);
         if let Some(wait) = ready.checked_duration_since(Instant::now()) {
@@ -259,7 +257,7 @@ impl Cluster {
     /// Whether every running node's last `master` line since its start names `master`.
     fn all_know(&self, master: u64) -> bool {
         self.nodes.keys().all(|&id| {
-            let since = self.started_ms.get(&id).copied().unwrap_or(0.0);
+            let since = self.started.get(&id).map_or(0.0, |&(_, ms)| ms);
             self.log
                 .last(|e| e.node == id && matches!(e.kind, Kind::Master(_)) && e.ts >= since)
                 .is_some_and(|e| e.kind == Kind::Master(Some(master)))
