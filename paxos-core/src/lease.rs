@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::ballot::Ballot;
 use crate::context::{Cx, Setup};
 use crate::event::Master;
-use crate::id::LeaseName;
+use crate::id::{LeaseName, NodeId};
 use crate::learner::Learner;
 use crate::message::LiveLease;
 use crate::proposer::{Hold, Proposer, Step};
@@ -141,6 +141,15 @@ impl LeaseState {
         {
             self.proposer
                 .wait_for_master(cx.setup, &self.name, expires, ballot.node);
+        }
+    }
+
+    /// This node's acceptor promised or accepted `from`'s ballot for the lease: unless
+    /// `from` is the master this node knows (renewing), a rival is trying for it, and the
+    /// proposer lets it finish before a fresh attempt of its own (`Proposer::step_aside`).
+    pub(crate) fn saw_rival(&mut self, setup: &Setup, now: Timestamp, from: NodeId) {
+        if self.learner.master.is_none_or(|m| m.ballot.node != from) {
+            self.proposer.saw_rival(setup, now);
         }
     }
 

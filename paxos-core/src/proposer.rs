@@ -55,6 +55,13 @@ pub(crate) struct Proposer {
     /// Set by the node when this lease's turn in the queue came: the next fresh attempt
     /// starts without asking the pacing again.
     pub(crate) admitted: bool,
+    /// Until when a rival's attempt, which this node's acceptor has just promised or
+    /// accepted while this node waited, may finish before this node starts one of its
+    /// own (one retransmission interval after the promise; see [`Proposer::step_aside`]).
+    pub(crate) rival_until: Timestamp,
+    /// The planned attempt follows a Release (the succession order): it may step aside
+    /// for a rival once.
+    pub(crate) handing_over: bool,
 }
 
 impl Proposer {
@@ -67,6 +74,8 @@ impl Proposer {
             next_attempt: Timestamp::MAX,
             queued: false,
             admitted: false,
+            rival_until: Timestamp::ZERO,
+            handing_over: false,
         }
     }
 
@@ -192,6 +201,7 @@ impl Proposer {
         let message = attempt.message(setup.timing.lease);
         self.attempt = Some(attempt);
         self.next_attempt = Timestamp::MAX;
+        self.handing_over = false;
         cx.send_to_voters(lease, &message);
     }
 
@@ -475,6 +485,9 @@ impl Proposer {
             // counter gets here (a forged ballot just under the bound); the floor catches
             // up one per millisecond.
             self.next_attempt = now + Duration::from_millis(excess);
+        }
+        if due && self.active.is_none() {
+            self.step_aside();
         }
         if self.attempt.is_none()
             && self.stands()

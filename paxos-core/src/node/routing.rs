@@ -65,6 +65,11 @@ impl Node {
             // Answered by the acceptor above (A1, A2).
             Message::Prepare { .. } | Message::Accept { .. } => {
                 if let Some(reply) = reply {
+                    let agreed =
+                        matches!(reply, Message::Promise { .. } | Message::Accepted { .. });
+                    if let Some(idx) = joined.filter(|_| agreed && from != self.setup.id) {
+                        self.leases[idx].saw_rival(&self.setup, now, from);
+                    }
                     self.outbox.send(
                         from,
                         Envelope {

@@ -106,6 +106,9 @@ impl Proposer {
         expires: Timestamp,
         previous: NodeId,
     ) {
+        // A master is known: the rivals seen before it are done.
+        self.rival_until = Timestamp::ZERO;
+        self.handing_over = false;
         let Some(p) = self.priority else {
             return;
         };
@@ -125,6 +128,31 @@ impl Proposer {
         }
     }
 
+    /// This node's acceptor promised or accepted the ballot of another node, not the
+    /// master it knows, for the lease at `now`: that node is trying for it. Kept only
+    /// while this node is an idle candidate, the one case [`Proposer::step_aside`] uses.
+    pub(crate) fn saw_rival(&mut self, setup: &Setup, now: Timestamp) {
+        if self.priority.is_some() && self.idle() {
+            self.rival_until = now + setup.timing.retransmit;
+        }
+    }
+
+    /// The attempt this idle candidate planned after a Release is due: if a rival's
+    /// attempt was promised or accepted here less than a retransmission interval ago
+    /// (just before or after the Release), let it finish first: its Learn reschedules this
+    /// node, and if it fails this node tries when the interval is over. The first in the
+    /// succession order tries at once and the next a third of a jitter step later, so a
+    /// first candidate slowed down by a fraction of a millisecond met a second, higher
+    /// ballot: the acceptors then refused its Accept, and the lease stayed free until one
+    /// of them retried (several milliseconds at a 50 ms lease). Once per Release, so a
+    /// rival that never finishes costs one interval at most. No safety rule depends on
+    /// it: it only moves the start of an attempt.
+    pub(crate) fn step_aside(&mut self) {
+        if std::mem::take(&mut self.handing_over) && self.next_attempt < self.rival_until {
+            self.next_attempt = self.rival_until;
+        }
+    }
+
     /// The master `previous` released the lease: an idle candidate tries after its place
     /// in the succession order.
     pub(crate) fn after_release(
@@ -136,6 +164,7 @@ impl Proposer {
     ) {
         if let Some(p) = self.priority.filter(|_| self.idle()) {
             self.next_attempt = now + succession_wait(setup, lease, p, Some(previous));
+            self.handing_over = true;
         }
     }
 }
