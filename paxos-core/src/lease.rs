@@ -144,7 +144,8 @@ impl LeaseState {
         }
     }
 
-    /// This node's acceptor promised or accepted `from`'s ballot for the lease: unless
+    /// This node's acceptor accepted `from`'s ballot for the lease, or promised it with
+    /// no live lease to report (a Promise that reports one blocks the attempt): unless
     /// `from` is the master this node knows (renewing), a rival is trying for it, and the
     /// proposer lets it finish before a fresh attempt of its own (`Proposer::step_aside`).
     pub(crate) fn saw_rival(&mut self, setup: &Setup, now: Timestamp, from: NodeId) {

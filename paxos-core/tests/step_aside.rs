@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use gen_paxos_core::{NodeId, Timestamp};
+use gen_paxos_core::{Message, NodeId, Timestamp};
 
 const START: u64 = 2_000;
 
@@ -137,31 +137,30 @@ fn a_rival_that_never_finishes_delays_the_candidate_once() {
 }
 
 /// The Release reaches the first candidate, which prepares at once; its Prepare reaches
-/// the second before the Release does (they travel apart). The second still steps aside
-/// when its turn comes after the Release.
+/// the second before the Release does (they travel apart, as when the old master shuts
+/// down). The second's acceptor still holds the old lease, so its Promise reports it, and
+/// the first counts that as a refusal: it is not about to win, and waits a retransmission
+/// interval before it asks again. The second does not step aside for it: it tries at its
+/// turn. (Stepping aside here cost about one retransmission interval on most SIGTERM
+/// handovers of the benchmark in which the restarted node was first in line.)
 #[test]
-fn a_rival_prepare_that_overtakes_the_release_counts_too() {
+fn a_blocked_rival_gets_no_room() {
     let (_, first, second, step) = resigned(&mut Cluster::new(3, None));
     let mut c = Cluster::new(3, None);
     let (quit, _, _, _) = resigned_holding(&mut c, second);
     assert_eq!(c.node(first).poll_timeout(), Some(quit), "the same order");
     c.timeout(first, quit);
     c.deliver(quit, |w| is(w, first, second) && kind(w) == "prepare");
-    let promised_at = quit;
+    assert!(
+        c.wire.iter().any(|w| is(w, second, first)
+            && matches!(w.envelope.message, Message::Promise { lease: Some(_), .. })),
+        "the second's Promise reports the old lease"
+    );
     c.deliver(quit + step / 2, |w| {
         is(w, 1, second) && kind(w) == "release"
     });
     let turn = quit + step / 2 + step;
     assert_eq!(c.node(second).poll_timeout(), Some(turn));
     c.timeout(second, turn);
-    assert_eq!(
-        prepares_from(&c, second),
-        0,
-        "no duelling attempt at its turn"
-    );
-    let retransmit = c.node(second).timing().retransmit;
-    assert_eq!(
-        c.node(second).poll_timeout(),
-        Some(promised_at + retransmit)
-    );
+    assert_eq!(prepares_from(&c, second), 2, "it tries at its turn");
 }

@@ -65,8 +65,12 @@ impl Node {
             // Answered by the acceptor above (A1, A2).
             Message::Prepare { .. } | Message::Accept { .. } => {
                 if let Some(reply) = reply {
-                    let agreed =
-                        matches!(reply, Message::Promise { .. } | Message::Accepted { .. });
+                    // A Promise that reports a live lease blocks a fresh attempt (P2): the
+                    // rival counts it as a refusal and is not about to win.
+                    let agreed = matches!(
+                        reply,
+                        Message::Promise { lease: None, .. } | Message::Accepted { .. }
+                    );
                     if let Some(idx) = joined.filter(|_| agreed && from != self.setup.id) {
                         self.leases[idx].saw_rival(&self.setup, now, from);
                     }

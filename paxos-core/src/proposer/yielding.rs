@@ -128,9 +128,10 @@ impl Proposer {
         }
     }
 
-    /// This node's acceptor promised or accepted the ballot of another node, not the
-    /// master it knows, for the lease at `now`: that node is trying for it. Kept only
-    /// while this node is an idle candidate, the one case [`Proposer::step_aside`] uses.
+    /// This node's acceptor accepted the ballot of another node, not the master it knows,
+    /// for the lease at `now`, or promised it with no live lease to report: that node is
+    /// trying for it and may win. Kept only while this node is an idle candidate, the one
+    /// case [`Proposer::step_aside`] uses.
     pub(crate) fn saw_rival(&mut self, setup: &Setup, now: Timestamp) {
         if self.priority.is_some() && self.idle() {
             self.rival_until = now + setup.timing.retransmit;
@@ -138,8 +139,8 @@ impl Proposer {
     }
 
     /// The attempt this idle candidate planned after a Release is due: if a rival's
-    /// attempt was promised or accepted here less than a retransmission interval ago
-    /// (just before or after the Release), let it finish first: its Learn reschedules this
+    /// attempt was promised (open) or accepted here less than a retransmission interval
+    /// ago, let it finish first: its Learn reschedules this
     /// node, and if it fails this node tries when the interval is over. The first in the
     /// succession order tries at once and the next a third of a jitter step later, so a
     /// first candidate slowed down by a fraction of a millisecond met a second, higher
