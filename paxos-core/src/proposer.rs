@@ -201,7 +201,6 @@ impl Proposer {
         let message = attempt.message(setup.timing.lease);
         self.attempt = Some(attempt);
         self.next_attempt = Timestamp::MAX;
-        self.handing_over = false;
         cx.send_to_voters(lease, &message);
     }
 

@@ -140,8 +140,9 @@ impl Proposer {
 
     /// The attempt this idle candidate planned after a Release is due: if a rival's
     /// attempt was promised (open) or accepted here less than a retransmission interval
-    /// ago, let it finish first: its Learn reschedules this
-    /// node, and if it fails this node tries when the interval is over. The first in the
+    /// ago, let it finish first: its Learn reschedules this node, and if it fails this
+    /// node tries when the interval is over. (Always taken here, since only a due fresh
+    /// attempt starts one, so no attempt leaves it set.) The first in the
     /// succession order tries at once and the next a third of a jitter step later, so a
     /// first candidate slowed down by a fraction of a millisecond met a second, higher
     /// ballot: the acceptors then refused its Accept, and the lease stayed free until one
