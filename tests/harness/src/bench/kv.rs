@@ -203,6 +203,7 @@ fn gp_side(
         kv: true,
         metrics: false,
         worker_threads: None,
+        realtime: None,
     };
     let mut cluster = gp::Cluster::new(setup, &work.join("kv"), false)?;
     cluster.start_all()?;

@@ -91,6 +91,11 @@ struct Args {
     /// CPU-bound processes competing with the nodes during the short-lease section.
     #[arg(long, default_value_t = 2)]
     competitors: usize,
+    /// Each short lease runs a second time with the nodes under the real-time policy
+    /// SCHED_FIFO at this priority (`chrt -f`, what docs/short-leases.md recommends for
+    /// leases under 100 ms on a busy machine); 0 runs the default policy only.
+    #[arg(long, default_value_t = 10)]
+    short_realtime: u8,
     /// Shorter everything: 10 trials, 3 cold starts, 100 acquires, 15 s windows, no
     /// 100,000-lease run; writes target/bench/BENCHMARKS-quick.md unless --out is given.
     #[arg(long)]
@@ -281,6 +286,7 @@ fn run(mut args: Args) -> Result<()> {
                 kv: false,
                 metrics: false,
                 worker_threads: None,
+                realtime: None,
             };
             let dir = work.join(format!("gp-{}", priority.unwrap_or(3)));
             let mut run = GpRun {
@@ -394,20 +400,33 @@ fn run(mut args: Args) -> Result<()> {
 
     // 9: short leases on a busy machine.
     if !skip("short") {
-        for &ms in &args.short_leases {
+        let realtime = args.short_realtime;
+        let permitted = realtime > 0 && short::realtime_permitted(realtime);
+        if realtime > 0 && !permitted {
             eprintln!(
-                "bench: lease {ms} ms with {} CPU-bound competitors",
-                args.competitors
+                "bench: `chrt -f {realtime}` is not permitted here (CAP_SYS_NICE): \
+                 short leases run under the default policy only"
             );
-            let settings = short::ShortSettings {
-                lease: Duration::from_millis(ms),
-                trials: args.short_trials,
-                quiet: Duration::from_secs(args.quiet_secs),
-                competitors: args.competitors,
-            };
-            report
-                .short
-                .push(short::run(&bin, &work, &settings, &mut rng));
+        }
+        let policies = std::iter::once(None).chain(permitted.then_some(Some(realtime)));
+        for &ms in &args.short_leases {
+            for realtime in policies.clone() {
+                eprintln!(
+                    "bench: lease {ms} ms with {} CPU-bound competitors{}",
+                    args.competitors,
+                    realtime.map_or(String::new(), |p| format!(", nodes under SCHED_FIFO {p}"))
+                );
+                let settings = short::ShortSettings {
+                    lease: Duration::from_millis(ms),
+                    trials: args.short_trials,
+                    quiet: Duration::from_secs(args.quiet_secs),
+                    competitors: args.competitors,
+                    realtime,
+                };
+                report
+                    .short
+                    .push(short::run(&bin, &work, &settings, &mut rng));
+            }
         }
     }
 
@@ -500,6 +519,7 @@ fn scale_run(
         // Three nodes share the machine's two cores: one worker thread each saves the
         // cross-thread wake-ups (about a sixth of a node's CPU at 10,000 leases).
         worker_threads: Some(1),
+        realtime: None,
     };
     let mut cluster = gp::Cluster::new(setup, &dir, true)?;
     let mut result = cluster.scale(

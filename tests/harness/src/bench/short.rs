@@ -42,11 +42,25 @@ impl Drop for Burners {
     }
 }
 
+/// Whether this process may run a program under SCHED_FIFO at `priority` (`chrt -f`
+/// needs CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it).
+pub fn realtime_permitted(priority: u8) -> bool {
+    Command::new("chrt")
+        .args(["-f", &priority.to_string(), "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// One lease duration's results.
 #[derive(Debug, Default)]
 pub struct ShortRun {
     pub lease_ms: f64,
     pub competitors: usize,
+    /// The nodes ran under SCHED_FIFO at this priority.
+    pub realtime: Option<u8>,
     pub failover: Vec<FailoverTrial>,
     pub resign: Vec<f64>,
     /// Length of the quiet window (s) and the master changes seen in it.
@@ -65,6 +79,8 @@ pub struct ShortSettings {
     pub quiet: Duration,
     /// CPU-bound processes on the machine meanwhile.
     pub competitors: usize,
+    /// Run the nodes under SCHED_FIFO at this priority (`chrt -f`).
+    pub realtime: Option<u8>,
 }
 
 /// Runs the trials with `settings.competitors` busy loops on the machine.
@@ -72,6 +88,7 @@ pub fn run(bin: &Path, work: &Path, settings: &ShortSettings, rng: &mut fastrand
     let mut out = ShortRun {
         lease_ms: settings.lease.as_secs_f64() * 1000.0,
         competitors: settings.competitors,
+        realtime: settings.realtime,
         quiet_secs: settings.quiet.as_secs_f64(),
         ..ShortRun::default()
     };
@@ -97,8 +114,17 @@ fn trials_at(
         kv: false,
         metrics: false,
         worker_threads: None,
+        realtime: settings.realtime,
     };
-    let dir = work.join(format!("short-{}ms", lease.as_millis()));
+    let dir = work.join(format!(
+        "short-{}ms{}",
+        lease.as_millis(),
+        if settings.realtime.is_some() {
+            "-rt"
+        } else {
+            ""
+        }
+    ));
     let mut cluster = gp::Cluster::new(setup, &dir, false)?;
     let _burners = Burners::start(settings.competitors)?;
     cluster.start_all()?;

@@ -38,6 +38,9 @@ pub struct Setup {
     /// Each node's tokio worker threads (`TOKIO_WORKER_THREADS`); `None`: tokio's default,
     /// one per core.
     pub worker_threads: Option<usize>,
+    /// Run each node under the real-time policy SCHED_FIFO at this priority (`chrt -f`,
+    /// which execs the node, so its pid is the node's); `None`: the default policy.
+    pub realtime: Option<u8>,
 }
 
 /// Three `gen-paxos node` processes.
@@ -117,7 +120,15 @@ impl Cluster {
 
     fn command(&self, id: u64) -> Command {
         let own = &self.addrs[(id - 1) as usize].1;
-        let mut cmd = Command::new(&self.setup.bin);
+        let mut cmd = match self.setup.realtime {
+            Some(priority) => {
+                let mut chrt = Command::new("chrt");
+                chrt.args(["-f", &priority.to_string()])
+                    .arg(&self.setup.bin);
+                chrt
+            }
+            None => Command::new(&self.setup.bin),
+        };
         // Resign is timed from a line on the master's stdin.
         cmd.args(["node", "--id", &id.to_string(), "--listen", own])
             .arg("--stdin-commands")
