@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, Views, met, ms, per_node_use, ratio};
+use super::{Report, Views, met, ms, per_node_use, per_renewal, ratio};
 use crate::bench::util::summarize;
 
 /// The whole page, section by section.
@@ -120,13 +120,14 @@ pub(super) fn headline(w: &mut String, r: &Report, v: Views<'_>) {
         let (cpu, rss) = per_node_use(s, 1);
         let _ = writeln!(
             w,
-            "- **{} leases** (lease {:.0} s, {:.0} s): **{} lost**, {:.0} renewals/s, CPU per node {} of one core, RSS {} MiB.{}",
+            "- **{} leases** (lease {:.0} s, {:.0} s): **{} lost**, {:.0} renewals/s, CPU per node {} of one core{}, RSS {} MiB.{}",
             s.leases,
             s.lease_ms as f64 / 1000.0,
             s.window_secs,
             s.lost_in_window + s.elected_in_window,
             s.renewed_per_sec,
             cpu.join(" / "),
+            per_renewal(s),
             rss.join(" / "),
             r.etcd_scale().map_or(String::new(), |e| {
                 let c: Vec<String> = e
@@ -153,12 +154,13 @@ pub(super) fn headline(w: &mut String, r: &Report, v: Views<'_>) {
             let (cpu, rss) = per_node_use(s, 0);
             let _ = writeln!(
                 w,
-                "- **{n} leases, lease {:.0} s**: {} of {n} elected at least once ({:.0} s), {:.0} renewals/s in the window, CPU per node {} of one core, RSS {} MiB; status at the end: {}.",
+                "- **{n} leases, lease {:.0} s**: {} of {n} elected at least once ({:.0} s), {:.0} renewals/s in the window, CPU per node {} of one core{}, RSS {} MiB; status at the end: {}.",
                 s.lease_ms as f64 / 1000.0,
                 s.acquired,
                 s.acquire_secs,
                 s.renewed_per_sec,
                 cpu.join(" / "),
+                per_renewal(s),
                 rss.join(" / "),
                 s.status
             );

@@ -489,3 +489,10 @@ fn per_node_use(s: &ScaleResult, digits: usize) -> (Vec<String>, Vec<String>) {
         .collect();
     (cpu, rss)
 }
+
+/// ", X us of CPU per renewal (all nodes)" for a headline, or nothing.
+fn per_renewal(s: &ScaleResult) -> String {
+    s.cpu_us_per_renewal().map_or(String::new(), |us| {
+        format!(" ({us:.1} us per renewal, all nodes)")
+    })
+}
