@@ -490,7 +490,7 @@ fn per_node_use(s: &ScaleResult, digits: usize) -> (Vec<String>, Vec<String>) {
     (cpu, rss)
 }
 
-/// ", X us of CPU per renewal (all nodes)" for a headline, or nothing.
+/// " (X us per renewal, all nodes)" for a headline, or nothing without a CPU figure.
 fn per_renewal(s: &ScaleResult) -> String {
     s.cpu_us_per_renewal().map_or(String::new(), |us| {
         format!(" ({us:.1} us per renewal, all nodes)")
